@@ -1,0 +1,37 @@
+"""cleaned_conversations: normalised text, PII replaced by typed placeholders."""
+
+
+import dagster as dg
+import polars as pl
+
+from ft_assets.partitions import product_partitions
+from ft_resources.pii import PiiEngine
+from tuneline.cleaning import clean_conversations, count_entities
+
+
+@dg.asset(
+    partitions_def=product_partitions,
+    group_name="curation",
+    kinds={"polars", "presidio"},
+    code_version="1",
+    automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[dg.AssetCheckSpec("no_high_confidence_pii", asset="cleaned_conversations", blocking=True,
+                                   description="A re-scan finds no email, phone, card, IBAN, IP or SSN left.")],
+)
+def cleaned_conversations(context: dg.AssetExecutionContext, raw_tickets: pl.DataFrame, pii: PiiEngine):
+    """NFKC + HTML/whitespace normalisation, then presidio redaction of every turn."""
+    redactor = pii.redactor()
+    cleaned = clean_conversations(raw_tickets, redactor)
+    entities = count_entities(cleaned)
+    yield dg.Output(cleaned, metadata={
+        "dagster/row_count": cleaned.height,
+        "pii_entities_replaced": sum(entities.values()),
+        "pii_by_type": dg.MetadataValue.json(entities),
+        "tickets_with_pii": int((cleaned["pii_total"] > 0).sum()),
+    })
+    texts = [turn["content"] for conv in cleaned["messages"].to_list() for turn in conv]
+    leftovers = redactor.find_high_confidence(texts)
+    yield dg.AssetCheckResult(passed=not leftovers, metadata={
+        "remaining": len(leftovers),
+        "types": dg.MetadataValue.json(sorted({t for _, t, _ in leftovers})),
+    })

@@ -1,0 +1,71 @@
+"""The one composition root: assets, checks, sensors and resources, configured from the environment.
+
+Environment (all optional):
+  TUNELINE_HOME           storage root (default ./.tuneline)
+  TUNELINE_LANDING        landing zone (default $TUNELINE_HOME/landing)
+  TUNELINE_MODEL_SOURCE   embedded | local | hub (default embedded)
+  TUNELINE_MODEL          directory (local) or model id (hub)
+  TUNELINE_DEVICE         auto | cpu | cuda (default auto)
+  TUNELINE_QUANTIZATION   none | 4bit (4bit = QLoRA, CUDA only)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from ft_assets import cleaning, curation, evaluation, ingest, splits, training
+from ft_assets.sql_models import load_sql_assets
+from ft_resources.io_manager import PartitionedFileIOManager
+from ft_resources.models import BaseModel
+from ft_resources.pii import PiiEngine
+from ft_resources.storage import TunelineStorage
+from ft_resources.trainer import LocalTrainer
+from ft_sensors.landing import landing_zone_sensor
+
+DEFAULT_HOME = ".tuneline"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: str = DEFAULT_HOME
+    landing: str | None = None
+    model_source: str = "embedded"
+    model: str | None = None
+    device: str = "auto"
+    quantization: str = "none"
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        return cls(home=env.get("TUNELINE_HOME", DEFAULT_HOME), landing=env.get("TUNELINE_LANDING"),
+                   model_source=env.get("TUNELINE_MODEL_SOURCE", "embedded"), model=env.get("TUNELINE_MODEL"),
+                   device=env.get("TUNELINE_DEVICE", "auto"),
+                   quantization=env.get("TUNELINE_QUANTIZATION", "none"))
+
+
+def build_resources(settings: Settings) -> dict:
+    root = str(Path(settings.home).resolve())
+    return {
+        "io_manager": PartitionedFileIOManager(root=root),
+        "storage": TunelineStorage(root=root, landing=settings.landing),
+        "pii": PiiEngine(),
+        "base_model": BaseModel(source=settings.model_source, location=settings.model),
+        "trainer": LocalTrainer(device=settings.device, quantization=settings.quantization),
+    }
+
+
+def all_assets() -> list:
+    return [*dg.load_assets_from_modules([ingest, cleaning, curation, splits, training, evaluation]),
+            *load_sql_assets()]
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(assets=all_assets(), sensors=[landing_zone_sensor], resources=build_resources(settings))
+
+
+defs = build_definitions(Settings.from_env())

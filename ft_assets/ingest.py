@@ -1,0 +1,59 @@
+"""raw_tickets and rejected_tickets: the product's landing files, split into usable and quarantined."""
+
+
+import dagster as dg
+import polars as pl
+
+from ft_assets.partitions import product_partitions
+from ft_resources.storage import TunelineStorage
+from tuneline.ingest import ColumnMapping, ingest_product, list_landing_files
+from tuneline.validators import conservation_problems
+
+
+class IngestConfig(dg.Config):
+    """Source column names; multi-turn JSONL rows use `messages_column` instead of user/assistant."""
+
+    id_column: str = "ticket_id"
+    thread_column: str = "thread_id"
+    user_column: str = "customer_message"
+    assistant_column: str = "agent_response"
+    messages_column: str = "messages"
+    created_column: str = "created_at"
+
+
+@dg.multi_asset(
+    outs={
+        "raw_tickets": dg.AssetOut(description="Usable conversations from the landing zone, one row per ticket.",
+                                   group_name="ingest", kinds={"polars"}, code_version="1"),
+        "rejected_tickets": dg.AssetOut(description="Quarantined records with a reason code and their raw text.",
+                                        group_name="ingest", kinds={"polars"}, code_version="1"),
+    },
+    partitions_def=product_partitions,
+    check_specs=[dg.AssetCheckSpec("records_in_equal_kept_plus_rejected", asset="raw_tickets", blocking=True,
+                                   description="No ticket is silently lost: in = kept + rejected.")],
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=2),
+)
+def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, storage: TunelineStorage):
+    """Read every CSV/JSONL file of the product's landing folder; quarantine what cannot be used."""
+    product = context.partition_key
+    folder = storage.product_landing(product)
+    if not folder.is_dir():
+        raise dg.Failure(f"no landing folder for product {product!r}: expected {folder}")
+    files = list_landing_files(folder)
+    result = ingest_product(folder, product, ColumnMapping(**config.model_dump()))
+    yield dg.Output(result.kept, output_name="raw_tickets", metadata={
+        "records_in": result.records_in, "kept": result.kept.height, "rejected": result.rejected.height,
+        "files": dg.MetadataValue.json([f.name for f in files]),
+        "dagster/row_count": result.kept.height,
+    })
+    yield dg.Output(result.rejected, output_name="rejected_tickets", metadata={
+        "dagster/row_count": result.rejected.height,
+        "reasons": dg.MetadataValue.json(reason_counts(result.rejected)),
+    })
+    problems = conservation_problems(result.records_in, result.kept.height, result.rejected.height)
+    yield dg.AssetCheckResult(check_name="records_in_equal_kept_plus_rejected", asset_key="raw_tickets",
+                              passed=not problems, metadata={"problems": dg.MetadataValue.json(problems)})
+
+
+def reason_counts(rejected: pl.DataFrame) -> dict[str, int]:
+    return dict(sorted(rejected.group_by("reason").len().iter_rows())) if rejected.height else {}

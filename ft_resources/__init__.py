@@ -1,0 +1,1 @@
+"""Resources: everything with side effects or hardware behind a configurable class."""

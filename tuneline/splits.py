@@ -1,0 +1,58 @@
+"""Deterministic splits by thread, and chat-format exports with the system prompt in every example."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import polars as pl
+
+from tuneline.curation import KEPT
+
+DEFAULT_SYSTEM_PROMPT = ("You are a helpful, accurate and polite customer-support agent for {product}. "
+                         "Answer the customer's request with concrete next steps.")
+
+
+@dataclass(frozen=True)
+class SplitRatios:
+    train: float = 0.8
+    val: float = 0.1
+    test: float = 0.1
+
+    def __post_init__(self):
+        if min(self.train, self.val, self.test) < 0 or abs(self.train + self.val + self.test - 1) > 1e-9:
+            raise ValueError(f"split ratios must be non-negative and sum to 1, got {self}")
+
+
+def split_for_thread(thread_id: str, ratios: SplitRatios, salt: str = "tuneline-v1") -> str:
+    """A thread's split depends only on its id: stable when new tickets arrive, never spans splits."""
+    bucket = int(hashlib.sha256(f"{salt}:{thread_id}".encode()).hexdigest()[:12], 16) / 16**12
+    if bucket < ratios.train:
+        return "train"
+    return "val" if bucket < ratios.train + ratios.val else "test"
+
+
+def assign_splits(scored: pl.DataFrame, ratios: SplitRatios = SplitRatios(),
+                  system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> pl.DataFrame:
+    """Kept rows only, with `split`; `messages` become full chats with the product's system prompt first."""
+    kept = scored.filter(pl.col("status") == KEPT)
+    chats = [[{"role": "system", "content": system_prompt.format(product=product)}] + list(messages)
+             for product, messages in zip(kept["product"].to_list(), kept["messages"].to_list(), strict=True)]
+    return kept.with_columns(
+        pl.Series("messages", chats, dtype=kept.schema["messages"]),
+        pl.col("thread_id").map_elements(lambda t: split_for_thread(t, ratios), return_dtype=pl.String)
+        .alias("split"))
+
+
+def to_chat_records(splits: pl.DataFrame) -> list[dict]:
+    """OpenAI chat JSONL records: messages (system first), split, metadata for lineage."""
+    records = []
+    for row in splits.iter_rows(named=True):
+        records.append({
+            "messages": list(row["messages"]),
+            "split": row["split"],
+            "metadata": {"example_id": row["content_hash"], "ticket_id": row["ticket_id"],
+                         "thread_id": row["thread_id"], "product": row["product"],
+                         "quality_score": row["quality_score"]},
+        })
+    return records

@@ -1,0 +1,79 @@
+"""Atomic writes: a reader sees the previous version or the new one, never half a file.
+
+Every writer goes to a temporary sibling first and is renamed into place; on POSIX a
+rename within one filesystem is atomic. Directories (adapters, dataset dumps) are built
+beside their final place and swapped in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+
+def _tmp_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
+    """Call `write(tmp_path)`, fsync, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: Path, payload: Any) -> Path:
+    return atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def atomic_write_parquet(path: Path, frame: pl.DataFrame) -> Path:
+    return atomic_write(path, lambda p: frame.write_parquet(p))
+
+
+def atomic_write_jsonl(path: Path, records: list[dict]) -> Path:
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return atomic_write_text(path, lines)
+
+
+@contextmanager
+def atomic_directory(final: Path):
+    """Yield a fresh staging directory; on success it replaces `final` in two renames.
+
+    On an exception the staging directory is removed and `final` is untouched.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
+    staging.chmod(0o755)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    retired = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+    if final.exists():
+        os.replace(final, retired)
+    os.replace(staging, final)
+    shutil.rmtree(retired, ignore_errors=True)
