@@ -38,7 +38,7 @@ def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, stor
     product = context.partition_key
     folder = storage.product_landing(product)
     if not folder.is_dir():
-        raise dg.Failure(f"no landing folder for product {product!r}: expected {folder}")
+        raise dg.Failure(f"no landing folder for product {product!r}: expected {folder}", allow_retries=False)
     files = list_landing_files(folder)
     result = ingest_product(folder, product, ColumnMapping(**config.model_dump()))
     yield dg.Output(result.kept, output_name="raw_tickets", metadata={

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-import dagster as dg
-from pydantic import PrivateAttr
+import functools
 
-from tuneline.pii import DEFAULT_SPACY_MODEL, PiiRedactor
+import dagster as dg
+
+from tuneline.pii import DEFAULT_ALLOW_LIST, DEFAULT_SPACY_MODEL, PLACEHOLDERS, PiiRedactor
 
 
 class PiiEngine(dg.ConfigurableResource):
     """presidio analyzer + anonymizer; typed placeholders such as [EMAIL], [PHONE], [PERSON]."""
 
+    entities: list[str] = list(PLACEHOLDERS)
     spacy_model: str = DEFAULT_SPACY_MODEL
     score_threshold: float = 0.35
     batch_size: int = 32
-    _redactor: PiiRedactor | None = PrivateAttr(default=None)
+    allow_list: list[str] = list(DEFAULT_ALLOW_LIST)
 
     def redactor(self) -> PiiRedactor:
-        if self._redactor is None:
-            self._redactor = PiiRedactor(spacy_model=self.spacy_model, score_threshold=self.score_threshold,
-                                         batch_size=self.batch_size)
-        return self._redactor
+        return cached_redactor(tuple(self.entities), self.spacy_model, self.score_threshold, self.batch_size,
+                               tuple(self.allow_list))
+
+
+@functools.lru_cache(maxsize=4)
+def cached_redactor(entities: tuple[str, ...], spacy_model: str, score_threshold: float, batch_size: int,
+                    allow_list: tuple[str, ...]) -> PiiRedactor:
+    """One engine per configuration and process: loading spaCy takes seconds."""
+    return PiiRedactor(entities=entities, spacy_model=spacy_model, score_threshold=score_threshold,
+                       batch_size=batch_size, allow_list=allow_list)

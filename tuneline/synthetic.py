@@ -111,6 +111,7 @@ class PlantedTruth:
                                                                        "PHONE_NUMBER": [], "CREDIT_CARD": []})
     exact_duplicates: int = 0
     near_duplicates: int = 0
+    duplicate_pairs: list[tuple[str, str]] = field(default_factory=list)  # (copy id, source id), exact and near
     too_short: int = 0
     non_english: int = 0
 
@@ -179,10 +180,12 @@ def generate_product_tickets(product: str, n: int, seed: int, truth: PlantedTrut
     for j in range(k):
         src = rows[rng.randrange(len(rows))]
         extra.append({**src, "ticket_id": f"{product}-dup{j:03d}", "thread_id": f"{product}-dup{j:03d}"})
+        truth.duplicate_pairs.append((f"{product}-dup{j:03d}", src["ticket_id"]))
         truth.exact_duplicates += 1
         src = rows[rng.randrange(len(rows))]
         extra.append({**src, "ticket_id": f"{product}-near{j:03d}", "thread_id": f"{product}-near{j:03d}",
                       "customer_message": _near_duplicate(src["customer_message"], rng)})
+        truth.duplicate_pairs.append((f"{product}-near{j:03d}", src["ticket_id"]))
         truth.near_duplicates += 1
         short_user, short_agent = rng.choice(SHORT_TEXTS)
         extra.append({"ticket_id": f"{product}-short{j:03d}", "thread_id": f"{product}-short{j:03d}",

@@ -133,8 +133,8 @@ def _load_model(config: TrainConfig, plan: DevicePlan):
     return model
 
 
-def main(config: TrainConfig) -> dict:
-    """Train one LoRA adapter; write it atomically to config.output_dir; return a summary."""
+def build_trainer(config: TrainConfig, output_dir: Path):
+    """The configured SFTTrainer (data tokenized, labels masked), plus the tokenizer and device plan."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -152,20 +152,28 @@ def main(config: TrainConfig) -> dict:
     model = _load_model(config, plan)
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+    args = SFTConfig(
+        output_dir=str(output_dir), per_device_train_batch_size=config.per_device_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps, learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler_type, warmup_steps=config.warmup_ratio,
+        num_train_epochs=config.num_epochs, max_steps=config.max_steps, max_length=config.max_length,
+        seed=config.seed, data_seed=config.seed, logging_steps=config.logging_steps, save_strategy="no",
+        report_to=[], use_cpu=plan.device == "cpu", bf16=plan.bf16, fp16=False,
+        gradient_checkpointing=config.gradient_checkpointing, completion_only_loss=True,
+        dataloader_num_workers=0, disable_tqdm=True,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
+                         processing_class=tokenizer, peft_config=lora)
+    return trainer, tokenizer, plan
+
+
+def main(config: TrainConfig) -> dict:
+    """Train one LoRA adapter; write it atomically to config.output_dir; return a summary."""
+    import shutil
+
     output_dir = Path(config.output_dir)
     with atomic_directory(output_dir) as staging:
-        args = SFTConfig(
-            output_dir=str(staging / "_trainer"), per_device_train_batch_size=config.per_device_batch_size,
-            gradient_accumulation_steps=config.gradient_accumulation_steps, learning_rate=config.learning_rate,
-            lr_scheduler_type=config.lr_scheduler_type, warmup_steps=config.warmup_ratio,
-            num_train_epochs=config.num_epochs, max_steps=config.max_steps, max_length=config.max_length,
-            seed=config.seed, data_seed=config.seed, logging_steps=config.logging_steps, save_strategy="no",
-            report_to=[], use_cpu=plan.device == "cpu", bf16=plan.bf16, fp16=False,
-            gradient_checkpointing=config.gradient_checkpointing, completion_only_loss=True,
-            dataloader_num_workers=0, disable_tqdm=True,
-        )
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
-                             processing_class=tokenizer, peft_config=lora)
+        trainer, tokenizer, plan = build_trainer(config, staging / "_trainer")
         supervised_tokens = sum(sum(1 for t in labels if t != -100) for labels in trainer.train_dataset["labels"])
         started = time.perf_counter()
         output = trainer.train()
@@ -182,7 +190,7 @@ def main(config: TrainConfig) -> dict:
             "train_loss": float(output.training_loss),
             "first_logged_loss": losses[0] if losses else None,
             "last_logged_loss": losses[-1] if losses else None,
-            "train_examples": len(train_rows),
+            "train_examples": len(trainer.train_dataset),
             "supervised_tokens_seen": int(tokens_seen),
             "train_seconds": round(seconds, 2),
             "supervised_tokens_per_second": round(tokens_seen / seconds, 1) if seconds else None,
@@ -200,8 +208,6 @@ def main(config: TrainConfig) -> dict:
         (staging / "training_args.json").write_text(json.dumps(asdict(config), indent=2))
         (staging / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
         (staging / "trainer_log.json").write_text(json.dumps(trainer.state.log_history, indent=2))
-        import shutil
-
         shutil.rmtree(staging / "_trainer", ignore_errors=True)
     return summary
 

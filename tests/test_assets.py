@@ -1,0 +1,122 @@
+"""The asset graph on a temp root with the tiny model: every stage, its checks, and its files."""
+
+import json
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from ft_assets.definitions import Settings, all_assets, build_resources, defs
+from ft_assets.partitions import PRODUCTS_PARTITION_NAME
+from ft_resources.io_manager import asset_partition_path
+from ft_resources.pii import PiiEngine
+from tuneline.synthetic import write_landing_zone
+
+RUN_CONFIG = {"ops": {
+    "lora_adapter": {"config": {"max_steps": 3, "gradient_accumulation_steps": 1, "learning_rate": 5e-3}},
+    "eval_report": {"config": {"max_examples": 4, "max_new_tokens": 8}},
+}}
+
+
+@pytest.fixture
+def graph_env(home, tiny_model_dir):
+    truth = write_landing_zone(home / "landing", ["billing", "shipping"], 60)
+    resources = build_resources(Settings(home=str(home), model_source="local", model=str(tiny_model_dir)))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, ["billing", "shipping"])
+        yield instance, resources, truth
+
+
+def _meta(result, asset):
+    events = [e for e in result.get_asset_materialization_events()
+              if e.materialization.asset_key.to_user_string() == asset]
+    return {k: v.value for k, v in events[-1].materialization.metadata.items()}
+
+
+def test_definitions_wire_the_graph_in_order():
+    graph = defs.resolve_asset_graph()
+    parents = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
+               for k in graph.get_all_asset_keys()}
+    assert parents["cleaned_conversations"] == ["raw_tickets"]
+    assert parents["scored_dataset"] == ["cleaned_conversations"]
+    assert parents["dataset_splits"] == ["scored_dataset"]
+    assert parents["lora_adapter"] == ["dataset_splits"]
+    assert parents["eval_report"] == ["dataset_splits", "lora_adapter"]
+    assert parents["rejected_tickets"] == []
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).partitions_def.name == PRODUCTS_PARTITION_NAME
+    checks = {c.name for c in defs.resolve_all_asset_check_specs()} if hasattr(
+        defs, "resolve_all_asset_check_specs") else None
+    if checks is not None:
+        assert {"records_in_equal_kept_plus_rejected", "no_high_confidence_pii", "chat_format"} <= checks
+
+
+def test_whole_graph_for_one_partition(graph_env, home):
+    instance, resources, truth = graph_env
+    result = dg.materialize(all_assets(), instance=instance, resources=resources, partition_key="shipping",
+                            run_config=RUN_CONFIG)
+    assert result.success
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"records_in_equal_kept_plus_rejected": True, "no_high_confidence_pii": True,
+                      "chat_format": True, "no_leakage_across_splits": True}
+
+    ingest = _meta(result, "raw_tickets")
+    assert ingest["records_in"] == ingest["kept"] + ingest["rejected"]
+    rejected = pl.read_parquet(asset_partition_path(home, "rejected_tickets", "shipping", "parquet"))
+    assert set(rejected["reason"]) == {"malformed_json", "missing_assistant_text"}  # shipping is the JSONL product
+
+    cleaned = pl.read_parquet(asset_partition_path(home, "cleaned_conversations", "shipping", "parquet"))
+    text = "\n".join(t["content"] for conv in cleaned["messages"].to_list() for t in conv)
+    assert "@" not in text and "[EMAIL]" in text
+
+    exports = home / "exports" / "shipping"
+    sizes = {s: len((exports / f"{s}.jsonl").read_text().splitlines()) for s in ("train", "val", "test")}
+    assert sizes["train"] > sizes["test"] > 0
+    first = json.loads((exports / "train.jsonl").read_text().splitlines()[0])
+    assert first["messages"][0]["role"] == "system" and first["split"] == "train"
+
+    adapter = home / "adapters" / "shipping"
+    assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
+    report = json.loads((adapter / "evaluation_results.json").read_text())
+    assert set(report["base"]) >= {"perplexity", "rougeL"} and set(report["tuned"]) >= {"perplexity", "rougeL"}
+    assert report["examples"] == min(4, sizes["test"])
+
+    stats = pl.read_parquet(asset_partition_path(home, "product_ticket_stats", "shipping", "parquet"))
+    assert stats["tickets"][0] == ingest["kept"]
+
+
+def test_rematerializing_a_partition_rewrites_it(graph_env, home):
+    instance, resources, _ = graph_env
+    data_assets = [a for a in all_assets() if not {"lora_adapter", "eval_report"} & {
+        k.to_user_string() for k in a.keys}]
+    for _ in range(2):
+        assert dg.materialize(data_assets, instance=instance, resources=resources, partition_key="billing").success
+    raw = pl.read_parquet(asset_partition_path(home, "raw_tickets", "billing", "parquet"))
+    assert raw["ticket_id"].is_unique().all()
+    folder = asset_partition_path(home, "raw_tickets", "billing", "parquet").parent
+    assert sorted(p.name for p in folder.iterdir()) == ["billing.parquet"], "no temp files or appended copies"
+
+
+def test_blocking_pii_check_stops_downstream(graph_env):
+    instance, resources, _ = graph_env
+    leaky = {**resources, "pii": PiiEngine(entities=["PERSON"])}  # emails and phones are not replaced
+    data_assets = [a for a in all_assets() if not {"lora_adapter", "eval_report"} & {
+        k.to_user_string() for k in a.keys}]
+    result = dg.materialize(data_assets, instance=instance, resources=leaky, partition_key="billing",
+                            raise_on_error=False)
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks["no_high_confidence_pii"] is False
+    materialized = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "cleaned_conversations" in materialized
+    assert "scored_dataset" not in materialized and "dataset_splits" not in materialized
+
+
+def test_missing_landing_folder_is_a_clear_failure(graph_env):
+    instance, resources, _ = graph_env
+    instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, ["ghost"])
+    ingest = [a for a in all_assets() if "raw_tickets" in {k.to_user_string() for k in a.keys}]
+    result = dg.materialize(ingest, instance=instance, resources=resources, partition_key="ghost",
+                            raise_on_error=False)
+    assert not result.success
+    failure = result.get_step_failure_events()[0]
+    assert "no landing folder for product 'ghost'" in failure.event_specific_data.error.message

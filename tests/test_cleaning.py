@@ -1,0 +1,65 @@
+import json
+
+import polars as pl
+
+from tuneline.cleaning import clean_conversations, count_entities, normalize_text
+from tuneline.ingest import MESSAGE_DTYPE
+from tuneline.synthetic import PlantedTruth, generate_product_tickets
+
+
+def test_normalize_text_unicode_html_whitespace():
+    assert normalize_text("ﬁle  <b>now</b>&amp; \t then\r\n\r\n\r\n\r\nend\x00") == "file now & then\n\nend"
+    assert normalize_text("  ＡＢＣ  ") == "ABC"
+
+
+def _frame(rows):
+    return pl.DataFrame({
+        "ticket_id": [r["ticket_id"] for r in rows],
+        "messages": pl.Series([[{"role": "user", "content": r["customer_message"]},
+                                {"role": "assistant", "content": r["agent_response"] or "ok"}] for r in rows],
+                              dtype=MESSAGE_DTYPE),
+    })
+
+
+def test_planted_pii_is_replaced_by_typed_placeholders(redactor):
+    truth = PlantedTruth()
+    rows = generate_product_tickets("billing", 120, seed=11, truth=truth)
+    cleaned = clean_conversations(_frame(rows), redactor)
+    text = "\n".join(t["content"] for conv in cleaned["messages"].to_list() for t in conv)
+    for kind in ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD"):
+        assert truth.pii_values[kind], kind
+        leaked = [v for v in truth.pii_values[kind] if v in text]
+        assert not leaked, f"{kind} leaked: {leaked[:3]}"
+    names = truth.pii_values["PERSON"]
+    recall = sum(1 for n in names if n not in text) / len(names)
+    assert recall >= 0.9, recall
+    for placeholder in ("[EMAIL]", "[PHONE]", "[PERSON]", "[CREDIT_CARD]"):
+        assert placeholder in text
+    counts = count_entities(cleaned)
+    assert counts["EMAIL_ADDRESS"] >= len(set(truth.pii_values["EMAIL_ADDRESS"]))
+    assert cleaned["pii_total"].sum() == sum(counts.values())
+
+
+def test_text_without_pii_is_unchanged(redactor):
+    text = "Go to Settings > Billing > History and choose Download PDF."
+    assert redactor.redact_many([text])[0].text == text
+
+
+def test_recall_on_presidio_research_sample(redactor, shared_data):
+    records = json.loads((shared_data / "presidio" / "generated_small.json").read_text())
+    results = redactor.analyze([r["full_text"] for r in records])
+    found = {"CREDIT_CARD": [0, 0], "PERSON": [0, 0], "EMAIL_ADDRESS": [0, 0]}
+    for record, detections in zip(records, results, strict=True):
+        for span in record["spans"]:
+            if span["entity_type"] in found:
+                found[span["entity_type"]][1] += 1
+                hit = any(d.start < span["end_position"] and span["start_position"] < d.end for d in detections)
+                found[span["entity_type"]][0] += hit
+    assert found["CREDIT_CARD"][0] == found["CREDIT_CARD"][1] > 0
+    assert found["EMAIL_ADDRESS"][0] == found["EMAIL_ADDRESS"][1] > 0
+    assert found["PERSON"][0] / found["PERSON"][1] >= 0.7
+
+
+def test_high_confidence_rescan_finds_what_was_left(redactor):
+    leftovers = redactor.find_high_confidence(["mail me at jane.doe@example.com", "nothing here"])
+    assert [(i, kind) for i, kind, _ in leftovers] == [(0, "EMAIL_ADDRESS")]

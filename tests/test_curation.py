@@ -1,0 +1,70 @@
+import polars as pl
+
+from tuneline.cleaning import normalize_text
+from tuneline.curation import CurationRules, funnel, near_duplicate_of, quality_score, score_conversations
+from tuneline.ingest import MESSAGE_DTYPE
+from tuneline.synthetic import PlantedTruth, generate_product_tickets
+
+
+def _frame(rows):
+    return pl.DataFrame({
+        "ticket_id": [r["ticket_id"] for r in rows],
+        "messages": pl.Series([[{"role": "user", "content": normalize_text(r["customer_message"])},
+                                {"role": "assistant", "content": r["agent_response"]}] for r in rows],
+                              dtype=MESSAGE_DTYPE),
+    })
+
+
+def test_planted_problems_are_filtered_with_their_reason():
+    truth = PlantedTruth()
+    rows = [r for r in generate_product_tickets("shipping", 150, seed=5, truth=truth) if r["agent_response"]]
+    scored = score_conversations(_frame(rows))
+    status = dict(zip(scored["ticket_id"], scored["status"], strict=True))
+    shorts = [t for t in status if "-short" in t]
+    foreign = [t for t in status if "-intl" in t]
+    assert shorts and all(status[t] == "too_short" for t in shorts)
+    assert foreign and all(status[t].startswith("language_") for t in foreign)
+    # rows are shuffled, so a planted copy may come before its source: one of the two must be flagged
+    for copy, source in truth.duplicate_pairs:
+        assert (status[copy], status[source]).count("kept") <= 1, (copy, source, status[copy], status[source])
+    kept = scored.filter(pl.col("status") == "kept")
+    assert kept.height > 100
+    assert kept["content_hash"].n_unique() == kept.height
+
+
+def test_near_duplicate_detection_threshold():
+    base = "user: my parcel never arrived and the tracking page has not changed for a whole week now, please help"
+    texts = [base, "Hello, " + base + " Thanks.", "user: how do I turn on two factor authentication for my account"]
+    assert near_duplicate_of(texts, CurationRules()) == [None, 0, None]
+    assert near_duplicate_of(texts, CurationRules(near_dup_threshold=0.95)) == [None, None, None]
+
+
+def test_quality_score_prefers_substantive_non_repetitive_replies():
+    question = "My card was declined when I renewed. What should I do?"
+    good = "Please check the card has not expired, then update it under Settings > Billing. We retry within 3 days."
+    assert quality_score(question, good) > quality_score(question, "ok ok ok ok ok ok ok ok") > 0
+    assert quality_score(question, "") == 0.0
+
+
+def test_funnel_is_monotone_and_ends_at_kept_count():
+    truth = PlantedTruth()
+    rows = [r for r in generate_product_tickets("billing", 80, seed=2, truth=truth) if r["agent_response"]]
+    scored = score_conversations(_frame(rows))
+    stages = funnel(scored)
+    values = list(stages.values())
+    assert values == sorted(values, reverse=True)
+    assert stages["raw"] == scored.height
+    assert stages["final"] == scored.filter(pl.col("status") == "kept").height
+
+
+def test_dedup_on_real_banking77_queries(shared_data):
+    queries = pl.read_csv(shared_data / "banking77" / "train_sample.csv")["text"].to_list()[:800]
+    frame = pl.DataFrame({
+        "ticket_id": [str(i) for i in range(len(queries))],
+        "messages": pl.Series([[{"role": "user", "content": q},
+                                {"role": "assistant", "content": "I can help you with that right away."}]
+                               for q in queries], dtype=MESSAGE_DTYPE)})
+    scored = score_conversations(frame, CurationRules(min_chars=50, min_quality=0.0))
+    counts = dict(scored.group_by("status").len().iter_rows())
+    assert counts.get("kept", 0) > 400
+    assert sum(counts.values()) == len(queries)

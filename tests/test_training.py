@@ -1,0 +1,110 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from tuneline.splits import assign_splits, to_chat_records
+from tuneline.training import TrainConfig, TrainingConfigError, build_trainer, main, plan_device
+
+
+@pytest.mark.parametrize(("requested", "quant", "cuda", "bf16", "expected"), [
+    ("auto", "none", False, False, ("cpu", False, False)),
+    ("cpu", "none", True, True, ("cpu", False, False)),
+    ("auto", "none", True, True, ("cuda", True, False)),
+    ("auto", "none", True, False, ("cuda", False, False)),
+    ("cuda", "4bit", True, True, ("cuda", True, True)),
+    ("auto", "4bit", True, False, ("cuda", False, True)),
+])
+def test_device_plan(requested, quant, cuda, bf16, expected):
+    plan = plan_device(requested, quant, cuda_available=cuda, bf16_supported=bf16)
+    assert (plan.device, plan.bf16, plan.load_in_4bit) == expected
+
+
+@pytest.mark.parametrize(("requested", "quant", "cuda", "message"), [
+    ("auto", "4bit", False, "needs a CUDA device"),
+    ("cpu", "4bit", True, "needs a CUDA device"),
+    ("cuda", "none", False, "no CUDA device"),
+    ("tpu", "none", False, "device must be one of"),
+    ("auto", "8bit", True, "quantization must be one of"),
+])
+def test_impossible_device_plans_are_clear_errors(requested, quant, cuda, message):
+    with pytest.raises(TrainingConfigError, match=message):
+        plan_device(requested, quant, cuda_available=cuda)
+
+
+def test_local_trainer_refuses_4bit_on_this_cpu_before_touching_data(tmp_path):
+    from ft_resources.trainer import LocalTrainer
+
+    config = TrainConfig(model="unused", train_file=str(tmp_path / "missing.jsonl"), output_dir=str(tmp_path / "a"))
+    with pytest.raises(TrainingConfigError, match="needs a CUDA device"):
+        LocalTrainer(device="auto", quantization="4bit").train(config)
+    assert not (tmp_path / "a").exists()
+
+
+def _chat_file(path: Path, n: int = 24) -> Path:
+    import polars as pl
+
+    from tuneline.ingest import MESSAGE_DTYPE
+
+    frame = pl.DataFrame({
+        "ticket_id": [f"t{i}" for i in range(n)], "thread_id": [f"t{i}" for i in range(n)],
+        "product": ["billing"] * n, "content_hash": [f"h{i}" for i in range(n)], "quality_score": [1.0] * n,
+        "status": ["kept"] * n,
+        "messages": pl.Series([[{"role": "user", "content": f"Where is my refund number {i}?"},
+                                {"role": "assistant", "content": "Your refund was issued and arrives in 5 days."}]
+                               for i in range(n)], dtype=MESSAGE_DTYPE),
+    })
+    records = to_chat_records(assign_splits(frame))
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_only_the_assistant_reply_and_its_end_token_are_supervised(tiny_model_dir, tmp_path):
+    config = TrainConfig(model=str(tiny_model_dir), train_file=str(_chat_file(tmp_path / "train.jsonl")),
+                         output_dir=str(tmp_path / "out"), max_steps=1)
+    trainer, tokenizer, _ = build_trainer(config, tmp_path / "trainer")
+    example = trainer.train_dataset[0]
+    supervised = [t for t in example["labels"] if t != -100]
+    text = tokenizer.decode(supervised)
+    assert text.startswith("Your refund was issued and arrives in 5 days.")
+    assert "<|im_end|>" in text
+    assert "Where is my refund" not in text and "system" not in text and "user" not in text
+    prompt_part = tokenizer.decode([t for t, label in zip(example["input_ids"], example["labels"], strict=True)
+                                    if label == -100])
+    assert "Where is my refund" in prompt_part and prompt_part.rstrip().endswith("assistant")
+
+
+def test_training_writes_an_adapter_that_loads_and_changes_the_output(tiny_model_dir, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "adapter"
+    summary = main(TrainConfig(model=str(tiny_model_dir), train_file=str(_chat_file(tmp_path / "train.jsonl")),
+                               output_dir=str(out), max_steps=4, gradient_accumulation_steps=1,
+                               learning_rate=5e-3, logging_steps=1))
+    assert summary["global_steps"] == 4 and summary["device"] == "cpu"
+    for name in ("adapter_config.json", "adapter_model.safetensors", "training_args.json", "metadata.json"):
+        assert (out / name).is_file(), name
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["seed"] == 42 and metadata["versions"]["trl"] and len(metadata["data_version"]) == 64
+    assert not list(tmp_path.glob(".adapter.staging-*")), "no staging directory is left behind"
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = torch.tensor([[1, 5, 9, 12, 7]])
+    with torch.no_grad():
+        before = base(ids).logits.clone()
+        tuned = PeftModel.from_pretrained(base, out)
+        after = tuned(ids).logits
+    assert not torch.allclose(before, after, atol=1e-6)
+
+
+def test_failed_training_leaves_the_previous_adapter_in_place(tiny_model_dir, tmp_path):
+    out = tmp_path / "adapter"
+    out.mkdir()
+    (out / "adapter_config.json").write_text("{\"previous\": true}")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"messages": [{"role": "user", "content": "no reply"}]}) + "\n")
+    with pytest.raises(ValueError, match="does not end with an assistant turn"):
+        main(TrainConfig(model=str(tiny_model_dir), train_file=str(bad), output_dir=str(out), max_steps=1))
+    assert json.loads((out / "adapter_config.json").read_text()) == {"previous": True}
