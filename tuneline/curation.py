@@ -94,7 +94,7 @@ def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRu
     status: list[str] = []
     seen_hashes: set[str] = set()
     survivors: list[int] = []
-    for i, text in enumerate(texts):
+    for i in range(len(texts)):
         chars = len(users[i]) + len(replies[i])
         if chars < rules.min_chars:
             status.append("too_short")
