@@ -23,7 +23,6 @@ $(BIN)/.installed: pyproject.toml
 setup: $(BIN)/.installed
 
 demo: setup
-	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/tuneline demo --home $(TUNELINE_HOME)
 
 test: setup
@@ -33,8 +32,7 @@ test-slow: setup
 	$(BIN)/python -m pytest -m slow -q
 
 dev: setup
-	mkdir -p $(DAGSTER_HOME)
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/tuneline dev --host 127.0.0.1 --port 3000
 
 bench: setup
 	$(BIN)/python -m bench.run_all

