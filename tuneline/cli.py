@@ -2,6 +2,7 @@
 
     tuneline demo       generate demo tickets if the landing zone is empty, materialize every product
     tuneline dev        the Dagster UI (webserver + daemon) on 127.0.0.1:3000 over the same storage
+    tuneline pii-eval   measure PII recall/precision per entity type on a labeled file
     tuneline generate   write seeded synthetic tickets into a landing zone
     tuneline train      train one adapter from a YAML TrainConfig, without Dagster
     tuneline eval       evaluate an adapter (or the base model) on any chat JSONL file
@@ -132,6 +133,26 @@ def _cmd_dev(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pii_eval(ns: argparse.Namespace) -> int:
+    from ft_resources.pii import PiiEngine
+    from tuneline.pii_eval import abcd_records, evaluate_records, load_conll_as_records, load_presidio_json
+    from tuneline.reporting import markdown_table
+
+    loaders = {"presidio": load_presidio_json, "conll": load_conll_as_records, "abcd": abcd_records}
+    records = loaders[ns.format](Path(ns.file))
+    report = evaluate_records(PiiEngine().redactor(), records)
+    print(f"{ns.file}: {report.texts} texts, {report.pii_free_texts} without PII")
+    print(markdown_table(["entity", "support", "tp", "fp", "recall", "precision", "f2"], report.rows()))
+    rate = report.to_dict()["pii_free_false_positive_rate"]
+    if rate is not None:
+        print(f"texts without PII that were flagged: {report.pii_free_flagged}/{report.pii_free_texts} ({rate:.1%})")
+    if ns.output:
+        from tuneline.storage import atomic_write_json
+
+        atomic_write_json(Path(ns.output), report.to_dict())
+    return 0
+
+
 def _cmd_generate(ns: argparse.Namespace) -> int:
     from tuneline.synthetic import write_landing_zone
 
@@ -195,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(func=_cmd_dev)
+
+    pii = sub.add_parser("pii-eval", help="recall/precision/F2 per entity type of the redactor on labeled data")
+    pii.add_argument("file", help="labeled file: presidio-research JSON (full_text + spans), CoNLL BIO, or ABCD")
+    pii.add_argument("--format", choices=("presidio", "conll", "abcd"), default="presidio")
+    pii.add_argument("--output", help="also write the figures as JSON here")
+    pii.set_defaults(func=_cmd_pii_eval)
 
     gen = sub.add_parser("generate", help="write seeded synthetic tickets to <landing>/<product>/")
     gen.add_argument("--landing", required=True)

@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from tuneline.pii_recognizers import drop_common_word_persons, support_recognizers
+
 PLACEHOLDERS: dict[str, str] = {
     "PERSON": "[PERSON]",
     "EMAIL_ADDRESS": "[EMAIL]",
@@ -20,6 +22,9 @@ PLACEHOLDERS: dict[str, str] = {
     "IP_ADDRESS": "[IP_ADDRESS]",
     "US_SSN": "[SSN]",
     "LOCATION": "[LOCATION]",
+    "STREET_ADDRESS": "[ADDRESS]",
+    "ORDER_ID": "[ORDER_ID]",
+    "ACCOUNT_NUMBER": "[ACCOUNT_NUMBER]",
 }
 # Types whose presence after cleaning is a hard failure (pattern-based, near-certain detections).
 HIGH_CONFIDENCE_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN")
@@ -69,7 +74,10 @@ class PiiRedactor:
             "nlp_engine_name": "spacy",
             "models": [{"lang_code": "en", "model_name": self.spacy_model}],
         }).create_engine()
-        return AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
+        engine = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
+        for recognizer in support_recognizers():
+            engine.registry.add_recognizer(recognizer)
+        return engine
 
     @cached_property
     def _anonymizer(self):
@@ -88,9 +96,10 @@ class PiiRedactor:
         from presidio_analyzer import BatchAnalyzerEngine
 
         batch = BatchAnalyzerEngine(analyzer_engine=self.analyzer)
-        return [list(r) for r in batch.analyze_iterator(texts, language="en", entities=entities or self.entities,
-                                                         score_threshold=self.score_threshold,
-                                                         batch_size=self.batch_size, allow_list=self.allow_list)]
+        results = batch.analyze_iterator(texts, language="en", entities=entities or self.entities,
+                                         score_threshold=self.score_threshold, batch_size=self.batch_size,
+                                         allow_list=self.allow_list)
+        return [drop_common_word_persons(text, list(r)) for text, r in zip(texts, results, strict=True)]
 
     def redact_many(self, texts: list[str]) -> list[Redaction]:
         """Redact a list of texts; identical texts are analysed once."""

@@ -1,0 +1,129 @@
+"""Custom presidio recognizers for support data, and a precision filter for the small NER model.
+
+- street addresses (the small spaCy model finds only city/state), order ids, account numbers,
+  international phone formats the default recognizer misses;
+- lowercase "first last" names from US census name lists (package `names`), which NER misses;
+- a filter that drops single-word PERSON hits that are ordinary English words ("Dude", "Funny").
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib.resources import files
+
+from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+
+STREET_SUFFIXES = (r"st|street|ave|avenue|rd|road|blvd|boulevard|dr|drive|ln|lane|way|ct|court|pl|place|ter|"
+                   r"terrace|pkwy|parkway|hwy|highway|cir|circle|sq|square")
+US_STATES = ("AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|"
+             "NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC")
+
+
+def support_recognizers() -> list[EntityRecognizer]:
+    street = PatternRecognizer(supported_entity="STREET_ADDRESS", name="StreetAddressRecognizer", patterns=[
+        Pattern("number street suffix", rf"(?i)\b\d{{1,6}}\s+(?:[a-z0-9'.-]+\s+){{0,3}}(?:{STREET_SUFFIXES})\b\.?"
+                r"(?:,?\s+(?:suite|ste|apt|apartment|unit|#)\s*[\w-]+)?", 0.6),
+        Pattern("suite or apartment", r"(?i)\b(?:suite|apt|apartment|unit)\s+#?\d+[a-z]?\b", 0.45),
+        Pattern("state and zip", rf"(?i)\b(?:{US_STATES}),?\s+\d{{5}}(?:-\d{{4}})?\b", 0.5),
+        Pattern("po box", r"(?i)\bp\.?\s?o\.?\s+box\s+\d+\b", 0.6),
+    ], context=["address", "street", "ship", "deliver", "live", "billing"])
+    order = PatternRecognizer(supported_entity="ORDER_ID", name="OrderIdRecognizer", patterns=[
+        Pattern("order id after keyword",
+                r"(?i)(?<=\border(?:\s+(?:id|number|no\.?))?\s*[:#]?\s*)[A-Z0-9][A-Z0-9-]{5,}\b", 0.6),
+    ])
+    account = PatternRecognizer(supported_entity="ACCOUNT_NUMBER", name="AccountNumberRecognizer", patterns=[
+        Pattern("account number after keyword",
+                r"(?i)(?<=\b(?:account|acct)(?:\s+(?:number|no\.?|#))?\s*[:#]?\s*)\d[\d -]{5,}\d\b", 0.6),
+    ])
+    phone = PatternRecognizer(supported_entity="PHONE_NUMBER", name="InternationalPhoneRecognizer", patterns=[
+        Pattern("parenthesised area code", r"(?<![\w(])\(\d{2,4}\)\s?\d{2,4}[\s.-]?\d{3,4}(?![\w-])", 0.5),
+        Pattern("plus country code", r"(?<![\w+])\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}(?![\w-])", 0.55),
+        Pattern("dotted or dashed groups", r"(?<![\w.-])\d{3}[.-]\d{3}[.-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w.-])",
+                0.5),
+        Pattern("spaced digit groups", r"(?<![\w.,+-])(?:\+?\d{1,3}[\s.-])?\d{2,4}(?:[ .-]\d{2,4}){2,4}"
+                r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w.,-])", 0.4),
+    ], context=["phone", "call", "number", "mobile", "cell", "tel", "reach"])
+    person_context = PatternRecognizer(supported_entity="PERSON", name="PersonContextRecognizer", patterns=[
+        Pattern("honorific", r"(?<=\b(?:[Mm]r|[Mm]rs|[Mm]s|[Mm]iss|[Dd]r)\.?\s)[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.6),
+        Pattern("introduced name", r"(?<=\b(?:[Mm]y name is|[Nn]ame is|[Cc]all me|[Tt]his is|[Nn]ame:)\s)"
+                r"[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.6),
+    ])
+    return [street, order, account, phone, person_context, NameLexiconRecognizer()]
+
+
+@functools.lru_cache(maxsize=1)
+def name_lexicon() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(first names, common last names (top 5k), all last names) from the `names` package's census files."""
+    root = files("names")
+
+    def read(name: str, limit: int | None = None) -> frozenset[str]:
+        lines = root.joinpath(name).read_text().splitlines()[:limit]
+        return frozenset(line.split()[0].lower() for line in lines if line.strip())
+
+    first = read("dist.female.first") | read("dist.male.first")
+    return first, read("dist.all.last", 5000), read("dist.all.last")
+
+
+@functools.lru_cache(maxsize=1)
+def common_english_words() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS
+    from wordfreq import top_n_list
+
+    return frozenset(top_n_list("en", 30000)) | frozenset(STOP_WORDS)
+
+
+_NAME_TOKEN = re.compile(r"[A-Za-z][A-Za-z'-]+")
+
+
+class NameLexiconRecognizer(EntityRecognizer):
+    """"first last" pairs from census name lists, any case: catches "crystal minh" that NER misses."""
+
+    def __init__(self):
+        super().__init__(supported_entities=["PERSON"], name="NameLexiconRecognizer", supported_language="en")
+
+    def load(self) -> None:
+        name_lexicon()
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        from spacy.lang.en.stop_words import STOP_WORDS
+
+        first, _, last = name_lexicon()
+        tokens = list(_NAME_TOKEN.finditer(text))
+        results = []
+        common = common_english_words()
+        for token in tokens:  # a capitalised first name that is not also an everyday word
+            word = token.group()
+            if word[0].isupper() and word[1:].islower() and word.lower() in first and word.lower() not in common:
+                results.append(RecognizerResult("PERSON", token.start(), token.end(), 0.5))
+        for a, b in zip(tokens, tokens[1:], strict=False):
+            x, y = a.group().lower(), b.group().lower()
+            if text[a.end():b.start()] != " " or x in STOP_WORDS or y in STOP_WORDS:
+                continue
+            if x not in first or not (y in last or y in first):
+                continue
+            capitalised = a.group()[0].isupper() and b.group()[0].isupper()
+            # lowercase pairs are mostly ordinary phrases ("love ya"): keep them only with a rare surname
+            if not capitalised and y in common:
+                continue
+            results.append(RecognizerResult("PERSON", a.start(), b.end(), 0.7 if capitalised else 0.5))
+        return results
+
+
+def drop_common_word_persons(text: str, results: list) -> list:
+    """Remove PERSON hits that are one ordinary English word or all-lowercase non-names."""
+    first, common_last, _ = name_lexicon()
+    names = first | common_last
+    common = common_english_words()
+    kept = []
+    for r in results:
+        if r.entity_type == "PERSON":
+            words = [w.lower() for w in _NAME_TOKEN.findall(text[r.start:r.end])]
+            if not words:
+                continue
+            if len(words) == 1 and words[0] in common and words[0] not in names:
+                continue
+            if text[r.start:r.end].islower() and not any(w in names for w in words):
+                continue
+        kept.append(r)
+    return kept
