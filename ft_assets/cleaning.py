@@ -9,6 +9,13 @@ from ft_resources.pii import PiiEngine
 from tuneline.cleaning import clean_conversations, count_entities
 
 
+class CleaningConfig(dg.Config):
+    """Canonical product names ({"acme-pro": "Acme Pro"}) and whether URLs become [URL]."""
+
+    product_names: dict[str, str] = {}
+    replace_urls: bool = True
+
+
 @dg.asset(
     partitions_def=product_partitions,
     group_name="curation",
@@ -18,10 +25,11 @@ from tuneline.cleaning import clean_conversations, count_entities
     check_specs=[dg.AssetCheckSpec("no_high_confidence_pii", asset="cleaned_conversations", blocking=True,
                                    description="A re-scan finds no email, phone, card, IBAN, IP or SSN left.")],
 )
-def cleaned_conversations(context: dg.AssetExecutionContext, raw_tickets: pl.DataFrame, pii: PiiEngine):
-    """NFKC + HTML/whitespace normalisation, then presidio redaction of every turn."""
+def cleaned_conversations(context: dg.AssetExecutionContext, config: CleaningConfig, raw_tickets: pl.DataFrame,
+                          pii: PiiEngine):
+    """NFKC/HTML/whitespace; internal notes, quoted replies and signatures out; then presidio on every turn."""
     redactor = pii.redactor()
-    cleaned = clean_conversations(raw_tickets, redactor)
+    cleaned = clean_conversations(raw_tickets, redactor, config.product_names, config.replace_urls)
     entities = count_entities(cleaned)
     yield dg.Output(cleaned, metadata={
         "dagster/row_count": cleaned.height,

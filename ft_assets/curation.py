@@ -1,11 +1,12 @@
-"""scored_dataset: length and language filters, exact + near dedup, quality score."""
-
+"""scored_dataset: filters, exact + near dedup (also across products), quality score, diversity sampling."""
 
 import dagster as dg
 import polars as pl
 
 from ft_assets.partitions import product_partitions
-from tuneline.curation import KEPT, CurationRules, funnel, score_conversations
+from ft_resources.storage import TunelineStorage
+from tuneline.curation import KEPT, CurationRules, NearDuplicateIndex, distribution, funnel, score_conversations
+from tuneline.reporting import funnel_chart, markdown_table, png_markdown
 
 
 class CurationConfig(dg.Config):
@@ -14,31 +15,42 @@ class CurationConfig(dg.Config):
     near_dup_threshold: float = 0.8
     shingle_words: int = 5
     min_quality: float = 0.3
+    target_size: int | None = None
+    seed: int = 0
+
+
+def rules_from(config: CurationConfig) -> CurationRules:
+    return CurationRules(min_chars=config.min_chars, languages=tuple(config.languages),
+                         near_dup_threshold=config.near_dup_threshold, shingle_words=config.shingle_words,
+                         min_quality=config.min_quality, target_size=config.target_size, seed=config.seed)
 
 
 @dg.asset(
     partitions_def=product_partitions,
     group_name="curation",
     kinds={"polars", "datasketch"},
-    code_version="1",
+    code_version="2",
     automation_condition=dg.AutomationCondition.eager(),
 )
-def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig,
-                   cleaned_conversations: pl.DataFrame) -> dg.Output[pl.DataFrame]:
-    """Every conversation with its score and `status` (kept, or why it was filtered)."""
-    rules = CurationRules(min_chars=config.min_chars, languages=tuple(config.languages),
-                          near_dup_threshold=config.near_dup_threshold, shingle_words=config.shingle_words,
-                          min_quality=config.min_quality)
-    scored = score_conversations(cleaned_conversations, rules)
+def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig, cleaned_conversations: pl.DataFrame,
+                   storage: TunelineStorage) -> dg.Output[pl.DataFrame]:
+    """Every conversation with its score, strata and `status` (kept, or why it was filtered)."""
+    rules = rules_from(config)
+    index = NearDuplicateIndex(storage.near_duplicate_index, rules)
+    scored = score_conversations(cleaned_conversations, rules, index=index, product=context.partition_key)
     stages = funnel(scored)
-    statuses = dict(scored.group_by("status").len().iter_rows())
     kept = scored.filter(pl.col("status") == KEPT)
-    table = "\n".join(["| stage | rows | share |", "|---|---:|---:|"] + [
-        f"| {stage} | {n} | {n / max(stages['raw'], 1):.0%} |" for stage, n in stages.items()])
+    before = scored.filter(pl.col("status").is_in([KEPT, "not_sampled"]))  # the pool diversity sampling saw
+    table = markdown_table(["stage", "rows", "share"],
+                           [[s, n, f"{n / max(stages['raw'], 1):.0%}"] for s, n in stages.items()])
+    strata = {col: {"before_sampling": distribution(before, col), "after": distribution(kept, col)}
+              for col in ("topic", "difficulty", "sentiment")}
     return dg.Output(scored, metadata={
         "dagster/row_count": scored.height,
         "kept": kept.height,
-        "funnel": dg.MetadataValue.md(table),
-        "status_counts": dg.MetadataValue.json(statuses),
+        "funnel": dg.MetadataValue.md(table + "\n\n" + png_markdown(funnel_chart(stages), "funnel")),
+        "status_counts": dg.MetadataValue.json(distribution(scored, "status")),
+        "distributions": dg.MetadataValue.json(strata),
         "mean_quality_kept": float(kept["quality_score"].mean()) if kept.height else 0.0,
+        "examples_in_cross_product_index": len(index),
     })

@@ -19,6 +19,8 @@ class IngestConfig(dg.Config):
     assistant_column: str = "agent_response"
     messages_column: str = "messages"
     created_column: str = "created_at"
+    csat_column: str = "csat"
+    metadata_columns: list[str] = ["category", "intent"]
 
 
 @dg.multi_asset(
@@ -40,10 +42,13 @@ def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, stor
     if not folder.is_dir():
         raise dg.Failure(f"no landing folder for product {product!r}: expected {folder}", allow_retries=False)
     files = list_landing_files(folder)
-    result = ingest_product(folder, product, ColumnMapping(**config.model_dump()))
+    settings = config.model_dump()
+    mapping = ColumnMapping(**{**settings, "metadata_columns": tuple(settings["metadata_columns"])})
+    result = ingest_product(folder, product, mapping)
     yield dg.Output(result.kept, output_name="raw_tickets", metadata={
         "records_in": result.records_in, "kept": result.kept.height, "rejected": result.rejected.height,
         "files": dg.MetadataValue.json([f.name for f in files]),
+        "kb_examples": int((result.kept["source_kind"] == "kb").sum()),
         "dagster/row_count": result.kept.height,
     })
     yield dg.Output(result.rejected, output_name="rejected_tickets", metadata={

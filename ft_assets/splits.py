@@ -1,14 +1,26 @@
-"""dataset_splits: stable train/val/test by thread, and chat JSONL exports."""
-
+"""dataset_splits: stable train/val/test by thread; chat JSONL, Alpaca and HF datasets exports."""
 
 import dagster as dg
 import polars as pl
 
+from ft_assets.curation import CurationConfig, rules_from
 from ft_assets.partitions import product_partitions
+from ft_resources.models import BaseModel
 from ft_resources.storage import TunelineStorage
-from tuneline.splits import DEFAULT_SYSTEM_PROMPT, SplitRatios, assign_splits, to_chat_records
-from tuneline.storage import atomic_write_jsonl
+from tuneline.curation import NearDuplicateIndex, locked
+from tuneline.splits import (
+    DEFAULT_SYSTEM_PROMPT,
+    SplitRatios,
+    assign_splits,
+    stratum_ratio_problems,
+    to_alpaca,
+    to_chat_records,
+    token_length_problems,
+)
+from tuneline.storage import atomic_directory, atomic_write_json, atomic_write_jsonl
 from tuneline.validators import chat_format_problems, split_leakage
+
+SPLITS = ("train", "val", "test")
 
 
 class SplitConfig(dg.Config):
@@ -16,41 +28,68 @@ class SplitConfig(dg.Config):
     val_ratio: float = 0.1
     test_ratio: float = 0.1
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    max_tokens: int = 512  # the training max_length; longer examples fail the format check
+    dedup: CurationConfig = CurationConfig()  # must match scored_dataset's shingles/threshold for the shared index
 
 
 @dg.asset(
     partitions_def=product_partitions,
     group_name="curation",
-    kinds={"polars"},
-    code_version="1",
+    kinds={"polars", "huggingface"},
+    code_version="2",
     automation_condition=dg.AutomationCondition.eager(),
     check_specs=[
         dg.AssetCheckSpec("chat_format", asset="dataset_splits", blocking=True,
-                          description="System turn first, user/assistant turns, non-empty, ends on assistant."),
+                          description="System first, user/assistant turns, non-empty, ends on the assistant, "
+                                      "fits max_tokens with the base model's tokenizer."),
         dg.AssetCheckSpec("no_leakage_across_splits", asset="dataset_splits", blocking=True,
                           description="No conversation or thread appears in two splits."),
+        dg.AssetCheckSpec("split_ratios_per_topic", asset="dataset_splits",
+                          description="Train share per topic within a binomial tolerance of the ratio."),
     ],
 )
 def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, scored_dataset: pl.DataFrame,
-                   storage: TunelineStorage):
-    """Kept conversations with a `split` column; exports `<root>/exports/<product>/{train,val,test}.jsonl`."""
+                   storage: TunelineStorage, base_model: BaseModel):
+    """Kept conversations with a `split`; exports under `<root>/exports/<product>/`:
+    {train,val,test}.jsonl (OpenAI chat), alpaca.json, hf_dataset/ (DatasetDict)."""
+    from datasets import Dataset, DatasetDict
+    from transformers import AutoTokenizer
+
+    product = context.partition_key
     ratios = SplitRatios(config.train_ratio, config.val_ratio, config.test_ratio)
     splits = assign_splits(scored_dataset, ratios, config.system_prompt)
     records = to_chat_records(splits)
-    export_dir = storage.exports_dir(context.partition_key)
+    export_dir = storage.exports_dir(product)
     sizes = {}
-    for name in ("train", "val", "test"):
+    for name in SPLITS:
         chosen = [r for r in records if r["split"] == name]
         atomic_write_jsonl(export_dir / f"{name}.jsonl", chosen)
         sizes[name] = len(chosen)
+    atomic_write_json(export_dir / "alpaca.json", to_alpaca(records))
+    with atomic_directory(export_dir / "hf_dataset") as staging:
+        flat = [{"messages": r["messages"], "example_id": r["metadata"]["example_id"],
+                 "ticket_id": r["metadata"]["ticket_id"], "split": r["split"]} for r in records]
+        by_split = {name: [r for r in flat if r["split"] == name] for name in SPLITS}
+        DatasetDict({name: Dataset.from_list(rows) for name, rows in by_split.items() if rows}).save_to_disk(
+            str(staging))
+    with locked(storage.near_duplicate_index):
+        index = NearDuplicateIndex(storage.near_duplicate_index, rules_from(config.dedup))
+        index.replace_product(product, dict(zip(splits["content_hash"], splits["conversation_text"], strict=True)))
+        index.save()
     yield dg.Output(splits, metadata={
         "dagster/row_count": splits.height, **{f"{k}_examples": v for k, v in sizes.items()},
         "export_dir": dg.MetadataValue.path(str(export_dir)),
         "system_prompt": config.system_prompt,
+        "topics": dg.MetadataValue.json(dict(sorted(splits.group_by("topic").len().iter_rows()))),
     })
-    problems = chat_format_problems(records)
+    tokenizer = AutoTokenizer.from_pretrained(base_model.resolve(storage.model_cache))
+    problems = chat_format_problems(records) + token_length_problems(records, tokenizer, config.max_tokens)
     yield dg.AssetCheckResult(check_name="chat_format", passed=not problems,
                               metadata={"problems": dg.MetadataValue.json(problems)})
     leaks = split_leakage(splits)
     yield dg.AssetCheckResult(check_name="no_leakage_across_splits", passed=not leaks,
                               metadata={"problems": dg.MetadataValue.json(leaks)})
+    skew = stratum_ratio_problems(splits, ratios)
+    yield dg.AssetCheckResult(check_name="split_ratios_per_topic", passed=not skew,
+                              severity=dg.AssetCheckSeverity.WARN,
+                              metadata={"problems": dg.MetadataValue.json(skew)})

@@ -37,5 +37,9 @@ class TunelineStorage(dg.ConfigurableResource):
         return self.root_path / "work" / product
 
     @property
+    def near_duplicate_index(self) -> Path:
+        return self.root_path / "indexes" / "near_duplicates.pkl"
+
+    @property
     def model_cache(self) -> Path:
         return self.root_path / "models"

@@ -58,7 +58,7 @@ def test_whole_graph_for_one_partition(graph_env, home):
     assert result.success
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"records_in_equal_kept_plus_rejected": True, "no_high_confidence_pii": True,
-                      "chat_format": True, "no_leakage_across_splits": True}
+                      "chat_format": True, "no_leakage_across_splits": True, "split_ratios_per_topic": True}
 
     ingest = _meta(result, "raw_tickets")
     assert ingest["records_in"] == ingest["kept"] + ingest["rejected"]
@@ -74,6 +74,12 @@ def test_whole_graph_for_one_partition(graph_env, home):
     assert sizes["train"] > sizes["test"] > 0
     first = json.loads((exports / "train.jsonl").read_text().splitlines()[0])
     assert first["messages"][0]["role"] == "system" and first["split"] == "train"
+    alpaca = json.loads((exports / "alpaca.json").read_text())
+    assert len(alpaca) == sum(sizes.values()) and {"instruction", "input", "output"} <= set(alpaca[0])
+    from datasets import load_from_disk
+
+    hf = load_from_disk(str(exports / "hf_dataset"))
+    assert {name: hf[name].num_rows for name in hf} == sizes
 
     adapter = home / "adapters" / "shipping"
     assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()

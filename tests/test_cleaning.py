@@ -63,3 +63,22 @@ def test_recall_on_presidio_research_sample(redactor, shared_data):
 def test_high_confidence_rescan_finds_what_was_left(redactor):
     leftovers = redactor.find_high_confidence(["mail me at jane.doe@example.com", "nothing here"])
     assert [(i, kind) for i, kind, _ in leftovers] == [(0, "EMAIL_ADDRESS")]
+
+
+def test_support_noise_is_removed():
+    from tuneline.cleaning import clean_text
+
+    text = ("My invoice is wrong.\n[internal] customer is on the legacy plan\n> previous reply quoted\n"
+            "See https://example.com/billing?id=3 for acme-PRO.\n--\nJane\nSupport Lead\n")
+    assert clean_text(text, {"acme-pro": "Acme Pro"}) == "My invoice is wrong.\nSee [URL] for Acme Pro."
+    assert clean_text("Thanks!\nOn Tue, 3 Mar 2026 Bob <b@example.com> wrote:\n> hi") == "Thanks!"
+    assert clean_text("Fixed.\nSent from my iPhone") == "Fixed."
+
+
+def test_turn_empty_after_cleaning_is_dropped_but_the_row_is_kept(redactor):
+    frame = pl.DataFrame({"ticket_id": ["1"], "messages": pl.Series(
+        [[{"role": "user", "content": "Where is my refund?"}, {"role": "assistant", "content": "--\nSupport"}]],
+        dtype=MESSAGE_DTYPE)})
+    cleaned = clean_conversations(frame, redactor)
+    assert cleaned.height == 1
+    assert [t["role"] for t in cleaned["messages"][0].to_list()] == ["user"]

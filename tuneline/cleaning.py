@@ -19,6 +19,35 @@ _NEWLINES = re.compile(r"\n{3,}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+_QUOTE_HEADER = re.compile(r"^\s*(?:On .{3,120} wrote:|-{2,}\s*Original Message\s*-{2,}|From: .+)\s*$",
+                           re.IGNORECASE)
+_INTERNAL = re.compile(r"^\s*(?:\[internal\]|internal note:|note to self:|\(internal\)|#internal)", re.IGNORECASE)
+_SIGNATURE_START = re.compile(r"^\s*(?:--\s*|sent from my \w+.*|get outlook for \w+.*)$", re.IGNORECASE)
+_URL = re.compile(r"\bhttps?://[^\s<>\"']+|\bwww\.[^\s<>\"']+", re.IGNORECASE)
+
+
+def strip_support_noise(text: str) -> str:
+    """Drop internal notes, quoted earlier replies (`>` lines and everything after "On ... wrote:"),
+    and signatures (from a `--` line or a "Sent from my phone" line to the end)."""
+    kept = []
+    for line in text.split("\n"):
+        if _QUOTE_HEADER.match(line) or _SIGNATURE_START.match(line):
+            break
+        if line.lstrip().startswith(">") or _INTERNAL.match(line):
+            continue
+        kept.append(line)
+    return "\n".join(kept).strip()
+
+
+def standardize_mentions(text: str, product_names: dict[str, str], replace_urls: bool = True) -> str:
+    """URLs -> [URL]; product name variants -> their canonical spelling (case-insensitive, whole words)."""
+    if replace_urls:
+        text = _URL.sub("[URL]", text)
+    for variant, canonical in product_names.items():
+        text = re.sub(rf"(?<!\w){re.escape(variant)}(?!\w)", canonical, text, flags=re.IGNORECASE)
+    return text
+
+
 def normalize_text(text: str) -> str:
     """NFKC, HTML tags and entities out, control characters out, whitespace collapsed."""
     text = unicodedata.normalize("NFKC", text)
@@ -29,10 +58,20 @@ def normalize_text(text: str) -> str:
     return _NEWLINES.sub("\n\n", text).strip()
 
 
-def clean_conversations(raw: pl.DataFrame, redactor: PiiRedactor) -> pl.DataFrame:
-    """Normalised, redacted copy of `raw` with per-row PII counts (`pii_entities`, `pii_total`)."""
+def clean_text(text: str, product_names: dict[str, str] | None = None, replace_urls: bool = True) -> str:
+    """Everything but PII: normalise, drop notes/quotes/signatures, standardise mentions."""
+    return standardize_mentions(strip_support_noise(normalize_text(text)), product_names or {}, replace_urls)
+
+
+def clean_conversations(raw: pl.DataFrame, redactor: PiiRedactor, product_names: dict[str, str] | None = None,
+                        replace_urls: bool = True) -> pl.DataFrame:
+    """Cleaned, redacted copy of `raw` with per-row PII counts (`pii_entities`, `pii_total`).
+
+    A turn that is empty after cleaning (only a signature or a quote) is dropped; a conversation left
+    without a user or an assistant turn keeps its row and is filtered later as too short, never lost.
+    """
     conversations = [m if isinstance(m, list) else m.to_list() for m in raw["messages"].to_list()]
-    flat = [normalize_text(turn["content"]) for conv in conversations for turn in conv]
+    flat = [clean_text(turn["content"], product_names, replace_urls) for conv in conversations for turn in conv]
     redacted = iter(redactor.redact_many(flat))
     cleaned, entity_counts = [], []
     for conv in conversations:
@@ -41,7 +80,8 @@ def clean_conversations(raw: pl.DataFrame, redactor: PiiRedactor) -> pl.DataFram
         for turn in conv:
             result = next(redacted)
             counts.update(result.entities)
-            turns.append({"role": turn["role"], "content": result.text})
+            if result.text:
+                turns.append({"role": turn["role"], "content": result.text})
         cleaned.append(turns)
         entity_counts.append(dict(counts))
     return raw.with_columns(

@@ -1,4 +1,4 @@
-"""Filters, deduplication and a quality score: fewer good examples beat many noisy ones.
+"""Filters, deduplication, a quality score and diversity sampling: fewer good examples beat many noisy ones.
 
 Every conversation keeps a row; `status` is "kept" or the reason it was filtered, so
 the funnel is auditable and nothing disappears silently.
@@ -7,15 +7,20 @@ the funnel is auditable and nothing disappears silently.
 from __future__ import annotations
 
 import hashlib
+import json
+import pickle
+import random
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
 KEPT = "kept"
 _WORD = re.compile(r"\w+", re.UNICODE)
 _RESOLUTION = re.compile(
-    r"\b(i have|i've|you can|go to|within|will|refund|sent|updated|issued|choose|click|settings)\b", re.I)
+    r"\b(i have|i've|you can|go to|within|will|refund|sent|updated|issued|choose|click|settings)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,8 @@ class CurationRules:
     shingle_words: int = 5
     num_perm: int = 128
     min_quality: float = 0.3
+    target_size: int | None = None  # diversity-sample the kept rows down to this many
+    seed: int = 0
 
 
 def conversation_text(messages: list[dict]) -> str:
@@ -47,8 +54,20 @@ def detect_language(texts: list[str]) -> list[str]:
     return [py3langid.classify(t)[0] for t in texts]
 
 
-def quality_score(user: str, assistant: str) -> float:
-    """Heuristic 0..1: sane length ratio, no repetition, signs the reply resolves something."""
+def normalized_csat(csat: float | None) -> float | None:
+    """CSAT on a 1-5, 0-10 or 0-100 scale, mapped to 0..1."""
+    if csat is None:
+        return None
+    scale = 5 if csat <= 5 else 10 if csat <= 10 else 100
+    low = 1 if scale == 5 else 0
+    return max(0.0, min(1.0, (csat - low) / (scale - low)))
+
+
+def quality_score(user: str, assistant: str, csat: float | None = None) -> float:
+    """Heuristic 0..1: sane length ratio, no repetition, signs the reply resolves something and addresses
+    the question, substance; CSAT counts as one more component when the source has it."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
     words = _WORD.findall(assistant.lower())
     if not words:
         return 0.0
@@ -58,22 +77,42 @@ def quality_score(user: str, assistant: str) -> float:
     repetition_ok = min(1.0, distinct / 0.6)
     resolves = 1.0 if _RESOLUTION.search(assistant) else 0.3
     substantive = min(1.0, len(words) / 20)
-    return round((length_ok + repetition_ok + resolves + substantive) / 4, 4)
+    asked = {w for w in _WORD.findall(user.lower()) if w not in STOP_WORDS and len(w) > 2}
+    overlap = len(asked & set(words)) / len(asked) if asked else 1.0
+    addresses = 1.0 if overlap >= 0.1 else 0.4
+    components = [length_ok, repetition_ok, resolves, substantive, addresses]
+    satisfaction = normalized_csat(csat)
+    if satisfaction is not None:
+        components.append(satisfaction)
+    return round(sum(components) / len(components), 4)
+
+
+def _shingles(text: str, n: int) -> set[str]:
+    words = _WORD.findall(text.lower())
+    return {" ".join(words[j:j + n]) for j in range(max(1, len(words) - n + 1))}
+
+
+def minhash_of(text: str, rules: CurationRules):
+    from datasketch import MinHash
+
+    mh = MinHash(num_perm=rules.num_perm)
+    mh.update_batch([s.encode() for s in _shingles(text, rules.shingle_words)])
+    return mh
+
+
+def new_lsh(rules: CurationRules):
+    from datasketch import MinHashLSH
+
+    # Weighted towards recall: a missed duplicate costs more (memorised, leaks across splits) than a dropped one.
+    return MinHashLSH(threshold=rules.near_dup_threshold, num_perm=rules.num_perm, weights=(0.3, 0.7))
 
 
 def near_duplicate_of(texts: list[str], rules: CurationRules) -> list[int | None]:
     """For each text, the index of an earlier near-duplicate (MinHash LSH), else None."""
-    from datasketch import MinHash, MinHashLSH
-
-    # Weighted towards recall: a missed duplicate costs more (memorised, leaks across splits) than a dropped one.
-    lsh = MinHashLSH(threshold=rules.near_dup_threshold, num_perm=rules.num_perm, weights=(0.3, 0.7))
+    lsh = new_lsh(rules)
     result: list[int | None] = []
     for i, text in enumerate(texts):
-        words = _WORD.findall(text.lower())
-        n = rules.shingle_words
-        shingles = {" ".join(words[j:j + n]) for j in range(max(1, len(words) - n + 1))}
-        mh = MinHash(num_perm=rules.num_perm)
-        mh.update_batch([s.encode() for s in shingles])
+        mh = minhash_of(text, rules)
         hits = lsh.query(mh)
         result.append(min(int(h) for h in hits) if hits else None)
         if not hits:
@@ -81,22 +120,136 @@ def near_duplicate_of(texts: list[str], rules: CurationRules) -> list[int | None
     return result
 
 
-def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRules()) -> pl.DataFrame:
-    """Add text, language, hash, quality and a `status` per row; filters apply in funnel order."""
+class NearDuplicateIndex:
+    """A persistent MinHash LSH over every example already in the splits of any product.
+
+    Keys are `product/content_hash`. A product's entries are replaced whenever its splits are
+    rewritten, and queries ignore the asking product's own entries (within-product dedup runs
+    on the partition itself), so re-materializing a partition is idempotent.
+    """
+
+    def __init__(self, path: Path, rules: CurationRules):
+        self.path = Path(path)
+        self.rules = rules
+        self.lsh = new_lsh(rules)
+        self.entries: dict[str, object] = {}
+        if self.path.exists():
+            with self.path.open("rb") as fh:
+                state = pickle.load(fh)
+            if state["params"] == self._params():
+                self.lsh, self.entries = state["lsh"], state["entries"]
+
+    def _params(self) -> tuple:
+        return (self.rules.near_dup_threshold, self.rules.num_perm, self.rules.shingle_words)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def duplicates_in_other_products(self, text: str, product: str) -> list[str]:
+        hits = self.lsh.query(minhash_of(text, self.rules))
+        return sorted(h for h in hits if not h.startswith(f"{product}/"))
+
+    def replace_product(self, product: str, examples: dict[str, str]) -> None:
+        """examples: {content_hash: conversation_text} now in the product's splits."""
+        for key in [k for k in self.entries if k.startswith(f"{product}/")]:
+            self.lsh.remove(key)
+            del self.entries[key]
+        for content, text in examples.items():
+            key = f"{product}/{content}"
+            mh = minhash_of(text, self.rules)
+            self.lsh.insert(key, mh)
+            self.entries[key] = mh
+
+    def save(self) -> None:
+        from tuneline.storage import atomic_write
+
+        payload = pickle.dumps({"params": self._params(), "lsh": self.lsh, "entries": self.entries})
+        atomic_write(self.path, lambda p: p.write_bytes(payload))
+
+
+@contextmanager
+def locked(path: Path):
+    """An exclusive lock beside `path`, so two partitions never update the index at once."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def sentiment_bucket(texts: list[str]) -> list[str]:
+    """neg / neu / pos from VADER's lexicon (ships in the vaderSentiment package)."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = SentimentIntensityAnalyzer()
+    buckets = []
+    for text in texts:
+        compound = analyzer.polarity_scores(text)["compound"]
+        buckets.append("neg" if compound <= -0.05 else "pos" if compound >= 0.05 else "neu")
+    return buckets
+
+
+def topic_of(metadata_json: str | None, product: str | None) -> str:
+    metadata = json.loads(metadata_json) if metadata_json else {}
+    return str(metadata.get("intent") or metadata.get("category") or product or "general")
+
+
+def difficulty_of(turns: int, chars: int) -> str:
+    if turns > 2:
+        return "multi_turn"
+    return "short" if chars < 300 else "medium" if chars < 700 else "long"
+
+
+def diversity_sample(frame: pl.DataFrame, target_size: int, seed: int = 0) -> set[int]:
+    """Row positions to keep: round-robin over (topic, difficulty, sentiment) strata, best quality first,
+    so the sample is as even across strata as the data allows."""
+    strata: dict[tuple, list[tuple[float, int]]] = {}
+    for i, row in enumerate(frame.select("topic", "difficulty", "sentiment", "quality_score").iter_rows()):
+        strata.setdefault(row[:3], []).append((row[3], i))
+    rng = random.Random(seed)
+    queues = []
+    for key in sorted(strata):
+        members = strata[key]
+        rng.shuffle(members)  # ties in quality are broken at random, reproducibly
+        queues.append(sorted(members, key=lambda m: -m[0]))
+    chosen: set[int] = set()
+    while len(chosen) < target_size and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < target_size:
+                chosen.add(queue.pop(0)[1])
+    return chosen
+
+
+def distribution(frame: pl.DataFrame, column: str) -> dict[str, int]:
+    return dict(sorted(frame.group_by(column).len().iter_rows())) if frame.height else {}
+
+
+def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRules(),
+                        index: NearDuplicateIndex | None = None, product: str | None = None) -> pl.DataFrame:
+    """Add text, language, hash, quality, strata and a `status` per row; filters apply in funnel order."""
     conversations = [m if isinstance(m, list) else m.to_list() for m in cleaned["messages"].to_list()]
+    n = len(conversations)
     texts = [conversation_text(c) for c in conversations]
     users = [" ".join(t["content"] for t in c if t["role"] == "user") for c in conversations]
     replies = [" ".join(t["content"] for t in c if t["role"] == "assistant") for c in conversations]
     languages = detect_language(texts)
     hashes = [content_hash(t) for t in texts]
-    scores = [quality_score(u, a) for u, a in zip(users, replies, strict=True)]
+    csats = cleaned["csat"].to_list() if "csat" in cleaned.columns else [None] * n
+    scores = [quality_score(u, a, c) for u, a, c in zip(users, replies, csats, strict=True)]
+    metadata = cleaned["metadata"].to_list() if "metadata" in cleaned.columns else [None] * n
+    products = cleaned["product"].to_list() if "product" in cleaned.columns else [product] * n
 
     status: list[str] = []
     seen_hashes: set[str] = set()
     survivors: list[int] = []
-    for i in range(len(texts)):
-        chars = len(users[i]) + len(replies[i])
-        if chars < rules.min_chars:
+    for i in range(n):
+        if not users[i] or not replies[i]:
+            status.append("empty_after_cleaning")
+        elif len(users[i]) + len(replies[i]) < rules.min_chars:
             status.append("too_short")
         elif languages[i] not in rules.languages:
             status.append(f"language_{languages[i]}")
@@ -108,22 +261,38 @@ def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRu
             survivors.append(i)
     near = near_duplicate_of([texts[i] for i in survivors], rules)
     for position, earlier in enumerate(near):
+        i = survivors[position]
         if earlier is not None:
-            status[survivors[position]] = "near_duplicate"
-    for i in range(len(status)):
+            status[i] = "near_duplicate"
+        elif index is not None and index.duplicates_in_other_products(texts[i], product or products[i] or ""):
+            status[i] = "cross_product_duplicate"
+    for i in range(n):
         if status[i] == KEPT and scores[i] < rules.min_quality:
             status[i] = "low_quality"
-    return cleaned.with_columns(
+    scored = cleaned.with_columns(
         pl.Series("conversation_text", texts, dtype=pl.String),
         pl.Series("language", languages, dtype=pl.String),
         pl.Series("content_hash", hashes, dtype=pl.String),
         pl.Series("quality_score", scores, dtype=pl.Float64),
+        pl.Series("topic", [topic_of(m, p) for m, p in zip(metadata, products, strict=True)], dtype=pl.String),
+        pl.Series("difficulty", [difficulty_of(len(c), len(t)) for c, t in zip(conversations, texts, strict=True)],
+                  dtype=pl.String),
+        pl.Series("sentiment", sentiment_bucket(users), dtype=pl.String),
         pl.Series("status", status, dtype=pl.String),
     )
+    kept_positions = [i for i, s in enumerate(status) if s == KEPT]
+    if rules.target_size is not None and len(kept_positions) > rules.target_size:
+        chosen = diversity_sample(scored[kept_positions], rules.target_size, rules.seed)
+        for j, i in enumerate(kept_positions):
+            if j not in chosen:
+                status[i] = "not_sampled"
+        scored = scored.with_columns(pl.Series("status", status, dtype=pl.String))
+    return scored
 
 
-FUNNEL_STAGES = (("raw", ()), ("after_length", ("too_short",)), ("after_language", ("language_",)),
-                 ("after_dedup", ("exact_duplicate", "near_duplicate")), ("final", ("low_quality",)))
+FUNNEL_STAGES = (("raw", ()), ("after_basic_filters", ("empty_after_cleaning", "too_short", "language_")),
+                 ("after_dedup", ("exact_duplicate", "near_duplicate", "cross_product_duplicate")),
+                 ("after_scoring", ("low_quality",)), ("final", ("not_sampled",)))
 
 
 def funnel(scored: pl.DataFrame) -> dict[str, int]:

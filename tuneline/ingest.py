@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-SUPPORTED_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+SUPPORTED_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet", ".md")
 
 MESSAGE_DTYPE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 
@@ -24,6 +25,9 @@ KEPT_SCHEMA = {
     "source_file": pl.String,
     "source_row": pl.Int64,
     "created_at": pl.String,
+    "source_kind": pl.String,  # "ticket" or "kb" (a knowledge-base article turned into Q/A)
+    "csat": pl.Float64,
+    "metadata": pl.String,  # JSON of the configured metadata columns (category, intent, ...)
     "messages": MESSAGE_DTYPE,
 }
 REJECTED_SCHEMA = {
@@ -49,6 +53,8 @@ class ColumnMapping:
     assistant_column: str = "agent_response"
     messages_column: str = "messages"
     created_column: str = "created_at"
+    csat_column: str = "csat"
+    metadata_columns: tuple[str, ...] = ("category", "intent")
 
 
 @dataclass
@@ -115,12 +121,46 @@ def record_to_row(record: object, mapping: ColumnMapping, product: str, source: 
         return {"reason": turns, "raw": raw, "ticket_id": ticket_id}
     thread = record.get(mapping.thread_column)
     created = record.get(mapping.created_column)
+    csat = _as_float(record.get(mapping.csat_column))
+    if csat is _INVALID:
+        return {"reason": "invalid_csat", "raw": raw, "ticket_id": ticket_id}
+    metadata = {c: record[c] for c in mapping.metadata_columns if record.get(c) not in (None, "")}
     return {
         "ticket_id": ticket_id,
         "thread_id": str(thread) if thread not in (None, "") else ticket_id,
         "created_at": str(created) if created not in (None, "") else None,
+        "source_kind": "ticket",
+        "csat": csat,
+        "metadata": json.dumps(metadata, ensure_ascii=False, sort_keys=True, default=str),
         "messages": turns,
     }
+
+
+_INVALID = object()
+
+
+def _as_float(value: object):
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return _INVALID
+
+
+_FAQ_HEADING = re.compile(r"^#{2,3}\s+(.+?)\s*$", re.MULTILINE)
+
+
+def kb_article_to_records(text: str) -> list[tuple[int, dict]]:
+    """A Markdown FAQ: each `## question` heading and the text under it become one Q/A record."""
+    headings = list(_FAQ_HEADING.finditer(text))
+    records = []
+    for i, heading in enumerate(headings):
+        end = headings[i + 1].start() if i + 1 < len(headings) else len(text)
+        answer = text[heading.end():end].strip()
+        line = text.count("\n", 0, heading.start()) + 1
+        records.append((line, {"question": heading.group(1).strip(), "answer": answer}))
+    return records
 
 
 def _iter_records(path: Path) -> list[tuple[int, object]]:
@@ -128,6 +168,10 @@ def _iter_records(path: Path) -> list[tuple[int, object]]:
     if path.suffix == ".csv":
         frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
         return list(enumerate(frame.to_dicts(), start=1))
+    if path.suffix == ".parquet":
+        return list(enumerate(pl.read_parquet(path).to_dicts(), start=1))
+    if path.suffix == ".md":
+        return kb_article_to_records(path.read_text(encoding="utf-8"))
     records: list[tuple[int, object]] = []
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
@@ -151,12 +195,16 @@ def ingest_file(path: Path, product: str, mapping: ColumnMapping = ColumnMapping
     source = path.name
     try:
         records = _iter_records(path)
-    except (pl.exceptions.PolarsError, UnicodeDecodeError, OSError) as exc:
+    except (pl.exceptions.PolarsError, UnicodeDecodeError, OSError, ValueError) as exc:
         rejected = [{"product": product, "source_file": source, "source_row": None, "ticket_id": None,
                      "reason": "unreadable_file", "raw": f"{type(exc).__name__}: {exc}"[:2000]}]
         return IngestResult(pl.DataFrame(schema=KEPT_SCHEMA), pl.DataFrame(rejected, schema=REJECTED_SCHEMA), 1)
     kept, rejected = [], []
+    is_kb = path.suffix == ".md"
     for row, record in records:
+        if is_kb:
+            record = {mapping.id_column: stable_id(product, source, row), mapping.user_column: record["question"],
+                      mapping.assistant_column: record["answer"]}
         if isinstance(record, _MalformedLine):
             rejected.append({"product": product, "source_file": source, "source_row": row, "ticket_id": None,
                              "reason": "malformed_json", "raw": record.text[:10_000]})
@@ -166,6 +214,8 @@ def ingest_file(path: Path, product: str, mapping: ColumnMapping = ColumnMapping
         if "reason" in result:
             rejected.append({**base, **result})
         else:
+            if is_kb:
+                result["source_kind"] = "kb"
             kept.append({**base, **result})
     return IngestResult(pl.DataFrame(kept, schema=KEPT_SCHEMA), pl.DataFrame(rejected, schema=REJECTED_SCHEMA),
                         len(records))
@@ -193,3 +243,19 @@ def ingest_product(product_dir: Path, product: str, mapping: ColumnMapping = Col
                                             return_dtype=pl.String).alias("raw"))])
         kept = kept.filter(~duplicate_mask)
     return IngestResult(kept, rejected, sum(r.records_in for r in results))
+
+
+def split_by_product(source: Path, landing: Path, product_column: str) -> dict[str, int]:
+    """Write one landing file per product from a single export that has a product column (e.g. bitext's
+    `category`). Rows without a product go to `_unassigned` so that nothing is dropped."""
+    frame = pl.read_csv(source, infer_schema=False) if source.suffix == ".csv" else pl.read_parquet(source)
+    if product_column not in frame.columns:
+        raise ValueError(f"{source} has no column {product_column!r}; columns: {frame.columns}")
+    counts = {}
+    frame = frame.with_columns(pl.col(product_column).fill_null("_unassigned").str.to_lowercase())
+    for (product,), part in frame.group_by(product_column, maintain_order=True):
+        folder = landing / re.sub(r"[^a-z0-9_-]+", "_", product)
+        folder.mkdir(parents=True, exist_ok=True)
+        part.write_parquet(folder / f"{source.stem}.parquet")
+        counts[folder.name] = part.height
+    return counts

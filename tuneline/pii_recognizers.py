@@ -39,8 +39,8 @@ def support_recognizers() -> list[EntityRecognizer]:
     phone = PatternRecognizer(supported_entity="PHONE_NUMBER", name="InternationalPhoneRecognizer", patterns=[
         Pattern("parenthesised area code", r"(?<![\w(])\(\d{2,4}\)\s?\d{2,4}[\s.-]?\d{3,4}(?![\w-])", 0.5),
         Pattern("plus country code", r"(?<![\w+])\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}(?![\w-])", 0.55),
-        Pattern("dotted or dashed groups", r"(?<![\w.-])\d{3}[.-]\d{3}[.-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w.-])",
-                0.5),
+        Pattern("dotted or dashed groups",
+                r"(?<![\w.-])\d{3}[.-]\d{3}[.-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w.-])", 0.5),
         Pattern("spaced digit groups", r"(?<![\w.,+-])(?:\+?\d{1,3}[\s.-])?\d{2,4}(?:[ .-]\d{2,4}){2,4}"
                 r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w.,-])", 0.4),
     ], context=["phone", "call", "number", "mobile", "cell", "tel", "reach"])

@@ -21,3 +21,31 @@ def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def png_markdown(figure, alt: str) -> str:
+    """A matplotlib figure as an inline markdown image (the Dagster UI renders data URIs)."""
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
+
+
+def funnel_chart(stages: dict[str, int]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 2.6))
+    names, values = list(stages)[::-1], list(stages.values())[::-1]
+    top = max(values[-1], 1)
+    axis.barh(names, values, color="#4f7cac")
+    for y, value in enumerate(values):
+        axis.text(value, y, f" {value} ({value / top:.0%})", va="center", fontsize=8)
+    axis.set_xlim(0, top * 1.25)
+    axis.set_title("curation funnel")
+    plt.close(figure)
+    return figure

@@ -56,3 +56,47 @@ def to_chat_records(splits: pl.DataFrame) -> list[dict]:
                          "quality_score": row["quality_score"]},
         })
     return records
+
+
+def to_alpaca(records: list[dict]) -> list[dict]:
+    """Alpaca format: system prompt as instruction, the last user turn as input, the reply as output;
+    earlier turns are folded into the input so multi-turn context is not lost."""
+    rows = []
+    for record in records:
+        messages = record["messages"]
+        history = messages[1:-1]
+        context = "\n".join(f"{m['role']}: {m['content']}" for m in history[:-1])
+        last_user = history[-1]["content"] if history else ""
+        rows.append({"instruction": messages[0]["content"],
+                     "input": f"{context}\nuser: {last_user}".strip() if context else last_user,
+                     "output": messages[-1]["content"], "split": record["split"],
+                     "example_id": record["metadata"]["example_id"]})
+    return rows
+
+
+def stratum_ratio_problems(splits: pl.DataFrame, ratios: SplitRatios, column: str = "topic",
+                           min_size: int = 30) -> list[str]:
+    """Per stratum with at least `min_size` examples, the train share must lie within a binomial 3-sigma
+    band (+2 points) of the configured ratio: hashing threads is stable, and stratified in expectation."""
+    problems = []
+    for (stratum,), part in splits.group_by(column):
+        n = part.height
+        if n < min_size:
+            continue
+        share = (part["split"] == "train").sum() / n
+        tolerance = 3 * (ratios.train * (1 - ratios.train) / n) ** 0.5 + 0.02
+        if abs(share - ratios.train) > tolerance:
+            problems.append(f"{column}={stratum}: train share {share:.2f} vs {ratios.train:.2f} (n={n})")
+    return problems
+
+
+def token_length_problems(records: list[dict], tokenizer, max_tokens: int, limit: int = 20) -> list[str]:
+    """Examples whose chat-templated length exceeds what training will see."""
+    problems = []
+    for record in records:
+        ids = tokenizer.apply_chat_template(record["messages"], tokenize=True, return_dict=True)["input_ids"]
+        if len(ids) > max_tokens:
+            problems.append(f"{record['metadata']['example_id']}: {len(ids)} tokens > {max_tokens}")
+            if len(problems) >= limit:
+                break
+    return problems
