@@ -1,5 +1,6 @@
 """lora_adapter: builds a TrainConfig from the partition and run config, trains through the trainer resource."""
 
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -9,7 +10,7 @@ from ft_resources.models import BaseModel
 from ft_resources.storage import TunelineStorage
 from ft_resources.trainer import TrainerResource
 from tuneline.splits import to_chat_records
-from tuneline.storage import atomic_write_jsonl
+from tuneline.storage import atomic_write_jsonl, atomic_write_parquet
 from tuneline.training import DEFAULT_TARGET_MODULES, TrainConfig
 
 
@@ -50,6 +51,9 @@ def lora_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig, d
         model=base_model.resolve(storage.model_cache), train_file=str(train_file),
         output_dir=str(storage.adapter_dir(product)), **config.model_dump())
     summary = trainer.train(train_config)
+    manifest = dataset_splits.filter(pl.col("split") == "train").select(
+        pl.col("content_hash").alias("example_id"), "ticket_id", "thread_id", "product", "source_file")
+    atomic_write_parquet(Path(summary["adapter_dir"]) / "training_manifest.parquet", manifest)
     summary["base_model"] = train_config.model
     summary["train_file"] = str(train_file)
     return dg.Output(summary, metadata={

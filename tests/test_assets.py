@@ -83,6 +83,8 @@ def test_whole_graph_for_one_partition(graph_env, home):
 
     adapter = home / "adapters" / "shipping"
     assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
+    manifest = pl.read_parquet(adapter / "training_manifest.parquet")
+    assert manifest.height == sizes["train"] and manifest["ticket_id"].is_unique().all()
     report = json.loads((adapter / "evaluation_results.json").read_text())
     assert set(report["base"]) >= {"perplexity", "rougeL"} and set(report["tuned"]) >= {"perplexity", "rougeL"}
     assert report["examples"] == min(4, sizes["test"])

@@ -68,3 +68,57 @@ def test_dedup_on_real_banking77_queries(shared_data):
     counts = dict(scored.group_by("status").len().iter_rows())
     assert counts.get("kept", 0) > 400
     assert sum(counts.values()) == len(queries)
+
+
+def test_cross_product_index_flags_examples_already_in_another_products_splits(tmp_path):
+    from tuneline.curation import NearDuplicateIndex
+
+    rules = CurationRules()
+    shared = "user: my parcel never arrived and the tracking page has not changed for a whole week\n" \
+             "assistant: I have asked the carrier to trace it and will send the new tracking link today"
+    index = NearDuplicateIndex(tmp_path / "idx.pkl", rules)
+    index.replace_product("shipping", {"h1": shared})
+    index.save()
+    reloaded = NearDuplicateIndex(tmp_path / "idx.pkl", rules)
+    assert len(reloaded) == 1
+    assert reloaded.duplicates_in_other_products(shared + " Thanks.", "billing") == ["shipping/h1"]
+    assert reloaded.duplicates_in_other_products(shared, "shipping") == []  # own entries are ignored
+    reloaded.replace_product("shipping", {})
+    assert reloaded.duplicates_in_other_products(shared, "billing") == []
+
+    frame = _frame([{"ticket_id": "b1", "customer_message": shared.split("\n")[0][6:],
+                     "agent_response": shared.split("\n")[1][11:]}])
+    scored = score_conversations(frame, rules, index=index, product="billing")
+    assert scored["status"].to_list() == ["cross_product_duplicate"]
+
+
+def test_csat_moves_the_quality_score():
+    question = "My card was declined when I renewed. What should I do?"
+    reply = "Please check the card has not expired, then update it under Settings > Billing. We retry within 3 days."
+    assert quality_score(question, reply, csat=5) > quality_score(question, reply) > quality_score(question, reply, 1)
+    from tuneline.curation import normalized_csat
+
+    assert normalized_csat(5) == 1.0 and normalized_csat(1) == 0.0 and normalized_csat(70) == 0.7
+
+
+def test_diversity_sampling_evens_out_strata():
+    from tuneline.curation import diversity_sample
+
+    frame = pl.DataFrame({"topic": ["refund"] * 90 + ["login"] * 10, "difficulty": ["short"] * 100,
+                          "sentiment": ["neu"] * 100, "quality_score": [i / 100 for i in range(100)]})
+    chosen = diversity_sample(frame, 20, seed=1)
+    picked = frame[sorted(chosen)]
+    assert len(chosen) == 20
+    assert picked["topic"].value_counts().sort("topic")["count"].to_list() == [10, 10]
+    refund = picked.filter(pl.col("topic") == "refund")["quality_score"]
+    assert refund.min() >= 0.8, "within a stratum the best-scored examples come first"
+
+
+def test_target_size_marks_the_rest_not_sampled_and_funnel_accounts_for_them():
+    truth = PlantedTruth()
+    rows = [r for r in generate_product_tickets("account", 80, seed=4, truth=truth) if r["agent_response"]]
+    scored = score_conversations(_frame(rows), CurationRules(target_size=30))
+    counts = dict(scored.group_by("status").len().iter_rows())
+    assert counts["kept"] == 30 and counts["not_sampled"] > 0
+    assert funnel(scored)["final"] == 30 and funnel(scored)["raw"] == scored.height
+    assert {"topic", "difficulty", "sentiment"} <= set(scored.columns)

@@ -102,3 +102,37 @@ def test_missing_ticket_id_gets_a_stable_generated_id(tmp_path, value):
     path.write_text(json.dumps({"ticket_id": value, "customer_message": "q?", "agent_response": "a."}) + "\n")
     first = ingest_file(path, "p").kept["ticket_id"][0]
     assert first and first == ingest_file(path, "p").kept["ticket_id"][0]
+
+
+def test_parquet_multi_turn_and_csat_and_metadata(tmp_path):
+    path = tmp_path / "export.parquet"
+    pl.DataFrame({"ticket_id": ["p1", "p2"], "csat": ["4", "great"], "intent": ["refund", "x"],
+                  "messages": [[{"role": "user", "content": "refund?"}, {"role": "assistant", "content": "Done."}],
+                               [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]]}
+                 ).write_parquet(path)
+    result = ingest_file(path, "billing")
+    row = result.kept.row(0, named=True)
+    assert row["csat"] == 4.0 and json.loads(row["metadata"]) == {"intent": "refund"}
+    assert row["source_kind"] == "ticket"
+    assert result.rejected["reason"].to_list() == ["invalid_csat"]
+
+
+def test_kb_markdown_becomes_tagged_question_answer_examples(tmp_path):
+    path = tmp_path / "faq.md"
+    path.write_text("# Billing FAQ\n\n## How do I get an invoice?\nGo to Settings > Billing > History.\n\n"
+                    "## Can I pay yearly?\nYes, choose yearly billing under Plan.\n\n## Empty question\n")
+    result = ingest_file(path, "billing")
+    assert result.kept["source_kind"].to_list() == ["kb", "kb"]
+    first = result.kept["messages"][0].to_list()
+    assert first == [{"role": "user", "content": "How do I get an invoice?"},
+                     {"role": "assistant", "content": "Go to Settings > Billing > History."}]
+    assert result.rejected["reason"].to_list() == ["missing_assistant_text"]
+    assert result.records_in == 3
+
+
+def test_split_by_product_keeps_every_row(tmp_path, shared_data):
+    from tuneline.ingest import split_by_product
+
+    counts = split_by_product(shared_data / "bitext" / "tickets.csv", tmp_path, "category")
+    assert len(counts) == 11 and sum(counts.values()) == 1801
+    assert (tmp_path / "account" / "tickets.parquet").is_file()

@@ -5,6 +5,7 @@ from ft_assets.sql_models import SQL_DIR, load_sql_assets, run_sql_model, upstre
 from tuneline.cleaning import clean_conversations
 from tuneline.curation import score_conversations
 from tuneline.ingest import ingest_product
+from tuneline.splits import assign_splits
 from tuneline.synthetic import write_landing_zone
 
 
@@ -21,6 +22,8 @@ def test_every_sql_file_is_one_asset_with_parsed_deps():
     deps = {k: sorted(d.to_user_string() for d in a.asset_deps[a.key]) for k, a in assets.items()}
     assert deps["product_ticket_stats"] == ["raw_tickets"]
     assert deps["curation_funnel"] == ["scored_dataset"]
+    assert deps["split_stats"] == ["dataset_splits"]
+    assert deps["stg_tickets"] == ["raw_tickets"]
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +32,11 @@ def upstream_parquet(tmp_path_factory, redactor):
     write_landing_zone(root / "landing", ["billing"], 40)
     raw = ingest_product(root / "landing" / "billing", "billing").kept
     scored = score_conversations(clean_conversations(raw, redactor))
-    paths = {"raw_tickets": root / "raw.parquet", "scored_dataset": root / "scored.parquet"}
+    paths = {"raw_tickets": root / "raw.parquet", "scored_dataset": root / "scored.parquet",
+             "dataset_splits": root / "splits.parquet"}
     raw.write_parquet(paths["raw_tickets"])
     scored.write_parquet(paths["scored_dataset"])
+    assign_splits(scored).write_parquet(paths["dataset_splits"])
     return paths, raw, scored
 
 
@@ -53,3 +58,8 @@ def test_models_compute_the_right_numbers(upstream_parquet):
     assert funnel["conversations"].sum() == scored.height
     kept = funnel.filter(pl.col("status") == "kept")["conversations"][0]
     assert kept == scored.filter(pl.col("status") == "kept").height
+    split_stats = run_sql_model((SQL_DIR / "split_stats.sql").read_text(),
+                                {"dataset_splits": paths["dataset_splits"]})
+    assert split_stats["examples"].sum() == kept
+    staging = run_sql_model((SQL_DIR / "stg_tickets.sql").read_text(), {"raw_tickets": paths["raw_tickets"]})
+    assert staging.height == raw.height and staging["turns"].min() == 2

@@ -1,0 +1,44 @@
+"""The data stages over real text: bitext's 11 categories as products, real presidio, no training."""
+
+import dagster as dg
+import polars as pl
+
+from ft_assets.definitions import Settings, all_assets, build_resources
+from ft_assets.partitions import PRODUCTS_PARTITION_NAME
+from ft_resources.io_manager import asset_partition_path
+from tuneline.ingest import split_by_product
+
+DATA_ASSETS = {"raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits",
+               "curation_funnel", "product_ticket_stats", "stg_tickets", "split_stats"}
+BITEXT_MAPPING = {"id_column": "none", "thread_column": "none", "user_column": "instruction",
+                  "assistant_column": "response"}
+
+
+def test_bitext_categories_materialize_as_products(tmp_path, shared_data, tiny_model_dir):
+    home = tmp_path / "home"
+    counts = split_by_product(shared_data / "bitext" / "tickets.csv", home / "landing", "category")
+    resources = build_resources(Settings(home=str(home), model_source="local", model=str(tiny_model_dir)))
+    assets = [a for a in all_assets() if {k.to_user_string() for k in a.keys} <= DATA_ASSETS]
+    totals = {"in": 0, "kept": 0, "rejected": 0, "final": 0, "dedup": 0}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, sorted(counts))
+        for product in sorted(counts):
+            result = dg.materialize(assets, instance=instance, resources=resources, partition_key=product,
+                                    run_config={"ops": {"ingest_tickets": {"config": BITEXT_MAPPING},
+                                                        # the tiny test tokenizer needs ~3x the real one's tokens
+                                                        "dataset_splits": {"config": {"max_tokens": 2048}}}})
+            assert result.success, product
+            assert all(c.passed for c in result.get_asset_check_evaluations()
+                       if c.check_name != "split_ratios_per_topic"), product
+            raw = pl.read_parquet(asset_partition_path(home, "raw_tickets", product, "parquet"))
+            rejected = pl.read_parquet(asset_partition_path(home, "rejected_tickets", product, "parquet"))
+            scored = pl.read_parquet(asset_partition_path(home, "scored_dataset", product, "parquet"))
+            totals["in"] += counts[product]
+            totals["kept"] += raw.height
+            totals["rejected"] += rejected.height
+            totals["final"] += int((scored["status"] == "kept").sum())
+            totals["dedup"] += int(scored["status"].str.contains("duplicate").sum())
+            assert raw["metadata"].str.contains('"intent"').all()
+    print("bitext totals", totals)
+    assert totals["in"] == 1801 == totals["kept"] + totals["rejected"]
+    assert 0.5 * totals["kept"] < totals["final"] <= totals["kept"]
