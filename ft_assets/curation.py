@@ -4,6 +4,7 @@ import dagster as dg
 import polars as pl
 
 from ft_assets.partitions import product_partitions
+from ft_resources.llm import JudgeResource
 from ft_resources.storage import TunelineStorage
 from tuneline.curation import KEPT, CurationRules, NearDuplicateIndex, distribution, funnel, score_conversations
 from tuneline.reporting import funnel_chart, markdown_table, png_markdown
@@ -33,11 +34,20 @@ def rules_from(config: CurationConfig) -> CurationRules:
     automation_condition=dg.AutomationCondition.eager(),
 )
 def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig, cleaned_conversations: pl.DataFrame,
-                   storage: TunelineStorage) -> dg.Output[pl.DataFrame]:
+                   storage: TunelineStorage, judge: JudgeResource) -> dg.Output[pl.DataFrame]:
     """Every conversation with its score, strata and `status` (kept, or why it was filtered)."""
     rules = rules_from(config)
     index = NearDuplicateIndex(storage.near_duplicate_index, rules)
-    scored = score_conversations(cleaned_conversations, rules, index=index, product=context.partition_key)
+    llm_judge = judge.judge()
+    scored = score_conversations(cleaned_conversations, rules, index=index, product=context.partition_key,
+                                 judge=llm_judge)
+    judge_metadata = {}
+    if llm_judge is not None:
+        from tuneline.judge import prompt_hash
+
+        judge_metadata = {"judge_model": llm_judge.model, "judge_prompt_sha256": prompt_hash(),
+                          "judge_requests": llm_judge.stats.requested, "judge_malformed": llm_judge.stats.malformed,
+                          "judge_failed": llm_judge.stats.failed}
     stages = funnel(scored)
     kept = scored.filter(pl.col("status") == KEPT)
     before = scored.filter(pl.col("status").is_in([KEPT, "not_sampled"]))  # the pool diversity sampling saw
@@ -53,4 +63,5 @@ def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig, cl
         "distributions": dg.MetadataValue.json(strata),
         "mean_quality_kept": float(kept["quality_score"].mean()) if kept.height else 0.0,
         "examples_in_cross_product_index": len(index),
+        **judge_metadata,
     })

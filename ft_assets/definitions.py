@@ -7,6 +7,8 @@ Environment (all optional):
   TUNELINE_MODEL          directory (local) or model id (hub)
   TUNELINE_DEVICE         auto | cpu | cuda (default auto)
   TUNELINE_QUANTIZATION   none | 4bit (4bit = QLoRA, CUDA only)
+  TUNELINE_JUDGE_BASE_URL an OpenAI-compatible /v1 endpoint: turns the LLM judge on (OPENAI_API_KEY if needed)
+  TUNELINE_JUDGE_MODEL    the judge's model name
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import dagster as dg
 from ft_assets import cleaning, curation, evaluation, ingest, splits, training
 from ft_assets.sql_models import load_sql_assets
 from ft_resources.io_manager import PartitionedFileIOManager
+from ft_resources.llm import JudgeResource
 from ft_resources.models import BaseModel
 from ft_resources.pii import PiiEngine
 from ft_resources.storage import TunelineStorage
@@ -37,6 +40,8 @@ class Settings:
     model: str | None = None
     device: str = "auto"
     quantization: str = "none"
+    judge_base_url: str | None = None
+    judge_model: str | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -45,7 +50,8 @@ class Settings:
         return cls(home=env.get("TUNELINE_HOME", DEFAULT_HOME), landing=env.get("TUNELINE_LANDING"),
                    model_source=env.get("TUNELINE_MODEL_SOURCE", "embedded"), model=env.get("TUNELINE_MODEL"),
                    device=env.get("TUNELINE_DEVICE", "auto"),
-                   quantization=env.get("TUNELINE_QUANTIZATION", "none"))
+                   quantization=env.get("TUNELINE_QUANTIZATION", "none"),
+                   judge_base_url=env.get("TUNELINE_JUDGE_BASE_URL"), judge_model=env.get("TUNELINE_JUDGE_MODEL"))
 
 
 def build_resources(settings: Settings) -> dict:
@@ -56,7 +62,16 @@ def build_resources(settings: Settings) -> dict:
         "pii": PiiEngine(),
         "base_model": BaseModel(source=settings.model_source, location=settings.model),
         "trainer": LocalTrainer(device=settings.device, quantization=settings.quantization),
+        "judge": judge_from_env(settings.judge_base_url, settings.judge_model),
     }
+
+
+def judge_from_env(base_url: str | None, model: str | None) -> JudgeResource:
+    """Enabled only when TUNELINE_JUDGE_BASE_URL is set; the key is read through dg.EnvVar, never stored."""
+    if not base_url:
+        return JudgeResource(enabled=False)
+    key = dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else ""
+    return JudgeResource(enabled=True, base_url=base_url, model=model or "judge", api_key=key)
 
 
 def all_assets() -> list:

@@ -229,7 +229,8 @@ def distribution(frame: pl.DataFrame, column: str) -> dict[str, int]:
 
 
 def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRules(),
-                        index: NearDuplicateIndex | None = None, product: str | None = None) -> pl.DataFrame:
+                        index: NearDuplicateIndex | None = None, product: str | None = None,
+                        judge=None) -> pl.DataFrame:
     """Add text, language, hash, quality, strata and a `status` per row; filters apply in funnel order."""
     conversations = [m if isinstance(m, list) else m.to_list() for m in cleaned["messages"].to_list()]
     n = len(conversations)
@@ -266,6 +267,15 @@ def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRu
             status[i] = "near_duplicate"
         elif index is not None and index.duplicates_in_other_products(texts[i], product or products[i] or ""):
             status[i] = "cross_product_duplicate"
+    judged: list[float | None] = [None] * n
+    if judge is not None:  # only the rows that survived the cheap filters cost a judge call
+        from tuneline.judge import mean_rubric
+
+        for i in range(n):
+            if status[i] == KEPT:
+                judged[i] = mean_rubric(judge.score(users[i], replies[i]))
+                if judged[i] is not None:
+                    scores[i] = round((scores[i] + judged[i]) / 2, 4)
     for i in range(n):
         if status[i] == KEPT and scores[i] < rules.min_quality:
             status[i] = "low_quality"
@@ -274,6 +284,7 @@ def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRu
         pl.Series("language", languages, dtype=pl.String),
         pl.Series("content_hash", hashes, dtype=pl.String),
         pl.Series("quality_score", scores, dtype=pl.Float64),
+        pl.Series("judge_score", judged, dtype=pl.Float64),
         pl.Series("topic", [topic_of(m, p) for m, p in zip(metadata, products, strict=True)], dtype=pl.String),
         pl.Series("difficulty", [difficulty_of(len(c), len(t)) for c, t in zip(conversations, texts, strict=True)],
                   dtype=pl.String),

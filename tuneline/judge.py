@@ -1,0 +1,87 @@
+"""LLM-as-judge through any OpenAI-compatible endpoint: rubric scores for one reply.
+
+Malformed judge answers are expected (small local models drift from JSON): they are
+counted and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+RUBRIC = ("helpfulness", "accuracy", "tone", "completeness")
+JUDGE_PROMPT = """You grade a customer-support reply. Score each criterion from 1 (poor) to 5 (excellent):
+helpfulness, accuracy, tone, completeness. Answer with JSON only:
+{"helpfulness": n, "accuracy": n, "tone": n, "completeness": n, "justification": "one sentence"}
+
+Customer: {question}
+Reply: {answer}
+"""
+
+
+def prompt_hash(template: str = JUDGE_PROMPT) -> str:
+    return hashlib.sha256(template.encode()).hexdigest()[:16]
+
+
+def parse_judgement(content: str) -> dict | None:
+    """The first JSON object in `content` with all rubric keys as integers 1..5, else None."""
+    match = re.search(r"\{.*\}", content or "", re.DOTALL)
+    if not match:
+        return None
+    try:
+        data = json.loads(match.group())
+    except json.JSONDecodeError:
+        return None
+    scores = {}
+    for key in RUBRIC:
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 5:
+            return None
+        scores[key] = float(value)
+    scores["justification"] = str(data.get("justification", ""))[:500]
+    return scores
+
+
+@dataclass
+class JudgeStats:
+    requested: int = 0
+    malformed: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Judge:
+    """Calls `model` at `base_url` with the rubric prompt; one request per reply."""
+
+    def __init__(self, base_url: str, model: str, api_key: str, timeout: float = 60.0, max_retries: int = 2):
+        from openai import OpenAI
+
+        self.model = model
+        self.client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout,
+                             max_retries=max_retries)
+        self.stats = JudgeStats()
+
+    def score(self, question: str, answer: str) -> dict | None:
+        self.stats.requested += 1
+        try:
+            response = self.client.chat.completions.create(
+                model=self.model, temperature=0,
+                messages=[{"role": "user", "content": JUDGE_PROMPT.replace("{question}", question)
+                           .replace("{answer}", answer)}])
+        except Exception as exc:  # network or server errors: counted, the example keeps its heuristic score
+            self.stats.failed += 1
+            self.stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+            return None
+        judgement = parse_judgement(response.choices[0].message.content or "")
+        if judgement is None:
+            self.stats.malformed += 1
+        return judgement
+
+
+def mean_rubric(judgement: dict | None) -> float | None:
+    """Rubric mean mapped from 1..5 to 0..1."""
+    if judgement is None:
+        return None
+    return round((sum(judgement[k] for k in RUBRIC) / len(RUBRIC) - 1) / 4, 4)
