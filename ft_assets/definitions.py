@@ -7,6 +7,9 @@ Environment (all optional):
   TUNELINE_MODEL          directory (local) or model id (hub)
   TUNELINE_DEVICE         auto | cpu | cuda (default auto)
   TUNELINE_QUANTIZATION   none | 4bit (4bit = QLoRA, CUDA only)
+  TUNELINE_TRAINER        subprocess (Dagster Pipes, default) | local (in-process) | ecs (GPU task; needs
+                          TUNELINE_ECS_CLUSTER, TUNELINE_ECS_TASK_DEFINITION, TUNELINE_ECS_SUBNETS)
+  TUNELINE_MLFLOW_URI     MLflow tracking URI (default sqlite:///$TUNELINE_HOME/mlflow.db)
   TUNELINE_JUDGE_BASE_URL an OpenAI-compatible /v1 endpoint: turns the LLM judge on (OPENAI_API_KEY if needed)
   TUNELINE_JUDGE_MODEL    the judge's model name
 """
@@ -26,7 +29,8 @@ from ft_resources.llm import JudgeResource
 from ft_resources.models import BaseModel
 from ft_resources.pii import PiiEngine
 from ft_resources.storage import TunelineStorage
-from ft_resources.trainer import LocalTrainer
+from ft_resources.tracking import MlflowTracking
+from ft_resources.trainer import EcsTrainer, LocalTrainer, SubprocessTrainer, TrainerResource
 from ft_sensors.landing import landing_zone_sensor
 
 DEFAULT_HOME = ".tuneline"
@@ -40,6 +44,8 @@ class Settings:
     model: str | None = None
     device: str = "auto"
     quantization: str = "none"
+    trainer: str = "subprocess"
+    mlflow_uri: str | None = None
     judge_base_url: str | None = None
     judge_model: str | None = None
     extra: dict = field(default_factory=dict)
@@ -51,7 +57,11 @@ class Settings:
                    model_source=env.get("TUNELINE_MODEL_SOURCE", "embedded"), model=env.get("TUNELINE_MODEL"),
                    device=env.get("TUNELINE_DEVICE", "auto"),
                    quantization=env.get("TUNELINE_QUANTIZATION", "none"),
-                   judge_base_url=env.get("TUNELINE_JUDGE_BASE_URL"), judge_model=env.get("TUNELINE_JUDGE_MODEL"))
+                   trainer=env.get("TUNELINE_TRAINER", "subprocess"), mlflow_uri=env.get("TUNELINE_MLFLOW_URI"),
+                   judge_base_url=env.get("TUNELINE_JUDGE_BASE_URL"), judge_model=env.get("TUNELINE_JUDGE_MODEL"),
+                   extra={k: env[v] for k, v in (("ecs_cluster", "TUNELINE_ECS_CLUSTER"),
+                                                 ("ecs_task_definition", "TUNELINE_ECS_TASK_DEFINITION"),
+                                                 ("ecs_subnets", "TUNELINE_ECS_SUBNETS")) if v in env})
 
 
 def build_resources(settings: Settings) -> dict:
@@ -61,9 +71,23 @@ def build_resources(settings: Settings) -> dict:
         "storage": TunelineStorage(root=root, landing=settings.landing),
         "pii": PiiEngine(),
         "base_model": BaseModel(source=settings.model_source, location=settings.model),
-        "trainer": LocalTrainer(device=settings.device, quantization=settings.quantization),
+        "trainer": build_trainer(settings),
+        "tracking": MlflowTracking(tracking_uri=settings.mlflow_uri or f"sqlite:///{root}/mlflow.db"),
         "judge": judge_from_env(settings.judge_base_url, settings.judge_model),
     }
+
+
+def build_trainer(settings: Settings) -> TrainerResource:
+    """Where training runs: `subprocess` (default, Dagster Pipes), `local` (in-process), `ecs` (GPU task)."""
+    hardware = {"device": settings.device, "quantization": settings.quantization}
+    if settings.trainer == "local":
+        return LocalTrainer(**hardware)
+    if settings.trainer == "ecs":
+        return EcsTrainer(cluster=settings.extra["ecs_cluster"], task_definition=settings.extra["ecs_task_definition"],
+                          subnets=[s for s in settings.extra.get("ecs_subnets", "").split(",") if s], **hardware)
+    if settings.trainer == "subprocess":
+        return SubprocessTrainer(**hardware)
+    raise ValueError(f"TUNELINE_TRAINER must be subprocess, local or ecs, got {settings.trainer!r}")
 
 
 def judge_from_env(base_url: str | None, model: str | None) -> JudgeResource:

@@ -1,32 +1,106 @@
-"""Trainer resources: the same asset trains on a laptop CPU or a CUDA box, chosen by configuration."""
+"""Trainer resources: the same asset trains in-process, in a Pipes subprocess, or on an ECS GPU task.
+
+Every variant runs `tuneline.training.main(config)`; they differ only in where. The device and
+quantization are validated here first, so an impossible combination fails before any work.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from abc import ABC, abstractmethod
-from dataclasses import replace
+from dataclasses import asdict, replace
+from pathlib import Path
 
 import dagster as dg
 
+from tuneline.storage import atomic_write_text
 from tuneline.training import DevicePlan, TrainConfig, main, plan_device
 
 
 class TrainerResource(dg.ConfigurableResource, ABC):
-    @abstractmethod
-    def train(self, config: TrainConfig) -> dict: ...
-
-
-class LocalTrainer(TrainerResource):
-    """Runs tuneline.training.main in this process. device: auto | cpu | cuda; quantization: none | 4bit."""
+    """device: auto | cpu | cuda; quantization: none | 4bit (QLoRA, CUDA only)."""
 
     device: str = "auto"
     quantization: str = "none"
 
-    def plan(self) -> DevicePlan:
-        import torch
+    def plan(self, cuda_available: bool | None = None, bf16_supported: bool | None = None) -> DevicePlan:
+        if cuda_available is None:
+            import torch
 
-        cuda = torch.cuda.is_available()
-        return plan_device(self.device, self.quantization, cuda, cuda and torch.cuda.is_bf16_supported())
+            cuda_available = torch.cuda.is_available()
+            bf16_supported = cuda_available and torch.cuda.is_bf16_supported()
+        return plan_device(self.device, self.quantization, cuda_available, bool(bf16_supported))
 
-    def train(self, config: TrainConfig) -> dict:
-        self.plan()  # fail fast, before any data is touched, on an impossible device/quantization combination
-        return main(replace(config, device=self.device, quantization=self.quantization))
+    def configured(self, config: TrainConfig) -> TrainConfig:
+        return replace(config, device=self.device, quantization=self.quantization)
+
+    @abstractmethod
+    def train(self, context: dg.AssetExecutionContext | None, config: TrainConfig) -> dict: ...
+
+
+class LocalTrainer(TrainerResource):
+    """In the Dagster step's own process: simplest, used by tests and notebooks."""
+
+    def train(self, context, config: TrainConfig) -> dict:
+        self.plan()
+        reporter = (lambda event: context.log.info(json.dumps(event))) if context is not None else None
+        return main(self.configured(config), reporter=reporter)
+
+
+class SubprocessTrainer(TrainerResource):
+    """`python -m tuneline.training` in a child process through Dagster Pipes: progress and the summary
+    come back as Pipes messages; a crash or OOM in training cannot take the run worker down with it."""
+
+    python: str = sys.executable
+
+    def command(self, config_path: Path) -> list[str]:
+        return [self.python, "-m", "tuneline.training", "--config", str(config_path)]
+
+    def train(self, context, config: TrainConfig) -> dict:
+        self.plan()
+        config = self.configured(config)
+        config_path = Path(config.output_dir).parent / f".{Path(config.output_dir).name}.train-config.json"
+        atomic_write_text(config_path, json.dumps(asdict(config)))
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+        invocation = dg.PipesSubprocessClient(env=env).run(context=context, command=self.command(config_path))
+        summaries = [m["summary"] for m in invocation.get_custom_messages() if isinstance(m, dict) and "summary" in m]
+        if not summaries:
+            raise dg.Failure("the training subprocess ended without reporting a summary")
+        return summaries[-1]
+
+
+class EcsTrainer(TrainerResource):
+    """The same script as an ECS task on a GPU instance (dagster-aws PipesECSClient). The task's image must
+    contain this project; `cluster`, `task_definition` and the subnets come from your AWS account."""
+
+    cluster: str
+    task_definition: str
+    container_name: str = "tuneline"
+    subnets: list[str] = []
+    region_name: str | None = None
+
+    def build_client(self):
+        import boto3
+        from dagster_aws.pipes import PipesECSClient
+
+        return PipesECSClient(client=boto3.client("ecs", region_name=self.region_name))
+
+    def run_task_request(self, config: TrainConfig) -> dict:
+        return {
+            "cluster": self.cluster, "taskDefinition": self.task_definition, "launchType": "EC2",
+            "overrides": {"containerOverrides": [{
+                "name": self.container_name,
+                "command": ["python", "-m", "tuneline.training", "--config-json", json.dumps(asdict(config))],
+            }]},
+            **({"networkConfiguration": {"awsvpcConfiguration": {"subnets": self.subnets}}} if self.subnets else {}),
+        }
+
+    def train(self, context, config: TrainConfig) -> dict:
+        config = self.configured(config)  # the device is checked on the GPU host, where CUDA is visible
+        invocation = self.build_client().run(context=context, run_task_request=self.run_task_request(config))
+        summaries = [m["summary"] for m in invocation.get_custom_messages() if isinstance(m, dict) and "summary" in m]
+        if not summaries:
+            raise dg.Failure("the ECS training task ended without reporting a summary")
+        return summaries[-1]

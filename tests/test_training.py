@@ -37,7 +37,7 @@ def test_local_trainer_refuses_4bit_on_this_cpu_before_touching_data(tmp_path):
 
     config = TrainConfig(model="unused", train_file=str(tmp_path / "missing.jsonl"), output_dir=str(tmp_path / "a"))
     with pytest.raises(TrainingConfigError, match="needs a CUDA device"):
-        LocalTrainer(device="auto", quantization="4bit").train(config)
+        LocalTrainer(device="auto", quantization="4bit").train(None, config)
     assert not (tmp_path / "a").exists()
 
 

@@ -33,6 +33,13 @@ def png_markdown(figure, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
 
 
+def png_file_markdown(path, alt: str) -> str:
+    import base64
+    from pathlib import Path
+
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(Path(path).read_bytes()).decode()})"
+
+
 def funnel_chart(stages: dict[str, int]):
     import matplotlib
 

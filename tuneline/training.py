@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -54,6 +55,13 @@ class TrainConfig:
     seed: int = 42
     gradient_checkpointing: bool = False
     logging_steps: int = 5
+    eval_steps: int = 0  # validation loss every N steps (needs val_file); 0 = off
+    early_stopping_patience: int = 0  # stop after N evaluations without improvement; 0 = off
+    save_steps: int = 0  # checkpoint every N steps into checkpoint_dir; 0 = no checkpoints
+    checkpoint_dir: str | None = None  # stable across retries, so a killed run resumes
+    mlflow_tracking_uri: str | None = None  # e.g. sqlite:///.../mlflow.db or http://host:5000
+    mlflow_experiment: str = "tuneline"
+    run_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,10 @@ def build_trainer(config: TrainConfig, output_dir: Path):
     train_rows = to_prompt_completion(read_chat_jsonl(config.train_file))
     if not train_rows:
         raise ValueError(f"{config.train_file} has no training examples")
+    val_rows = to_prompt_completion(read_chat_jsonl(config.val_file)) if config.val_file else []
+    evaluate = bool(config.eval_steps and val_rows)
+    if config.early_stopping_patience and not evaluate:
+        raise TrainingConfigError("early stopping needs eval_steps > 0 and a non-empty val_file")
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -157,43 +169,79 @@ def build_trainer(config: TrainConfig, output_dir: Path):
         gradient_accumulation_steps=config.gradient_accumulation_steps, learning_rate=config.learning_rate,
         lr_scheduler_type=config.lr_scheduler_type, warmup_steps=config.warmup_ratio,
         num_train_epochs=config.num_epochs, max_steps=config.max_steps, max_length=config.max_length,
-        seed=config.seed, data_seed=config.seed, logging_steps=config.logging_steps, save_strategy="no",
+        seed=config.seed, data_seed=config.seed, logging_steps=config.logging_steps,
+        eval_strategy="steps" if evaluate else "no", eval_steps=config.eval_steps or None,
+        save_strategy="steps" if config.save_steps else "no", save_steps=config.save_steps or 500,
+        save_total_limit=2 if config.save_steps else None,
+        load_best_model_at_end=bool(config.early_stopping_patience),
+        metric_for_best_model="eval_loss" if config.early_stopping_patience else None, greater_is_better=False,
         report_to=[], use_cpu=plan.device == "cpu", bf16=plan.bf16, fp16=False,
         gradient_checkpointing=config.gradient_checkpointing, completion_only_loss=True,
         dataloader_num_workers=0, disable_tqdm=True,
     )
+    callbacks = []
+    if config.early_stopping_patience:
+        from transformers import EarlyStoppingCallback
+
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
-                         processing_class=tokenizer, peft_config=lora)
+                         eval_dataset=Dataset.from_list(val_rows) if evaluate else None,
+                         processing_class=tokenizer, peft_config=lora, callbacks=callbacks)
     return trainer, tokenizer, plan
 
 
-def main(config: TrainConfig) -> dict:
-    """Train one LoRA adapter; write it atomically to config.output_dir; return a summary."""
-    import shutil
+def last_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The newest complete `checkpoint-N` (trainer_state.json written last), if any."""
+    if not checkpoint_dir.is_dir():
+        return None
+    done = [p for p in checkpoint_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
+
+def main(config: TrainConfig, reporter=None) -> dict:
+    """Train one LoRA adapter; write it atomically to config.output_dir; return a summary.
+
+    With save_steps and a stable checkpoint_dir, a run that died resumes from its last checkpoint
+    and ends at the same total step count. `reporter(event: dict)` receives progress (Dagster
+    Pipes passes one); MLflow gets params, per-step metrics and the adapter when a URI is set.
+    """
     output_dir = Path(config.output_dir)
+    checkpoint_dir = Path(config.checkpoint_dir) if config.checkpoint_dir else None
     with atomic_directory(output_dir) as staging:
-        trainer, tokenizer, plan = build_trainer(config, staging / "_trainer")
+        trainer_dir = checkpoint_dir or staging / "_trainer"
+        trainer, tokenizer, plan = build_trainer(config, trainer_dir)
+        tracker = MlflowTracker(config) if config.mlflow_tracking_uri else None
+        trainer.add_callback(progress_callback(reporter, tracker))
         supervised_tokens = sum(sum(1 for t in labels if t != -100) for labels in trainer.train_dataset["labels"])
+        resume_from = last_checkpoint(checkpoint_dir) if checkpoint_dir else None
         started = time.perf_counter()
-        output = trainer.train()
+        output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         seconds = time.perf_counter() - started
         trainer.model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         epochs_done = float(trainer.state.epoch or 0.0)
+        steps_this_session = trainer.state.global_step - (int(resume_from.name.split("-")[1]) if resume_from else 0)
         tokens_seen = supervised_tokens * epochs_done
-        losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+        session_tokens = tokens_seen * steps_this_session / max(trainer.state.global_step, 1)
+        history = trainer.state.log_history
+        losses = [e["loss"] for e in history if "loss" in e]
+        eval_losses = [e["eval_loss"] for e in history if "eval_loss" in e]
         summary = {
             "adapter_dir": str(output_dir),
             "global_steps": trainer.state.global_step,
+            "max_steps": trainer.state.max_steps,
             "epochs": round(epochs_done, 4),
             "train_loss": float(output.training_loss),
             "first_logged_loss": losses[0] if losses else None,
             "last_logged_loss": losses[-1] if losses else None,
+            "best_eval_loss": min(eval_losses) if eval_losses else None,
+            "stopped_early": bool(config.early_stopping_patience)
+            and trainer.state.global_step < trainer.state.max_steps,
+            "resumed_from": resume_from.name if resume_from else None,
             "train_examples": len(trainer.train_dataset),
             "supervised_tokens_seen": int(tokens_seen),
             "train_seconds": round(seconds, 2),
-            "supervised_tokens_per_second": round(tokens_seen / seconds, 1) if seconds else None,
+            "supervised_tokens_per_second": round(session_tokens / seconds, 1) if seconds else None,
             "device": plan.device,
             "bf16": plan.bf16,
             "load_in_4bit": plan.load_in_4bit,
@@ -207,19 +255,102 @@ def main(config: TrainConfig) -> dict:
         }
         (staging / "training_args.json").write_text(json.dumps(asdict(config), indent=2))
         (staging / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
-        (staging / "trainer_log.json").write_text(json.dumps(trainer.state.log_history, indent=2))
-        shutil.rmtree(staging / "_trainer", ignore_errors=True)
+        (staging / "trainer_log.json").write_text(json.dumps(history, indent=2))
+        write_loss_curve(history, staging / "loss_curve.png")
+        if checkpoint_dir is None:
+            shutil.rmtree(staging / "_trainer", ignore_errors=True)
+        if tracker:
+            summary["mlflow_run_id"] = tracker.finish(summary, staging)
+    if checkpoint_dir is not None:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the run finished: its checkpoints are spent
     return summary
+
+
+def write_loss_curve(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3))
+    train = [(e["step"], e["loss"]) for e in history if "loss" in e]
+    val = [(e["step"], e["eval_loss"]) for e in history if "eval_loss" in e]
+    if train:
+        axis.plot(*zip(*train, strict=True), label="train loss")
+    if val:
+        axis.plot(*zip(*val, strict=True), marker="o", label="validation loss")
+    axis.set_xlabel("step")
+    axis.set_ylabel("loss")
+    axis.legend()
+    figure.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(figure)
+
+
+class MlflowTracker:
+    """Params at start, metrics per logged step, the adapter directory as artifacts at the end."""
+
+    def __init__(self, config: TrainConfig):
+        import mlflow
+
+        self.mlflow = mlflow
+        mlflow.set_tracking_uri(config.mlflow_tracking_uri)
+        mlflow.set_experiment(config.mlflow_experiment)
+        self.run = mlflow.start_run(run_name=config.run_name)
+        params = {k: v for k, v in asdict(config).items() if k not in ("mlflow_tracking_uri",)}
+        mlflow.log_params({k: str(v)[:250] for k, v in params.items()})
+
+    def log(self, metrics: dict, step: int) -> None:
+        numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if numeric:
+            self.mlflow.log_metrics(numeric, step=step)
+
+    def finish(self, summary: dict, adapter_dir: Path) -> str:
+        self.log({f"final_{k}": v for k, v in summary.items()}, step=summary["global_steps"])
+        for name in ("adapter_config.json", "adapter_model.safetensors", "training_args.json", "metadata.json",
+                     "loss_curve.png"):
+            if (adapter_dir / name).exists():
+                self.mlflow.log_artifact(str(adapter_dir / name), artifact_path="adapter")
+        run_id = self.run.info.run_id
+        self.mlflow.end_run()
+        return run_id
+
+
+def progress_callback(reporter, tracker):
+    """A TrainerCallback forwarding every log line (loss, eval_loss, lr) to the reporter and to MLflow."""
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = dict(logs or {})
+            if tracker:
+                tracker.log(logs, step=state.global_step)
+            if reporter:
+                reporter({"step": state.global_step, "max_steps": state.max_steps, **logs})
+
+    return ProgressCallback()
 
 
 def _cli() -> None:
     import yaml
 
     parser = argparse.ArgumentParser(description="Train a LoRA adapter from a chat JSONL file (no Dagster needed).")
-    parser.add_argument("--config", required=True, help="YAML file with TrainConfig fields")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="YAML or JSON file with TrainConfig fields")
+    source.add_argument("--config-json", help="TrainConfig fields as a JSON string (remote launchers)")
     ns = parser.parse_args()
-    config = TrainConfig(**yaml.safe_load(Path(ns.config).read_text()))
-    print(json.dumps(main(config), indent=2))
+    fields = json.loads(ns.config_json) if ns.config_json else yaml.safe_load(Path(ns.config).read_text())
+    config = TrainConfig(**fields)
+    from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR
+
+    if os.environ.get(DAGSTER_PIPES_CONTEXT_ENV_VAR):  # launched by a Dagster Pipes client
+        from dagster_pipes import open_dagster_pipes
+
+        with open_dagster_pipes() as pipes:
+            summary = main(config, reporter=lambda event: pipes.log.info(json.dumps(event, default=str)))
+            pipes.report_custom_message({"summary": summary})
+    else:
+        summary = main(config)
+    print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":
