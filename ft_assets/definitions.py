@@ -7,8 +7,9 @@ Environment (all optional):
   TUNELINE_MODEL          directory (local) or model id (hub)
   TUNELINE_DEVICE         auto | cpu | cuda (default auto)
   TUNELINE_QUANTIZATION   none | 4bit (4bit = QLoRA, CUDA only)
-  TUNELINE_TRAINER        subprocess (Dagster Pipes, default) | local (in-process) | ecs (GPU task; needs
-                          TUNELINE_ECS_CLUSTER, TUNELINE_ECS_TASK_DEFINITION, TUNELINE_ECS_SUBNETS)
+  TUNELINE_TRAINER        subprocess (Dagster Pipes, default) | local (in-process) | openai (managed, needs
+                          OPENAI_API_KEY) | ecs (GPU task; needs TUNELINE_ECS_CLUSTER,
+                          TUNELINE_ECS_TASK_DEFINITION, TUNELINE_ECS_SUBNETS)
   TUNELINE_MLFLOW_URI     MLflow tracking URI (default sqlite:///$TUNELINE_HOME/mlflow.db)
   TUNELINE_JUDGE_BASE_URL an OpenAI-compatible /v1 endpoint: turns the LLM judge on (OPENAI_API_KEY if needed)
   TUNELINE_JUDGE_MODEL    the judge's model name
@@ -30,7 +31,7 @@ from ft_resources.models import BaseModel
 from ft_resources.pii import PiiEngine
 from ft_resources.storage import TunelineStorage
 from ft_resources.tracking import MlflowTracking
-from ft_resources.trainer import EcsTrainer, LocalTrainer, SubprocessTrainer, TrainerResource
+from ft_resources.trainer import EcsTrainer, LocalTrainer, OpenAIFineTuneTrainer, SubprocessTrainer, TrainerResource
 from ft_sensors.landing import landing_zone_sensor
 
 DEFAULT_HOME = ".tuneline"
@@ -53,15 +54,28 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        return cls(home=env.get("TUNELINE_HOME", DEFAULT_HOME), landing=env.get("TUNELINE_LANDING"),
-                   model_source=env.get("TUNELINE_MODEL_SOURCE", "embedded"), model=env.get("TUNELINE_MODEL"),
-                   device=env.get("TUNELINE_DEVICE", "auto"),
-                   quantization=env.get("TUNELINE_QUANTIZATION", "none"),
-                   trainer=env.get("TUNELINE_TRAINER", "subprocess"), mlflow_uri=env.get("TUNELINE_MLFLOW_URI"),
-                   judge_base_url=env.get("TUNELINE_JUDGE_BASE_URL"), judge_model=env.get("TUNELINE_JUDGE_MODEL"),
-                   extra={k: env[v] for k, v in (("ecs_cluster", "TUNELINE_ECS_CLUSTER"),
-                                                 ("ecs_task_definition", "TUNELINE_ECS_TASK_DEFINITION"),
-                                                 ("ecs_subnets", "TUNELINE_ECS_SUBNETS")) if v in env})
+        return cls(
+            home=env.get("TUNELINE_HOME", DEFAULT_HOME),
+            landing=env.get("TUNELINE_LANDING"),
+            model_source=env.get("TUNELINE_MODEL_SOURCE", "embedded"),
+            model=env.get("TUNELINE_MODEL"),
+            device=env.get("TUNELINE_DEVICE", "auto"),
+            quantization=env.get("TUNELINE_QUANTIZATION", "none"),
+            trainer=env.get("TUNELINE_TRAINER", "subprocess"),
+            mlflow_uri=env.get("TUNELINE_MLFLOW_URI"),
+            judge_base_url=env.get("TUNELINE_JUDGE_BASE_URL"),
+            judge_model=env.get("TUNELINE_JUDGE_MODEL"),
+            extra={
+                k: env[v]
+                for k, v in (
+                    ("ecs_cluster", "TUNELINE_ECS_CLUSTER"),
+                    ("openai_base_url", "OPENAI_BASE_URL"),
+                    ("ecs_task_definition", "TUNELINE_ECS_TASK_DEFINITION"),
+                    ("ecs_subnets", "TUNELINE_ECS_SUBNETS"),
+                )
+                if v in env
+            },
+        )
 
 
 def build_resources(settings: Settings) -> dict:
@@ -78,16 +92,25 @@ def build_resources(settings: Settings) -> dict:
 
 
 def build_trainer(settings: Settings) -> TrainerResource:
-    """Where training runs: `subprocess` (default, Dagster Pipes), `local` (in-process), `ecs` (GPU task)."""
+    """Where training runs: `subprocess` (default, Dagster Pipes), `local` (in-process), `ecs` (GPU task),
+    `openai` (managed fine-tuning; OPENAI_API_KEY read through dg.EnvVar at run time)."""
     hardware = {"device": settings.device, "quantization": settings.quantization}
     if settings.trainer == "local":
         return LocalTrainer(**hardware)
     if settings.trainer == "ecs":
-        return EcsTrainer(cluster=settings.extra["ecs_cluster"], task_definition=settings.extra["ecs_task_definition"],
-                          subnets=[s for s in settings.extra.get("ecs_subnets", "").split(",") if s], **hardware)
+        return EcsTrainer(
+            cluster=settings.extra["ecs_cluster"],
+            task_definition=settings.extra["ecs_task_definition"],
+            subnets=[s for s in settings.extra.get("ecs_subnets", "").split(",") if s],
+            **hardware,
+        )
     if settings.trainer == "subprocess":
         return SubprocessTrainer(**hardware)
-    raise ValueError(f"TUNELINE_TRAINER must be subprocess, local or ecs, got {settings.trainer!r}")
+    if settings.trainer == "openai":
+        return OpenAIFineTuneTrainer(
+            api_key=dg.EnvVar("OPENAI_API_KEY"), base_url=settings.extra.get("openai_base_url")
+        )
+    raise ValueError(f"TUNELINE_TRAINER must be subprocess, local, openai or ecs, got {settings.trainer!r}")
 
 
 def judge_from_env(base_url: str | None, model: str | None) -> JudgeResource:
@@ -99,8 +122,10 @@ def judge_from_env(base_url: str | None, model: str | None) -> JudgeResource:
 
 
 def all_assets() -> list:
-    return [*dg.load_assets_from_modules([ingest, cleaning, curation, splits, training, evaluation]),
-            *load_sql_assets()]
+    return [
+        *dg.load_assets_from_modules([ingest, cleaning, curation, splits, training, evaluation]),
+        *load_sql_assets(),
+    ]
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:

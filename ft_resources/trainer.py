@@ -89,11 +89,17 @@ class EcsTrainer(TrainerResource):
 
     def run_task_request(self, config: TrainConfig) -> dict:
         return {
-            "cluster": self.cluster, "taskDefinition": self.task_definition, "launchType": "EC2",
-            "overrides": {"containerOverrides": [{
-                "name": self.container_name,
-                "command": ["python", "-m", "tuneline.training", "--config-json", json.dumps(asdict(config))],
-            }]},
+            "cluster": self.cluster,
+            "taskDefinition": self.task_definition,
+            "launchType": "EC2",
+            "overrides": {
+                "containerOverrides": [
+                    {
+                        "name": self.container_name,
+                        "command": ["python", "-m", "tuneline.training", "--config-json", json.dumps(asdict(config))],
+                    }
+                ]
+            },
             **({"networkConfiguration": {"awsvpcConfiguration": {"subnets": self.subnets}}} if self.subnets else {}),
         }
 
@@ -104,3 +110,51 @@ class EcsTrainer(TrainerResource):
         if not summaries:
             raise dg.Failure("the ECS training task ended without reporting a summary")
         return summaries[-1]
+
+
+class OpenAIFineTuneTrainer(TrainerResource):
+    """Managed fine-tuning through the OpenAI API (base_url for compatible providers). The key comes from the
+    environment only: `api_key: {env: OPENAI_API_KEY}`. The "adapter" directory records the remote model id."""
+
+    api_key: str
+    base_url: str | None = None
+    base_model: str = "gpt-4o-mini-2024-07-18"
+    n_epochs: int | None = None
+    poll_seconds: float = 10.0
+    max_wait_seconds: float = 6 * 3600
+
+    def train(self, context, config: TrainConfig) -> dict:
+        from openai import OpenAI
+
+        from tuneline.managed import ManagedFineTuneError, ManagedJobSettings, run_managed_fine_tune
+        from tuneline.storage import atomic_write_json
+
+        client = OpenAI(api_key=self.api_key, base_url=self.base_url, max_retries=3)
+        settings = ManagedJobSettings(
+            base_model=self.base_model,
+            n_epochs=self.n_epochs,
+            seed=config.seed,
+            poll_seconds=self.poll_seconds,
+            max_wait_seconds=self.max_wait_seconds,
+            suffix=config.run_name,
+        )
+        log = context.log.info if context is not None else print
+        try:
+            job = run_managed_fine_tune(
+                client, Path(config.train_file), Path(config.val_file) if config.val_file else None, settings, log=log
+            )
+        except ManagedFineTuneError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from exc
+        atomic_write_json(Path(config.output_dir) / "managed_model.json", job)
+        return {
+            "adapter_dir": config.output_dir,
+            "provider": "openai",
+            **job,
+            "global_steps": 0,
+            "train_examples": sum(1 for line in open(config.train_file) if line.strip()),
+            "train_loss": float("nan"),
+            "best_eval_loss": None,
+            "resumed_from": None,
+            "supervised_tokens_per_second": None,
+            "device": "remote",
+        }

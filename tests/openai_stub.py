@@ -15,6 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class OpenAIStub:
     def __init__(self):
         self.chat_replies: list[str] = []
+        self.job_statuses: list[str] = ["queued", "running", "succeeded"]  # one per retrieve
+        self.job_error: str | None = None
+        self.uploads: list[bytes] = []
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         stub = self
@@ -31,9 +34,40 @@ class OpenAIStub:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _job(self, status: str) -> dict:
+                return {"id": "ftjob-1", "object": "fine_tuning.job", "created_at": 1, "model": "base",
+                        "status": status, "training_file": "file-1", "validation_file": None,
+                        "fine_tuned_model": "ft:base:tuneline:1" if status == "succeeded" else None,
+                        "trained_tokens": 1234 if status == "succeeded" else None, "finished_at": None,
+                        "organization_id": "org", "result_files": [], "seed": 42, "hyperparameters": {},
+                        "error": {"code": "invalid_file", "message": stub.job_error, "param": None}
+                        if status == "failed" else None}
+
+            def do_GET(self):
+                with stub.lock:
+                    stub.requests.append({"path": self.path, "method": "GET"})
+                    status = stub.job_statuses.pop(0) if len(stub.job_statuses) > 1 else stub.job_statuses[0]
+                if "/fine_tuning/jobs/" in self.path:
+                    self._send(200, self._job(status))
+                else:
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+
             def do_POST(self):
                 length = int(self.headers.get("content-length", 0))
                 raw = self.rfile.read(length)
+                if self.path.endswith("/files"):
+                    with stub.lock:
+                        stub.uploads.append(raw)
+                        stub.requests.append({"path": self.path, "method": "POST"})
+                        n = len(stub.uploads)
+                    self._send(200, {"id": f"file-{n}", "object": "file", "bytes": len(raw), "created_at": 1,
+                                     "filename": "train.jsonl", "purpose": "fine-tune", "status": "processed"})
+                    return
+                if self.path.endswith("/fine_tuning/jobs"):
+                    with stub.lock:
+                        stub.requests.append({"path": self.path, "method": "POST", "body": json.loads(raw)})
+                    self._send(200, self._job("validating_files"))
+                    return
                 try:
                     body = json.loads(raw or b"{}")
                 except json.JSONDecodeError:

@@ -17,15 +17,21 @@ from tuneline.training import TrainConfig, main
 
 
 def _config(tiny_model_dir, tmp_path, **overrides) -> TrainConfig:
-    fields = {"model": str(tiny_model_dir), "train_file": str(_chat_file(tmp_path / "train.jsonl", 40)),
-              "output_dir": str(tmp_path / "adapter"), "gradient_accumulation_steps": 1, "logging_steps": 1,
-              "learning_rate": 5e-3}
+    fields = {
+        "model": str(tiny_model_dir),
+        "train_file": str(_chat_file(tmp_path / "train.jsonl", 40)),
+        "output_dir": str(tmp_path / "adapter"),
+        "gradient_accumulation_steps": 1,
+        "logging_steps": 1,
+        "learning_rate": 5e-3,
+    }
     return TrainConfig(**{**fields, **overrides})
 
 
 def test_killed_run_resumes_from_its_checkpoint_and_ends_at_the_same_step(tiny_model_dir, tmp_path):
-    config = _config(tiny_model_dir, tmp_path, max_steps=200, save_steps=5,
-                     checkpoint_dir=str(tmp_path / "checkpoints"))
+    config = _config(
+        tiny_model_dir, tmp_path, max_steps=200, save_steps=5, checkpoint_dir=str(tmp_path / "checkpoints")
+    )
     config_file = tmp_path / "train.json"
     config_file.write_text(json.dumps(config.__dict__))
     command = [sys.executable, "-m", "tuneline.training", "--config", str(config_file)]
@@ -54,9 +60,17 @@ def test_killed_run_resumes_from_its_checkpoint_and_ends_at_the_same_step(tiny_m
 
 def test_validation_loss_and_early_stopping(tiny_model_dir, tmp_path):
     val = _chat_file(tmp_path / "val.jsonl", 8)
-    config = _config(tiny_model_dir, tmp_path, max_steps=200, val_file=str(val), eval_steps=2,
-                     save_steps=2, checkpoint_dir=str(tmp_path / "ck"), early_stopping_patience=2,
-                     learning_rate=0.5)  # a learning rate this high diverges: validation loss stops improving
+    config = _config(
+        tiny_model_dir,
+        tmp_path,
+        max_steps=200,
+        val_file=str(val),
+        eval_steps=2,
+        save_steps=2,
+        checkpoint_dir=str(tmp_path / "ck"),
+        early_stopping_patience=2,
+        learning_rate=0.5,
+    )  # a learning rate this high diverges: validation loss stops improving
     summary = main(config)
     assert summary["best_eval_loss"] is not None
     assert summary["stopped_early"] and summary["global_steps"] < 200
@@ -81,9 +95,24 @@ def mlflow_server(tmp_path):
     port = _free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
     process = subprocess.Popen(
-        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path}/mlflow.db", "--artifacts-destination", str(tmp_path / "art")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            str(mlflow),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path}/mlflow.db",
+            "--artifacts-destination",
+            str(tmp_path / "art"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     import urllib.request
 
@@ -108,8 +137,16 @@ def mlflow_server(tmp_path):
 def test_training_run_lands_on_a_real_mlflow_server(tiny_model_dir, tmp_path, mlflow_server):
     from mlflow.tracking import MlflowClient
 
-    summary = main(_config(tiny_model_dir, tmp_path, max_steps=4, mlflow_tracking_uri=mlflow_server,
-                           mlflow_experiment="tuneline-test", run_name="tiny"))
+    summary = main(
+        _config(
+            tiny_model_dir,
+            tmp_path,
+            max_steps=4,
+            mlflow_tracking_uri=mlflow_server,
+            mlflow_experiment="tuneline-test",
+            run_name="tiny",
+        )
+    )
     client = MlflowClient(tracking_uri=mlflow_server)
     run = client.get_run(summary["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.params["lora_r"] == "16"
@@ -127,19 +164,32 @@ def test_trainer_is_chosen_by_configuration():
 
     assert isinstance(build_trainer(Settings()), SubprocessTrainer)
     assert isinstance(build_trainer(Settings(trainer="local")), LocalTrainer)
-    ecs = build_trainer(Settings(trainer="ecs", device="cuda", quantization="4bit",
-                                 extra={"ecs_cluster": "gpu", "ecs_task_definition": "tuneline:3", "ecs_subnets": "a,b"}))
+    ecs = build_trainer(
+        Settings(
+            trainer="ecs",
+            device="cuda",
+            quantization="4bit",
+            extra={"ecs_cluster": "gpu", "ecs_task_definition": "tuneline:3", "ecs_subnets": "a,b"},
+        )
+    )
     assert isinstance(ecs, EcsTrainer)
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     assert isinstance(ecs.build_client(), PipesECSClient)
-    request = ecs.run_task_request(TrainConfig(model="m", train_file="t", output_dir="o", device="cuda",
-                                               quantization="4bit"))
+    request = ecs.run_task_request(
+        TrainConfig(model="m", train_file="t", output_dir="o", device="cuda", quantization="4bit")
+    )
     command = request["overrides"]["containerOverrides"][0]["command"]
     assert command[:4] == ["python", "-m", "tuneline.training", "--config-json"]
     assert json.loads(command[4])["quantization"] == "4bit"
-    assert request["cluster"] == "gpu" and request["networkConfiguration"]["awsvpcConfiguration"]["subnets"] == ["a", "b"]
+    assert request["cluster"] == "gpu" and request["networkConfiguration"]["awsvpcConfiguration"]["subnets"] == [
+        "a",
+        "b",
+    ]
     # the GPU plan on a CUDA host, proven without one
     plan = ecs.plan(cuda_available=True, bf16_supported=True)
     assert (plan.device, plan.bf16, plan.load_in_4bit) == ("cuda", True, True)
+    from ft_resources.trainer import OpenAIFineTuneTrainer
+
+    assert isinstance(build_trainer(Settings(trainer="openai")), OpenAIFineTuneTrainer)
     with pytest.raises(ValueError, match="TUNELINE_TRAINER"):
         build_trainer(Settings(trainer="slurm"))
