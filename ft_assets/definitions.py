@@ -23,7 +23,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from ft_assets import cleaning, curation, evaluation, ingest, splits, training
+from ft_assets import alignment, cleaning, curation, evaluation, ingest, splits, training
 from ft_assets.sql_models import load_sql_assets
 from ft_resources.io_manager import PartitionedFileIOManager
 from ft_resources.llm import JudgeResource
@@ -123,7 +123,7 @@ def judge_from_env(base_url: str | None, model: str | None) -> JudgeResource:
 
 def all_assets() -> list:
     return [
-        *dg.load_assets_from_modules([ingest, cleaning, curation, splits, training, evaluation]),
+        *dg.load_assets_from_modules([ingest, cleaning, curation, splits, training, evaluation, alignment]),
         *load_sql_assets(),
     ]
 

@@ -15,6 +15,7 @@ from tuneline.synthetic import write_landing_zone
 RUN_CONFIG = {"ops": {
     "lora_adapter": {"config": {"max_steps": 3, "gradient_accumulation_steps": 1, "learning_rate": 5e-3}},
     "eval_report": {"config": {"max_examples": 4, "max_new_tokens": 8}},
+    "preference_adapter": {"config": {"max_steps": 2}},
 }}
 
 
@@ -43,6 +44,7 @@ def test_definitions_wire_the_graph_in_order():
     assert parents["lora_adapter"] == ["dataset_splits"]
     assert parents["eval_report"] == ["dataset_splits", "lora_adapter"]
     assert parents["rejected_tickets"] == []
+    assert parents["preference_adapter"] == ["lora_adapter", "preference_pairs"]
     for key in graph.get_all_asset_keys():
         assert graph.get(key).partitions_def.name == PRODUCTS_PARTITION_NAME
     checks = {c.name for c in defs.resolve_all_asset_check_specs()} if hasattr(
@@ -89,13 +91,14 @@ def test_whole_graph_for_one_partition(graph_env, home):
     assert set(report["base"]) >= {"perplexity", "rougeL"} and set(report["tuned"]) >= {"perplexity", "rougeL"}
     assert report["examples"] == min(4, sizes["test"])
 
+    assert (home / "preference_adapters" / "shipping" / "adapter_model.safetensors").is_file()
     stats = pl.read_parquet(asset_partition_path(home, "product_ticket_stats", "shipping", "parquet"))
     assert stats["tickets"][0] == ingest["kept"]
 
 
 def test_rematerializing_a_partition_rewrites_it(graph_env, home):
     instance, resources, _ = graph_env
-    data_assets = [a for a in all_assets() if not {"lora_adapter", "eval_report"} & {
+    data_assets = [a for a in all_assets() if not {"lora_adapter", "eval_report", "preference_adapter"} & {
         k.to_user_string() for k in a.keys}]
     for _ in range(2):
         assert dg.materialize(data_assets, instance=instance, resources=resources, partition_key="billing").success
@@ -108,7 +111,7 @@ def test_rematerializing_a_partition_rewrites_it(graph_env, home):
 def test_blocking_pii_check_stops_downstream(graph_env):
     instance, resources, _ = graph_env
     leaky = {**resources, "pii": PiiEngine(entities=["PERSON"])}  # emails and phones are not replaced
-    data_assets = [a for a in all_assets() if not {"lora_adapter", "eval_report"} & {
+    data_assets = [a for a in all_assets() if not {"lora_adapter", "eval_report", "preference_adapter"} & {
         k.to_user_string() for k in a.keys}]
     result = dg.materialize(data_assets, instance=instance, resources=leaky, partition_key="billing",
                             raise_on_error=False)

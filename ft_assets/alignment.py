@@ -1,0 +1,54 @@
+"""preference_pairs and preference_adapter: DPO or ORPO on top of the product's SFT adapter."""
+
+import dagster as dg
+import polars as pl
+
+from ft_assets.partitions import product_partitions
+from ft_resources.models import BaseModel
+from ft_resources.storage import TunelineStorage
+from ft_resources.trainer import TrainerResource
+from tuneline.preference import PreferenceConfig, build_preference_pairs, main
+from tuneline.storage import atomic_write_jsonl
+
+
+@dg.asset(partitions_def=product_partitions, group_name="alignment", kinds={"polars"}, code_version="1")
+def preference_pairs(context: dg.AssetExecutionContext, dataset_splits: pl.DataFrame,
+                     scored_dataset: pl.DataFrame) -> dg.Output[pl.DataFrame]:
+    """chosen = the curated agent reply; rejected = a low-scored reply, else a reply for another topic."""
+    pairs = build_preference_pairs(dataset_splits, scored_dataset)
+    frame = pl.DataFrame([{**p, "prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]}
+                          for p in pairs]) if pairs else pl.DataFrame()
+    sources = dict(frame.group_by("rejected_source").len().iter_rows()) if frame.height else {}
+    return dg.Output(frame, metadata={"dagster/row_count": frame.height,
+                                      "rejected_sources": dg.MetadataValue.json(sources)})
+
+
+class PreferenceRunConfig(dg.Config):
+    method: str = "dpo"  # dpo | orpo
+    beta: float = 0.1
+    learning_rate: float = 5e-5
+    max_steps: int = 20
+    per_device_batch_size: int = 2
+    max_length: int = 512
+    seed: int = 42
+
+
+@dg.asset(partitions_def=product_partitions, group_name="alignment", kinds={"pytorch", "huggingface"},
+          code_version="1", pool="training")
+def preference_adapter(context: dg.AssetExecutionContext, config: PreferenceRunConfig, preference_pairs: pl.DataFrame,
+                       lora_adapter: dict, storage: TunelineStorage, base_model: BaseModel,
+                       trainer: TrainerResource) -> dg.Output[dict]:
+    """The SFT adapter's LoRA weights, further trained on preference pairs."""
+    product = context.partition_key
+    if preference_pairs.height == 0:
+        raise dg.Failure(f"product {product!r} has no preference pairs", allow_retries=False)
+    trainer.plan()
+    pairs_file = atomic_write_jsonl(storage.work_dir(product) / "preference_pairs.jsonl",
+                                    preference_pairs.select("prompt", "chosen", "rejected").to_dicts())
+    summary = main(PreferenceConfig(
+        model=base_model.resolve(storage.model_cache), sft_adapter=lora_adapter["adapter_dir"],
+        pairs_file=str(pairs_file), output_dir=str(storage.root_path / "preference_adapters" / product),
+        device=trainer.device, **config.model_dump()))
+    return dg.Output(summary, metadata={"adapter_dir": dg.MetadataValue.path(summary["adapter_dir"]),
+                                        "method": summary["method"], "pairs": summary["pairs"],
+                                        "train_loss": summary["train_loss"]})

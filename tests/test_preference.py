@@ -1,0 +1,57 @@
+import json
+
+import polars as pl
+import pytest
+
+from tests.test_training import _chat_file
+from tuneline.ingest import MESSAGE_DTYPE
+from tuneline.preference import PreferenceConfig, build_preference_pairs, main
+from tuneline.training import TrainConfig
+from tuneline.training import main as sft_main
+
+
+def _splits(topics, statuses=None):
+    n = len(topics)
+    return pl.DataFrame({
+        "content_hash": [f"h{i}" for i in range(n)], "topic": topics,
+        "split": ["train"] * n, "status": statuses or ["kept"] * n,
+        "messages": pl.Series([[{"role": "system", "content": "s"}, {"role": "user", "content": f"q{i}"},
+                                {"role": "assistant", "content": f"reply about {t} {i}"}]
+                               for i, t in enumerate(topics)], dtype=MESSAGE_DTYPE)})
+
+
+def test_pairs_use_low_quality_replies_when_there_are_some():
+    splits = _splits(["refund", "login"])
+    scored = pl.concat([splits, _splits(["refund"], ["low_quality"]).with_columns(
+        pl.lit("hx").alias("content_hash"))])
+    pairs = build_preference_pairs(splits, scored)
+    assert len(pairs) == 2
+    assert all(p["rejected_source"] == "low_quality_reply" for p in pairs)
+    assert pairs[0]["chosen"][0]["content"] == "reply about refund 0"
+    assert pairs[0]["prompt"][-1] == {"role": "user", "content": "q0"}
+
+
+def test_pairs_fall_back_to_another_topics_reply():
+    splits = _splits(["refund", "refund", "login"])
+    pairs = build_preference_pairs(splits, splits)
+    for pair in pairs:
+        assert pair["rejected_source"] == "other_topic_reply"
+        assert pair["rejected"][0]["content"] != pair["chosen"][0]["content"]
+    refund_pair = pairs[0]
+    assert "login" in refund_pair["rejected"][0]["content"]
+
+
+@pytest.mark.parametrize("method", ["dpo", "orpo"])
+def test_preference_training_on_top_of_the_sft_adapter(tiny_model_dir, tmp_path, method):
+    sft = sft_main(TrainConfig(model=str(tiny_model_dir), train_file=str(_chat_file(tmp_path / "t.jsonl", 8)),
+                               output_dir=str(tmp_path / "sft"), max_steps=1, gradient_accumulation_steps=1))
+    pairs = tmp_path / "pairs.jsonl"
+    pair = {"prompt": [{"role": "user", "content": "Where is my refund?"}],
+            "chosen": [{"role": "assistant", "content": "It was issued and arrives in 5 days."}],
+            "rejected": [{"role": "assistant", "content": "Please reset your password."}]}
+    pairs.write_text("".join(json.dumps(pair) + "\n" for _ in range(4)))
+    summary = main(PreferenceConfig(model=str(tiny_model_dir), sft_adapter=sft["adapter_dir"],
+                                    pairs_file=str(pairs), output_dir=str(tmp_path / method), method=method,
+                                    max_steps=2, learning_rate=1e-3))
+    assert summary["global_steps"] == 2 and summary["method"] == method
+    assert (tmp_path / method / "adapter_model.safetensors").is_file()

@@ -1,0 +1,117 @@
+"""Preference alignment on top of the SFT adapter: pairs from curated data, then DPO or ORPO with trl.
+
+chosen = the agent reply that survived curation; rejected = a reply curation scored low, or else a
+reply written for a different topic (fluent but wrong for this customer: the failure mode to unlearn).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import polars as pl
+
+from tuneline.storage import atomic_directory
+from tuneline.training import TrainingConfigError, plan_device, read_chat_jsonl
+
+METHODS = ("dpo", "orpo")
+
+
+def build_preference_pairs(splits: pl.DataFrame, scored: pl.DataFrame) -> list[dict]:
+    """One pair per training conversation, deterministic (the rejected reply is picked by hash)."""
+    train = splits.filter(pl.col("split") == "train")
+    low = scored.filter(pl.col("status") == "low_quality")
+    low_replies = [_last_assistant(m) for m in low["messages"].to_list()]
+    pool = [(topic, _last_assistant(m)) for topic, m in zip(train["topic"].to_list(), train["messages"].to_list(),
+                                                            strict=True)]
+    pairs = []
+    for row in train.iter_rows(named=True):
+        messages = list(row["messages"])
+        chosen = messages[-1]["content"]
+        key = int(hashlib.sha256(row["content_hash"].encode()).hexdigest()[:8], 16)
+        if low_replies:
+            rejected, source = low_replies[key % len(low_replies)], "low_quality_reply"
+        else:
+            others = [reply for topic, reply in pool if topic != row["topic"] and reply != chosen]
+            if not others:
+                others = [reply for _, reply in pool if reply != chosen]
+            if not others:
+                continue
+            rejected, source = others[key % len(others)], "other_topic_reply"
+        pairs.append({"prompt": messages[:-1], "chosen": [{"role": "assistant", "content": chosen}],
+                      "rejected": [{"role": "assistant", "content": rejected}], "rejected_source": source,
+                      "example_id": row["content_hash"]})
+    return pairs
+
+
+def _last_assistant(messages) -> str:
+    messages = messages if isinstance(messages, list) else messages.to_list()
+    return [m for m in messages if m["role"] == "assistant"][-1]["content"]
+
+
+@dataclass
+class PreferenceConfig:
+    model: str
+    sft_adapter: str
+    pairs_file: str
+    output_dir: str
+    method: str = "dpo"
+    beta: float = 0.1
+    learning_rate: float = 5e-5
+    per_device_batch_size: int = 2
+    gradient_accumulation_steps: int = 1
+    max_steps: int = 20
+    max_length: int = 512
+    seed: int = 42
+    device: str = "auto"
+
+
+def main(config: PreferenceConfig) -> dict:
+    """Continue the SFT adapter's LoRA weights with DPO (reference = the base with the adapter disabled)
+    or ORPO (no reference model)."""
+    import torch
+    from datasets import Dataset
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if config.method not in METHODS:
+        raise TrainingConfigError(f"method must be one of {METHODS}, got {config.method!r}")
+    plan = plan_device(config.device, "none", torch.cuda.is_available())
+    rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in read_chat_jsonl(config.pairs_file)]
+    if not rows:
+        raise ValueError(f"{config.pairs_file} has no preference pairs")
+    tokenizer = AutoTokenizer.from_pretrained(config.sft_adapter)
+    base = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, config.sft_adapter, is_trainable=True)
+    common = dict(per_device_train_batch_size=config.per_device_batch_size,
+                  gradient_accumulation_steps=config.gradient_accumulation_steps, learning_rate=config.learning_rate,
+                  max_steps=config.max_steps, max_length=config.max_length, beta=config.beta, seed=config.seed,
+                  logging_steps=1, save_strategy="no", report_to=[], use_cpu=plan.device == "cpu", bf16=False,
+                  disable_tqdm=True, gradient_checkpointing=False)
+    with atomic_directory(Path(config.output_dir)) as staging:
+        if config.method == "dpo":
+            from trl import DPOConfig, DPOTrainer
+
+            trainer = DPOTrainer(model=model, ref_model=None, args=DPOConfig(output_dir=str(staging / "_t"), **common),
+                                 train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+        else:
+            from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+            trainer = ORPOTrainer(model=model, args=ORPOConfig(output_dir=str(staging / "_t"), **common),
+                                  train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+        output = trainer.train()
+        trainer.model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        history = trainer.state.log_history
+        summary = {"adapter_dir": config.output_dir, "method": config.method, "pairs": len(rows),
+                   "global_steps": trainer.state.global_step, "train_loss": float(output.training_loss),
+                   "reward_accuracy_last": next((e.get("rewards/accuracies") for e in reversed(history)
+                                                 if "rewards/accuracies" in e), None)}
+        (staging / "preference_args.json").write_text(json.dumps(asdict(config), indent=2))
+        (staging / "trainer_log.json").write_text(json.dumps(history, indent=2))
+        import shutil
+
+        shutil.rmtree(staging / "_t", ignore_errors=True)
+    return summary
