@@ -49,8 +49,9 @@ def lora_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig, d
                  tracking: MlflowTracking) -> dg.Output[dict]:
     """A PEFT LoRA adapter per product, trained on the train split only (validation split for eval loss).
 
-    A run killed mid-training and materialized again resumes from its last checkpoint: the checkpoint
-    folder is keyed by the data and the run config, so a changed recipe starts fresh."""
+    Versioned: `adapters/<product>/v-<hash of data + run config>/`, so the same inputs rewrite the same
+    version and new data makes a new one. A run killed mid-training and materialized again resumes from
+    its last checkpoint, kept under the same key."""
     product = context.partition_key
     records = to_chat_records(dataset_splits)
     train = [r for r in records if r["split"] == "train"]
@@ -62,7 +63,8 @@ def lora_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig, d
     signature = hashlib.sha256(train_file.read_bytes() + config.model_dump_json().encode()).hexdigest()[:12]
     train_config = TrainConfig(
         model=base_model.resolve(storage.model_cache), train_file=str(train_file), val_file=str(val_file),
-        output_dir=str(storage.adapter_dir(product)), checkpoint_dir=str(work / "checkpoints" / signature),
+        output_dir=str(storage.adapter_dir(product) / f"v-{signature}"),
+        checkpoint_dir=str(work / "checkpoints" / signature),
         mlflow_tracking_uri=tracking.tracking_uri, mlflow_experiment=tracking.experiment,
         run_name=f"{product}-{context.run_id[:8]}", **config.model_dump())
     summary = trainer.train(context, train_config)

@@ -83,7 +83,9 @@ def test_whole_graph_for_one_partition(graph_env, home):
     hf = load_from_disk(str(exports / "hf_dataset"))
     assert {name: hf[name].num_rows for name in hf} == sizes
 
-    adapter = home / "adapters" / "shipping"
+    versions = list((home / "adapters" / "shipping").glob("v-*"))
+    assert len(versions) == 1
+    adapter = versions[0]
     assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
     manifest = pl.read_parquet(adapter / "training_manifest.parquet")
     assert manifest.height == sizes["train"] and manifest["ticket_id"].is_unique().all()

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 from tuneline.cli import build_parser, main, run_demo
 
@@ -12,7 +13,8 @@ def test_demo_code_path_on_a_reduced_config(tmp_path, monkeypatch, tiny_model_di
     assert row["tickets_in"] > row["rejected"] > 0
     assert row["pii_replaced"] > 0
     assert row["train"] > 0 and row["test"] > 0
-    assert (tmp_path / "home" / "adapters" / "account" / "adapter_model.safetensors").is_file()
+    adapter = tmp_path / "home" / "adapters" / "account"
+    assert row["adapter"].startswith(str(adapter)) and (Path(row["adapter"]) / "adapter_model.safetensors").is_file()
     # runs persist in DAGSTER_HOME so `make dev` shows them
     assert (tmp_path / "dagster_home" / "history").exists() or list((tmp_path / "dagster_home").iterdir())
 

@@ -108,3 +108,10 @@ def test_failed_training_leaves_the_previous_adapter_in_place(tiny_model_dir, tm
     with pytest.raises(ValueError, match="does not end with an assistant turn"):
         main(TrainConfig(model=str(tiny_model_dir), train_file=str(bad), output_dir=str(out), max_steps=1))
     assert json.loads((out / "adapter_config.json").read_text()) == {"previous": True}
+
+
+def test_padding_free_batches_train(tiny_model_dir, tmp_path):
+    summary = main(TrainConfig(model=str(tiny_model_dir), train_file=str(_chat_file(tmp_path / "t.jsonl")),
+                               output_dir=str(tmp_path / "pf"), max_steps=2, gradient_accumulation_steps=1,
+                               padding_free=True))
+    assert summary["global_steps"] == 2 and summary["train_loss"] > 0

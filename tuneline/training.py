@@ -54,6 +54,7 @@ class TrainConfig:
     max_length: int = 512
     seed: int = 42
     gradient_checkpointing: bool = False
+    padding_free: bool = False  # flatten each batch without padding (FlashAttention-style position ids)
     logging_steps: int = 5
     eval_steps: int = 0  # validation loss every N steps (needs val_file); 0 = off
     early_stopping_patience: int = 0  # stop after N evaluations without improvement; 0 = off
@@ -168,7 +169,8 @@ def build_trainer(config: TrainConfig, output_dir: Path):
         output_dir=str(output_dir), per_device_train_batch_size=config.per_device_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps, learning_rate=config.learning_rate,
         lr_scheduler_type=config.lr_scheduler_type, warmup_steps=config.warmup_ratio,
-        num_train_epochs=config.num_epochs, max_steps=config.max_steps, max_length=config.max_length,
+        num_train_epochs=config.num_epochs, max_steps=config.max_steps,
+        max_length=None if config.padding_free else config.max_length, padding_free=config.padding_free,
         seed=config.seed, data_seed=config.seed, logging_steps=config.logging_steps,
         eval_strategy="steps" if evaluate else "no", eval_steps=config.eval_steps or None,
         save_strategy="steps" if config.save_steps else "no", save_steps=config.save_steps or 500,
