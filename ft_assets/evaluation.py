@@ -1,55 +1,152 @@
-"""eval_report: base vs tuned on the product's test split."""
+"""eval_report (base vs tuned, with a blocking promotion gate) and registered_model (MLflow registry)."""
 
-
+import csv
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from ft_assets.partitions import product_partitions
+from ft_resources.llm import JudgeResource
 from ft_resources.storage import TunelineStorage
-from tuneline.evaluation import EvalSettings, evaluate_adapter
+from ft_resources.tracking import MlflowTracking
+from tuneline.evaluation import EvalSettings, evaluate_adapter, human_eval_sample
+from tuneline.registry import GatePolicy, champion_version, promotion_gate, register_adapter
+from tuneline.reporting import markdown_table, png_markdown
 from tuneline.splits import to_chat_records
-from tuneline.storage import atomic_write_json
+from tuneline.storage import atomic_write, atomic_write_json
+
+REPORT_METRICS = ("perplexity", "rougeL", "token_f1", "semantic_similarity", "exact_match", "ragas_bleu",
+                  "ended_with_eot", "distinct_2", "length_ratio", "leak_rate")
 
 
 class EvalConfig(dg.Config):
     max_examples: int = 32
     max_new_tokens: int = 64
     batch_size: int = 8
+    human_eval_rows: int = 100
+    primary_metric: str = "rougeL"
+    champion_margin: float = 0.02
+    min_ended_with_eot: float = 0.5
+    max_leak_rate: float = 0.05
+
+
+def registry_name(product: str) -> str:
+    return f"tuneline-{product}"
 
 
 def report_markdown(report: dict) -> str:
-    rows = ["| metric | base | tuned | delta |", "|---|---:|---:|---:|"]
-    for metric in ("perplexity", "rouge1", "rouge2", "rougeL"):
-        rows.append(f"| {metric} | {report['base'][metric]} | {report['tuned'][metric]} | "
-                    f"{report['delta'][metric]:+} |")
-    return "\n".join(rows)
+    rows = []
+    for metric in REPORT_METRICS:
+        if metric not in report["base"]:
+            continue
+        ci = report.get("bootstrap", {}).get(metric)
+        interval = f"[{ci['ci_low']:+.3f}, {ci['ci_high']:+.3f}]" if ci else ""
+        rows.append([metric, report["base"][metric], report["tuned"][metric], f"{report['delta'][metric]:+.4f}",
+                     interval])
+    return markdown_table(["metric", "base", "tuned", "delta", "95% CI of delta"], rows)
+
+
+def delta_chart(report: dict):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [m for m in ("rougeL", "token_f1", "semantic_similarity", "exact_match") if m in report["bootstrap"]]
+    figure, axis = plt.subplots(figsize=(6, 2.5))
+    for y, name in enumerate(names):
+        ci = report["bootstrap"][name]
+        axis.errorbar(ci["delta"], y, xerr=[[ci["delta"] - ci["ci_low"]], [ci["ci_high"] - ci["delta"]]], fmt="o")
+    axis.axvline(0, color="grey", lw=1)
+    axis.set_yticks(range(len(names)), names)
+    axis.set_title("tuned - base (95% paired bootstrap CI)")
+    plt.close(figure)
+    return figure
+
+
+def per_topic(samples: list[dict]) -> str:
+    from tuneline.evaluation import token_f1
+
+    by_topic: dict[str, list[tuple[float, float]]] = {}
+    for s in samples:
+        by_topic.setdefault(str(s.get("topic")), []).append((token_f1(s["base"], s["reference"]),
+                                                             token_f1(s["tuned"], s["reference"])))
+    rows = [[t, len(v), round(sum(b for b, _ in v) / len(v), 3), round(sum(x for _, x in v) / len(v), 3)]
+            for t, v in sorted(by_topic.items())]
+    return markdown_table(["topic", "n", "base token F1", "tuned token F1"], rows)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    def write(tmp: Path):
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["row"])
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(path, write)
 
 
 @dg.asset(
     partitions_def=product_partitions,
     group_name="evaluation",
     kinds={"pytorch"},
-    code_version="1",
+    code_version="2",
+    check_specs=[dg.AssetCheckSpec(
+        "promotion_gate", asset="eval_report", blocking=True,
+        description="Tuned beats base on the primary metric (CI above 0), no regression vs the champion beyond "
+                    "the margin, replies end with the end-of-turn token, no PII in generations.")],
 )
 def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_splits: pl.DataFrame,
-                lora_adapter: dict, storage: TunelineStorage) -> dg.Output[dict]:
-    """Perplexity on the reference reply and ROUGE of greedy replies, base model vs base + adapter."""
+                lora_adapter: dict, storage: TunelineStorage, judge: JudgeResource, tracking: MlflowTracking):
+    """Base model vs base + adapter on the test split: quality, hygiene, leaks, bootstrap CIs, optional judge."""
+    product = context.partition_key
     test = [r for r in to_chat_records(dataset_splits) if r["split"] == "test"]
     if not test:
-        raise dg.Failure(f"product {context.partition_key!r} has an empty test split; add tickets or change ratios")
+        raise dg.Failure(f"product {product!r} has an empty test split; add tickets or change ratios",
+                         allow_retries=False)
     settings = EvalSettings(max_examples=config.max_examples, max_new_tokens=config.max_new_tokens,
                             batch_size=config.batch_size)
-    report = evaluate_adapter(lora_adapter["base_model"], lora_adapter["adapter_dir"], test, settings)
-    report["product"] = context.partition_key
+    report = evaluate_adapter(lora_adapter["base_model"], lora_adapter["adapter_dir"], test, settings,
+                              judge=judge.judge())
+    champion = champion_version(tracking.tracking_uri, registry_name(product))
+    policy = GatePolicy(config.primary_metric, config.champion_margin, config.min_ended_with_eot,
+                        config.max_leak_rate)
+    report["gate"] = promotion_gate(report, champion, policy)
+    report["champion_at_eval"] = champion
+    report["product"] = product
     report["adapter_dir"] = lora_adapter["adapter_dir"]
+    samples = report.pop("all_samples")
+    reports_dir = storage.reports_dir(product)
+    write_csv(reports_dir / "human_eval_sample.csv", human_eval_sample(samples, config.human_eval_rows))
+    atomic_write_json(reports_dir / "generations.json", samples)
     path = atomic_write_json(Path(lora_adapter["adapter_dir"]) / "evaluation_results.json", report)
-    atomic_write_json(storage.reports_dir(context.partition_key) / "evaluation_results.json", report)
-    return dg.Output(report, metadata={
-        "report": dg.MetadataValue.md(report_markdown(report)),
+    atomic_write_json(reports_dir / "evaluation_results.json", report)
+    yield dg.Output(report, metadata={
+        "report": dg.MetadataValue.md(report_markdown(report) + "\n\n" + png_markdown(delta_chart(report), "deltas")
+                                      + "\n\n" + per_topic(samples)),
         "test_examples": report["examples"],
         "base_rougeL": report["base"]["rougeL"], "tuned_rougeL": report["tuned"]["rougeL"],
         "base_perplexity": report["base"]["perplexity"], "tuned_perplexity": report["tuned"]["perplexity"],
+        "gate_passed": report["gate"]["passed"],
         "results_file": dg.MetadataValue.path(str(path)),
+        "human_eval_csv": dg.MetadataValue.path(str(reports_dir / "human_eval_sample.csv")),
+        **({"judge": dg.MetadataValue.json(report["judge"])} if "judge" in report else {}),
     })
+    yield dg.AssetCheckResult(passed=report["gate"]["passed"], metadata={
+        "reasons": dg.MetadataValue.json(report["gate"]["reasons"]),
+        "checks": dg.MetadataValue.json(report["gate"]["checks"])})
+
+
+@dg.asset(partitions_def=product_partitions, group_name="evaluation", kinds={"mlflow"}, code_version="1")
+def registered_model(context: dg.AssetExecutionContext, eval_report: dict, lora_adapter: dict,
+                     tracking: MlflowTracking) -> dg.Output[dict]:
+    """Registers the adapter version in the MLflow Model Registry and points `champion` at it. Runs only when
+    eval_report's blocking promotion gate passed. Roll back with `tuneline registry rollback`."""
+    product = context.partition_key
+    metrics = {k: v for k, v in eval_report["tuned"].items() if isinstance(v, (int, float))}
+    result = register_adapter(tracking.tracking_uri, registry_name(product), lora_adapter["adapter_dir"], metrics,
+                              promote=eval_report["gate"]["passed"],
+                              tags={"product": product, "dagster_run_id": context.run_id})
+    return dg.Output(result, metadata={"registered_model": result["name"], "version": result["version"],
+                                       "champion": result["champion"]})

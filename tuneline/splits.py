@@ -53,7 +53,7 @@ def to_chat_records(splits: pl.DataFrame) -> list[dict]:
             "split": row["split"],
             "metadata": {"example_id": row["content_hash"], "ticket_id": row["ticket_id"],
                          "thread_id": row["thread_id"], "product": row["product"],
-                         "quality_score": row["quality_score"]},
+                         "quality_score": row["quality_score"], "topic": row.get("topic")},
         })
     return records
 

@@ -1,0 +1,100 @@
+import json
+
+import pytest
+
+from tests.openai_stub import OpenAIStub
+from tuneline.evaluation import distinct_2, exact_match, human_eval_sample, leaks, paired_bootstrap, token_f1
+from tuneline.registry import GatePolicy, promotion_gate
+
+
+def test_text_metrics():
+    assert token_f1("refund in 5 days", "your refund arrives in 5 days") == pytest.approx(2 * 1 * 4 / 6 / (1 + 4 / 6))
+    assert token_f1("", "") == 1.0 and token_f1("x", "y") == 0.0
+    assert exact_match("Done!", "done") == 1.0
+    assert distinct_2("a b a b a b") == pytest.approx(2 / 5)
+    assert leaks("mail me at a.b@example.com") and leaks("Thanks [PERSON]!") and leaks("call (212) 555-1234")
+    assert not leaks("Your refund arrives in 5 business days.")
+
+
+def test_paired_bootstrap_interval_excludes_zero_only_for_a_real_gain():
+    gain = paired_bootstrap([0.5 + 0.01 * i for i in range(30)], [0.2 + 0.01 * i for i in range(30)])
+    assert gain["delta"] == pytest.approx(0.3) and gain["ci_low"] > 0
+    noise = paired_bootstrap([0.1, 0.9, 0.2, 0.8] * 5, [0.9, 0.1, 0.8, 0.2] * 5)
+    assert noise["ci_low"] < 0 < noise["ci_high"]
+
+
+def _report(rouge_low=0.05, eot=0.9, leak=0.0, tuned_rouge=0.3):
+    return {"tuned": {"rougeL": tuned_rouge, "ended_with_eot": eot, "leak_rate": leak},
+            "bootstrap": {"rougeL": {"delta": 0.1, "ci_low": rouge_low, "ci_high": 0.2}}}
+
+
+def test_promotion_gate():
+    assert promotion_gate(_report(), None)["passed"]
+    failing = promotion_gate(_report(rouge_low=-0.01), None)
+    assert not failing["passed"] and "does not lie above 0" in failing["reasons"][0]
+    assert not promotion_gate(_report(tuned_rouge=0.3), {"rougeL": 0.4})["passed"]
+    assert promotion_gate(_report(tuned_rouge=0.39), {"rougeL": 0.4})["passed"]  # within the 0.02 margin
+    assert not promotion_gate(_report(eot=0.2), None)["checks"]["hygiene"]
+    assert not promotion_gate(_report(leak=0.2), None)["checks"]["no_leaks"]
+    assert promotion_gate(_report(leak=0.2), None, GatePolicy(max_leak_rate=0.5))["passed"]
+
+
+def test_human_eval_sample_is_stratified_and_blind():
+    samples = [{"topic": "a" if i < 90 else "b", "prompt": f"q{i}", "reference": "r", "base": "B", "tuned": "T"}
+               for i in range(100)]
+    rows = human_eval_sample(samples, size=20, seed=3)
+    assert len(rows) == 20 and sum(r["topic"] == "b" for r in rows) == 10
+    for row in rows:
+        assert (row["reply_a"], row["reply_b"]) == (("T", "B") if row["a_is"] == "tuned" else ("B", "T"))
+
+
+def test_judge_pairwise_randomises_order_and_counts_malformed():
+    from tuneline.evaluation import judge_pairwise
+    from tuneline.judge import Judge
+
+    rubric = json.dumps({"helpfulness": 4, "accuracy": 4, "tone": 5, "completeness": 3})
+    samples = [{"prompt": f"q{i}", "reference": "r", "base": "base reply", "tuned": "tuned reply"} for i in range(4)]
+    with OpenAIStub() as stub:
+        # per sample: rubric(base), rubric(tuned), verdict
+        stub.chat_replies = [rubric, rubric, '{"winner": "A"}', rubric, "garbage", '{"winner": "B"}',
+                             rubric, rubric, '{"winner": "tie"}', rubric, rubric, "not json"]
+        result = judge_pairwise(Judge(stub.base_url, "judge", api_key=""), samples, seed=1)
+        prompts = [r["body"]["messages"][0]["content"] for r in stub.requests if "Reply A" in
+                   r["body"]["messages"][0]["content"]]
+    assert result["pairwise"]["malformed"] == 1 and result["pairwise"]["tie"] == 1
+    assert result["pairwise"]["tuned"] + result["pairwise"]["base"] == 2
+    assert result["malformed"] == 2 and result["rubric"]["base"]["tone"] == 5.0
+    firsts = {p.split("Reply A: ")[1].split("\n")[0] for p in prompts}
+    assert firsts == {"base reply", "tuned reply"}, "the order of the two replies must vary"
+    assert len(result["prompt_sha256"]) == 16
+
+
+def test_registry_registers_promotes_and_rolls_back(tmp_path, tiny_model_dir):
+    from tests.test_training import _chat_file
+    from tuneline.cli import main as cli
+    from tuneline.registry import champion_version, register_adapter, rollback
+    from tuneline.training import TrainConfig
+    from tuneline.training import main as train
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    adapter = train(TrainConfig(model=str(tiny_model_dir), train_file=str(_chat_file(tmp_path / "t.jsonl", 8)),
+                                output_dir=str(tmp_path / "adapter"), max_steps=1))["adapter_dir"]
+    first = register_adapter(uri, "tuneline-billing", adapter, {"rougeL": 0.3}, promote=True)
+    second = register_adapter(uri, "tuneline-billing", adapter, {"rougeL": 0.2}, promote=False)
+    assert champion_version(uri, "tuneline-billing")["version"] == first["version"] == 1
+    third = register_adapter(uri, "tuneline-billing", adapter, {"rougeL": 0.4}, promote=True)
+    champion = champion_version(uri, "tuneline-billing")
+    assert champion["version"] == third["version"] == 3 and champion["rougeL"] == 0.4 and second["version"] == 2
+    rollback(uri, "tuneline-billing", 1)
+    assert champion_version(uri, "tuneline-billing")["version"] == 1
+    assert cli(["registry", "rollback", "--product", "billing", "--version", "3", "--tracking-uri", uri]) == 0
+    assert champion_version(uri, "tuneline-billing")["version"] == 3
+    assert champion_version(uri, "tuneline-shipping") is None
+
+    import mlflow.pyfunc
+    import pandas as pd
+
+    model = mlflow.pyfunc.load_model("models:/tuneline-billing@champion")
+    replies = model.predict(pd.DataFrame({"messages": [[{"role": "user", "content": "Where is my refund?"}]]}),
+                            params={"max_new_tokens": 4})
+    assert len(replies) == 1 and isinstance(replies[0], str)
