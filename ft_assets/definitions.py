@@ -23,7 +23,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from ft_assets import alignment, cleaning, curation, evaluation, ingest, splits, training
+from ft_assets import alignment, cleaning, curation, evaluation, ingest, serving, splits, training
 from ft_assets.sql_models import load_sql_assets
 from ft_resources.io_manager import PartitionedFileIOManager
 from ft_resources.llm import JudgeResource
@@ -123,9 +123,15 @@ def judge_from_env(base_url: str | None, model: str | None) -> JudgeResource:
 
 def all_assets() -> list:
     return [
-        *dg.load_assets_from_modules([ingest, cleaning, curation, splits, training, evaluation, alignment]),
+        *dg.load_assets_from_modules([ingest, cleaning, curation, splits, training, evaluation, alignment,
+                                                serving]),
         *load_sql_assets(),
     ]
+
+
+def product_assets() -> list:
+    """Every asset partitioned by product: what one product's end-to-end materialization runs."""
+    return [a for a in all_assets() if a.partitions_def is not None]
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:

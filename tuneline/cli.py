@@ -2,6 +2,8 @@
 
     tuneline demo       generate demo tickets if the landing zone is empty, materialize every product
     tuneline dev        the Dagster UI (webserver + daemon) on 127.0.0.1:3000 over the same storage
+    tuneline serve      OpenAI-compatible server: base model + each product's adapter (`model` = product)
+    tuneline export-merged  merged weights for vLLM/TGI, with a base+adapter parity check
     tuneline registry   show a product's champion adapter, or roll it back to an earlier version
     tuneline pii-eval   measure PII recall/precision per entity type on a labeled file
     tuneline generate   write seeded synthetic tickets into a landing zone
@@ -69,7 +71,7 @@ def run_demo(home: Path, products: list[str], tickets_per_product: int, max_step
 
     import dagster as dg
 
-    from ft_assets.definitions import Settings, all_assets, build_resources
+    from ft_assets.definitions import Settings, build_resources, product_assets
     from ft_assets.partitions import PRODUCTS_PARTITION_NAME
     from tuneline.synthetic import write_landing_zone
 
@@ -89,9 +91,15 @@ def run_demo(home: Path, products: list[str], tickets_per_product: int, max_step
     rows = []
     for product in products:
         started = time.perf_counter()
-        result = dg.materialize(all_assets(), instance=instance, resources=resources, partition_key=product,
+        result = dg.materialize(product_assets(), instance=instance, resources=resources, partition_key=product,
                                 run_config=_demo_run_config(max_steps, eval_examples, max_new_tokens, learning_rate),
-                                tags={"tuneline/trigger": "demo"})
+                                tags={"tuneline/trigger": "demo"}, raise_on_error=False)
+        failed_steps = {e.step_key for e in result.get_step_failure_events()}
+        gate = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}.get("promotion_gate")
+        if failed_steps - {"eval_report"} or (failed_steps and gate is not False):
+            raise RuntimeError(f"demo run for {product!r} failed in {sorted(failed_steps)}; see the run "
+                               f"{result.run_id} in the Dagster UI (make dev)")
+        registered = _metadata(result, "registered_model")
         ingest, clean = _metadata(result, "raw_tickets"), _metadata(result, "cleaned_conversations")
         splits, report = _metadata(result, "dataset_splits"), _metadata(result, "eval_report")
         evaluation = json.loads(Path(report["results_file"]).read_text())
@@ -102,6 +110,9 @@ def run_demo(home: Path, products: list[str], tickets_per_product: int, max_step
             "adapter": evaluation["adapter_dir"],
             "rougeL_base": evaluation["base"]["rougeL"], "rougeL_tuned": evaluation["tuned"]["rougeL"],
             "ppl_base": evaluation["base"]["perplexity"], "ppl_tuned": evaluation["tuned"]["perplexity"],
+            "rougeL_ci": "[{ci_low:+.3f}, {ci_high:+.3f}]".format(**evaluation["bootstrap"]["rougeL"]),
+            "gate": "passed" if gate else "failed: " + "; ".join(evaluation["gate"]["reasons"]),
+            "champion": f"v{registered['version']}" if registered.get("champion") else "-",
             "seconds": round(time.perf_counter() - started, 1),
         })
     return rows
@@ -111,10 +122,10 @@ def print_demo_table(rows: list[dict]) -> None:
     from tuneline.reporting import markdown_table
 
     headers = ["product", "tickets_in", "rejected", "pii_replaced", "train", "val", "test", "rougeL_base",
-               "rougeL_tuned", "ppl_base", "ppl_tuned", "seconds"]
+               "rougeL_tuned", "rougeL_ci", "ppl_base", "ppl_tuned", "champion", "seconds"]
     print(markdown_table(headers, [[r[h] for h in headers] for r in rows]))
     for r in rows:
-        print(f"adapter[{r['product']}]: {r['adapter']}")
+        print(f"adapter[{r['product']}]: {r['adapter']}  promotion gate: {r['gate']}")
 
 
 def _cmd_demo(ns: argparse.Namespace) -> int:
@@ -176,6 +187,35 @@ def _cmd_registry(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(ns: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tuneline.serving import AdapterServer, adapters_from_registry, base_model_of, create_app
+
+    adapters = dict(item.split("=", 1) for item in ns.adapter)
+    if ns.from_registry:
+        adapters.update(adapters_from_registry(_tracking_uri(ns), ns.from_registry.split(",")))
+    if not adapters:
+        print("nothing to serve: give --adapter product=DIR or --from-registry p1,p2", file=sys.stderr)
+        return 2
+    key = os.environ.get(ns.api_key_env) if ns.api_key_env else None
+    if ns.api_key_env and not key:
+        print(f"--api-key-env {ns.api_key_env} is not set in the environment", file=sys.stderr)
+        return 2
+    server = AdapterServer(ns.base_model or base_model_of(next(iter(adapters.values()))), adapters)
+    metrics = Path(ns.home).resolve() / "serving" / "metrics.json"
+    print(f"serving {server.products} on http://{ns.host}:{ns.port}/v1 (auth: {'on' if key else 'off'})")
+    uvicorn.run(create_app(server, api_key=key, metrics_file=metrics), host=ns.host, port=ns.port, log_level="warning")
+    return 0
+
+
+def _cmd_export_merged(ns: argparse.Namespace) -> int:
+    from tuneline.export import export_merged
+
+    print(json.dumps(export_merged(ns.adapter, ns.output), indent=2))
+    return 0
+
+
 def _cmd_generate(ns: argparse.Namespace) -> int:
     from tuneline.synthetic import write_landing_zone
 
@@ -232,13 +272,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-steps", type=int, default=24, help="optimizer steps per adapter")
     demo.add_argument("--learning-rate", type=float, default=5e-4, help="LoRA learning rate for the short demo run")
     demo.add_argument("--eval-examples", type=int, default=16, help="test examples evaluated per product")
-    demo.add_argument("--max-new-tokens", type=int, default=48, help="generation length in evaluation")
+    demo.add_argument("--max-new-tokens", type=int, default=96, help="generation length in evaluation")
     demo.set_defaults(func=_cmd_demo)
 
     dev = sub.add_parser("dev", help="start the Dagster UI and daemon on the demo's DAGSTER_HOME (dagster dev)")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(func=_cmd_dev)
+
+    serve = sub.add_parser("serve", help="OpenAI-compatible /v1/chat/completions with one LoRA adapter per product")
+    serve.add_argument("--adapter", action="append", default=[], metavar="PRODUCT=DIR", help="repeatable")
+    serve.add_argument("--from-registry", metavar="P1,P2", help="serve these products' champion adapters")
+    serve.add_argument("--base-model", help="default: the adapters' base_model_name_or_path")
+    serve.add_argument("--api-key-env", help="name of the environment variable holding the bearer token")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--home", default=os.environ.get("TUNELINE_HOME", ".tuneline"))
+    serve.add_argument("--tracking-uri")
+    serve.set_defaults(func=_cmd_serve)
+
+    merged = sub.add_parser("export-merged", help="merge an adapter into its base model; checks greedy parity")
+    merged.add_argument("--adapter", required=True)
+    merged.add_argument("--output", required=True)
+    merged.set_defaults(func=_cmd_export_merged)
 
     reg = sub.add_parser("registry", help="show the champion adapter of a product, or roll it back to a version")
     reg.add_argument("action", choices=("show", "rollback"))

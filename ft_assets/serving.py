@@ -1,0 +1,21 @@
+"""serving_metrics: what `tuneline serve` measured, as an asset people can watch in the UI."""
+
+import json
+
+import dagster as dg
+
+from ft_resources.storage import TunelineStorage
+
+
+@dg.asset(group_name="serving", kinds={"fastapi"}, code_version="1")
+def serving_metrics(context: dg.AssetExecutionContext, storage: TunelineStorage) -> dg.MaterializeResult:
+    """Latency percentiles and counters written by the serving process (`<root>/serving/metrics.json`)."""
+    path = storage.root_path / "serving" / "metrics.json"
+    if not path.exists():
+        raise dg.Failure(f"no serving metrics at {path}: start `tuneline serve` and send it traffic first",
+                         allow_retries=False)
+    metrics = json.loads(path.read_text())
+    return dg.MaterializeResult(metadata={
+        k: (v if v is not None else float("nan")) for k, v in metrics.items()
+        if k in ("requests", "errors", "completion_tokens", "p50_seconds", "p95_seconds", "p99_seconds")
+    } | {"products": dg.MetadataValue.json(metrics.get("products", []))})

@@ -1,0 +1,202 @@
+"""An OpenAI-compatible server for CPU: one base model, one LoRA adapter per product.
+
+    tuneline serve --adapter billing=.tuneline/adapters/billing/v-... --api-key-env TUNELINE_SERVE_KEY
+    tuneline serve --from-registry billing,shipping          # champions from the MLflow registry
+
+The request's `model` picks the product's adapter. Generation is greedy and serialised (one
+CPU, one model); latency percentiles are served at /metrics and written to a JSON file that the
+`serving_metrics` asset reads.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from fastapi import FastAPI, Request
+from pydantic import BaseModel, Field, ValidationError
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_NEW_TOKENS = 512
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(min_length=1, max_length=16_000)
+
+
+class ChatRequest(BaseModel):
+    model: str = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=64)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_NEW_TOKENS)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_NEW_TOKENS)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    stream: bool = False
+
+
+@dataclass
+class LatencyStats:
+    """Per-request latencies (seconds) and counters; percentiles over the last `window` requests."""
+
+    window: int = 10_000
+    latencies: list[float] = field(default_factory=list)
+    requests: int = 0
+    errors: int = 0
+    completion_tokens: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, seconds: float, tokens: int = 0, error: bool = False) -> None:
+        with self.lock:
+            self.requests += 1
+            self.errors += error
+            self.completion_tokens += tokens
+            if not error:
+                self.latencies.append(seconds)
+                del self.latencies[:-self.window]
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            ordered = sorted(self.latencies)
+
+            def pct(p):
+                return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 4) if ordered else None
+
+            return {"requests": self.requests, "errors": self.errors, "completion_tokens": self.completion_tokens,
+                    "p50_seconds": pct(50), "p95_seconds": pct(95), "p99_seconds": pct(99),
+                    "written_at": time.time()}
+
+
+class AdapterServer:
+    """Holds the base model with every product's adapter loaded; generation is serialised."""
+
+    def __init__(self, base_model: str, adapters: dict[str, str]):
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if not adapters:
+            raise ValueError("no adapters to serve: give --adapter product=DIR or --from-registry")
+        first, *rest = adapters.items()
+        self.tokenizer = AutoTokenizer.from_pretrained(first[1])
+        base = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
+        self.model = PeftModel.from_pretrained(base, first[1], adapter_name=first[0]).eval()
+        for name, path in rest:
+            self.model.load_adapter(path, adapter_name=name)
+        self.products = sorted(adapters)
+        self.lock = threading.Lock()
+
+    def complete(self, product: str, messages: list[dict], max_new_tokens: int) -> tuple[str, int, int, str]:
+        import torch
+
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                 return_dict=True)
+        with self.lock, torch.no_grad():
+            self.model.set_adapter(product)
+            out = self.model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
+                                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                                      eos_token_id=self.tokenizer.eos_token_id)
+        new = out[0, ids["input_ids"].shape[1]:]
+        finish = "stop" if (new == self.tokenizer.eos_token_id).any() else "length"
+        text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+        return text, int(ids["input_ids"].shape[1]), int(new.shape[0]), finish
+
+
+def _error(status: int, message: str, kind: str):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(status_code=status, content={"error": {"message": message, "type": kind, "code": status}})
+
+
+def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: Path | None = None):
+    """The FastAPI app: /v1/models, /v1/chat/completions, /metrics, /health."""
+    app = FastAPI(title="tuneline serving", docs_url=None, redoc_url=None)
+    stats = LatencyStats()
+    app.state.stats = stats
+
+    def write_metrics():
+        if metrics_file is not None:
+            from tuneline.storage import atomic_write_json
+
+            atomic_write_json(metrics_file, {**stats.snapshot(), "products": server.products})
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if request.url.path.startswith("/v1/"):
+            if api_key and request.headers.get("authorization") != f"Bearer {api_key}":
+                stats.record(0, error=True)
+                return _error(401, "missing or invalid bearer token", "authentication_error")
+            length = request.headers.get("content-length")
+            if length is not None and int(length) > MAX_BODY_BYTES:
+                stats.record(0, error=True)
+                return _error(413, f"request body over {MAX_BODY_BYTES} bytes", "invalid_request_error")
+        return await call_next(request)
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok", "products": server.products}
+
+    @app.get("/metrics")
+    def metrics():
+        return stats.snapshot()
+
+    @app.get("/v1/models")
+    def models():
+        return {"object": "list", "data": [{"id": p, "object": "model", "created": 0, "owned_by": "tuneline"}
+                                           for p in server.products]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        started = time.perf_counter()
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            stats.record(0, error=True)
+            return _error(413, f"request body over {MAX_BODY_BYTES} bytes", "invalid_request_error")
+        try:
+            payload = ChatRequest.model_validate_json(body)
+        except ValidationError as exc:
+            stats.record(0, error=True)
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            return _error(400, f"invalid request: {where}: {first['msg']}", "invalid_request_error")
+        if payload.stream:
+            stats.record(0, error=True)
+            return _error(400, "stream=true is not supported by this server", "invalid_request_error")
+        if payload.model not in server.products:
+            stats.record(0, error=True)
+            return _error(404, f"model {payload.model!r} not found; available: {server.products}",
+                          "invalid_request_error")
+        max_new = payload.max_completion_tokens or payload.max_tokens or 128
+        import anyio
+
+        text, prompt_tokens, completion_tokens, finish = await anyio.to_thread.run_sync(
+            server.complete, payload.model, [m.model_dump() for m in payload.messages], max_new)
+        stats.record(time.perf_counter() - started, completion_tokens)
+        write_metrics()
+        return {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
+                "model": payload.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                          "total_tokens": prompt_tokens + completion_tokens}}
+
+    return app
+
+
+def adapters_from_registry(tracking_uri: str, products: list[str]) -> dict[str, str]:
+    from tuneline.registry import champion_version
+
+    found = {}
+    for product in products:
+        champion = champion_version(tracking_uri, f"tuneline-{product}")
+        if champion is None:
+            raise ValueError(f"product {product!r} has no champion in the registry at {tracking_uri}")
+        found[product] = champion["tags"]["adapter_dir"]
+    return found
+
+
+def base_model_of(adapter_dir: str) -> str:
+    return json.loads((Path(adapter_dir) / "adapter_config.json").read_text())["base_model_name_or_path"]
