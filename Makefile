@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export RAGAS_DO_NOT_TRACK := true
 
-.PHONY: setup demo test test-slow dev bench lint clean
+.PHONY: setup demo test test-slow dev bench bench-quick lint clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ dev: setup
 
 bench: setup
 	$(BIN)/python -m bench.run_all
+
+bench-quick: setup
+	$(BIN)/python -m bench.run_all --quick
 
 lint: setup
 	$(BIN)/python -m ruff check .
