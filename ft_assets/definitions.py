@@ -33,6 +33,7 @@ from ft_resources.storage import TunelineStorage
 from ft_resources.tracking import MlflowTracking
 from ft_resources.trainer import EcsTrainer, LocalTrainer, OpenAIFineTuneTrainer, SubprocessTrainer, TrainerResource
 from ft_sensors.landing import landing_zone_sensor
+from ft_sensors.retraining import retrain_job, retraining_sensor, weekly_retraining
 
 DEFAULT_HOME = ".tuneline"
 
@@ -135,7 +136,8 @@ def product_assets() -> list:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=all_assets(), sensors=[landing_zone_sensor], resources=build_resources(settings))
+    return dg.Definitions(assets=all_assets(), sensors=[landing_zone_sensor, retraining_sensor],
+                          schedules=[weekly_retraining], jobs=[retrain_job], resources=build_resources(settings))
 
 
 defs = build_definitions(Settings.from_env())

@@ -1,0 +1,94 @@
+"""Retraining policy: train a product again when enough new curated examples arrived since its adapter.
+
+Never more than once per cooldown per product, never while a training run for it is queued or running.
+A weekly schedule (Monday 00:00, stopped by default) retrains every product regardless.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import dagster as dg
+
+from ft_assets.partitions import PRODUCTS_PARTITION_NAME, product_partitions
+
+MODEL_ASSETS = [dg.AssetKey("lora_adapter"), dg.AssetKey("eval_report"), dg.AssetKey("registered_model")]
+TRIGGER_TAG = "tuneline/trigger"
+PRODUCT_TAG = "tuneline/product"
+
+
+@dataclass(frozen=True)
+class RetrainPolicy:
+    min_new_examples: int = 50
+    cooldown_seconds: float = 6 * 3600
+
+
+def should_retrain(train_examples_now: int | None, trained_on: int | None, last_trained_at: float | None,
+                   now: float, in_progress: bool, policy: RetrainPolicy) -> tuple[bool, str]:
+    """Pure decision with its reason, so the sensor's skips are explainable in the UI."""
+    if train_examples_now is None:
+        return False, "no curated splits yet"
+    if in_progress:
+        return False, "a training run is already queued or running"
+    if trained_on is None:
+        return True, "no adapter yet"
+    if last_trained_at is not None and now - last_trained_at < policy.cooldown_seconds:
+        return False, "in cooldown"
+    new = train_examples_now - trained_on
+    if new >= policy.min_new_examples:
+        return True, f"{new} new training examples"
+    return False, f"only {new} new training examples (< {policy.min_new_examples})"
+
+
+def _latest(instance: dg.DagsterInstance, asset: str, product: str):
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[product]), limit=1).records
+    return records[0] if records else None
+
+
+def _metadata_int(record, key: str) -> int | None:
+    if record is None:
+        return None
+    value = record.asset_materialization.metadata.get(key)
+    return int(value.value) if value is not None else None
+
+
+def _in_progress(instance: dg.DagsterInstance, product: str) -> bool:
+    active = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+              dg.DagsterRunStatus.STARTED]
+    return bool(instance.get_run_records(dg.RunsFilter(statuses=active, tags={PRODUCT_TAG: product}), limit=1))
+
+
+@dg.sensor(minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.STOPPED, asset_selection=MODEL_ASSETS)
+def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """Requests lora_adapter -> eval_report -> registered_model for products whose data grew enough."""
+    policy = RetrainPolicy()
+    now = time.time()
+    requests, decisions = [], {}
+    for product in context.instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME):
+        splits = _latest(context.instance, "dataset_splits", product)
+        adapter = _latest(context.instance, "lora_adapter", product)
+        retrain, reason = should_retrain(
+            _metadata_int(splits, "train_examples"), _metadata_int(adapter, "train_examples"),
+            adapter.timestamp if adapter else None, now, _in_progress(context.instance, product), policy)
+        decisions[product] = reason
+        if retrain:
+            requests.append(dg.RunRequest(
+                partition_key=product, asset_selection=MODEL_ASSETS,
+                run_key=f"{product}:{_metadata_int(splits, 'train_examples')}:{splits.storage_id}",
+                tags={TRIGGER_TAG: "retraining_sensor", PRODUCT_TAG: product}))
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(decisions, sort_keys=True))
+
+
+retrain_job = dg.define_asset_job("retrain_product", selection=dg.AssetSelection.assets(*MODEL_ASSETS),
+                                  partitions_def=product_partitions, tags={TRIGGER_TAG: "weekly_schedule"})
+
+
+@dg.schedule(cron_schedule="0 0 * * 1", job=retrain_job, default_status=dg.DefaultScheduleStatus.STOPPED)
+def weekly_retraining(context: dg.ScheduleEvaluationContext):
+    """Every Monday at 00:00: retrain every product (an option for teams that prefer a fixed rhythm)."""
+    for product in context.instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME):
+        yield dg.RunRequest(partition_key=product, run_key=f"weekly:{product}:{context.scheduled_execution_time}",
+                            tags={PRODUCT_TAG: product})
