@@ -2,7 +2,8 @@
 
 Environment (all optional):
   TUNELINE_HOME           storage root (default ./.tuneline)
-  TUNELINE_LANDING        landing zone (default $TUNELINE_HOME/landing)
+  TUNELINE_LANDING        landing zone: a directory or s3://bucket/prefix (default $TUNELINE_HOME/landing);
+                          AWS credentials come from the usual AWS environment (AWS_ENDPOINT_URL for S3-compatibles)
   TUNELINE_MODEL_SOURCE   embedded | local | hub (default embedded)
   TUNELINE_MODEL          directory (local) or model id (hub)
   TUNELINE_DEVICE         auto | cpu | cuda (default auto)
@@ -26,6 +27,7 @@ import dagster as dg
 from ft_assets import alignment, cleaning, curation, evaluation, ingest, serving, splits, training
 from ft_assets.sql_models import load_sql_assets
 from ft_resources.io_manager import PartitionedFileIOManager
+from ft_resources.landing import landing_zone_from
 from ft_resources.llm import JudgeResource
 from ft_resources.models import BaseModel
 from ft_resources.pii import PiiEngine
@@ -83,7 +85,8 @@ def build_resources(settings: Settings) -> dict:
     root = str(Path(settings.home).resolve())
     return {
         "io_manager": PartitionedFileIOManager(root=root),
-        "storage": TunelineStorage(root=root, landing=settings.landing),
+        "storage": TunelineStorage(root=root),
+        "landing": landing_zone_from(settings.landing or f"{root}/landing", os.environ.get("AWS_ENDPOINT_URL")),
         "pii": PiiEngine(),
         "base_model": BaseModel(source=settings.model_source, location=settings.model),
         "trainer": build_trainer(settings),

@@ -5,6 +5,7 @@ import dagster as dg
 import polars as pl
 
 from ft_assets.partitions import product_partitions
+from ft_resources.landing import LandingZone
 from ft_resources.storage import TunelineStorage
 from tuneline.ingest import ColumnMapping, ingest_product, list_landing_files
 from tuneline.validators import conservation_problems
@@ -35,12 +36,15 @@ class IngestConfig(dg.Config):
                                    description="No ticket is silently lost: in = kept + rejected.")],
     retry_policy=dg.RetryPolicy(max_retries=2, delay=2),
 )
-def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, storage: TunelineStorage):
-    """Read every CSV/JSONL file of the product's landing folder; quarantine what cannot be used."""
+def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, storage: TunelineStorage,
+                   landing: LandingZone):
+    """Read every CSV/JSONL/Parquet/Markdown file of the product's landing folder; quarantine what cannot
+    be used. Transient storage errors (S3) are retried by the retry policy."""
     product = context.partition_key
-    folder = storage.product_landing(product)
-    if not folder.is_dir():
-        raise dg.Failure(f"no landing folder for product {product!r}: expected {folder}", allow_retries=False)
+    folder = landing.product_files(product, storage.work_dir(product))
+    if folder is None:
+        raise dg.Failure(f"no landing folder for product {product!r}: expected {landing.describe()}/{product}/",
+                         allow_retries=False)
     files = list_landing_files(folder)
     settings = config.model_dump()
     mapping = ColumnMapping(**{**settings, "metadata_columns": tuple(settings["metadata_columns"])})

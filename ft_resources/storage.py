@@ -8,21 +8,13 @@ import dagster as dg
 
 
 class TunelineStorage(dg.ConfigurableResource):
-    """The storage root (default ./.tuneline). Landing zone, exports, adapters and caches hang off it."""
+    """The storage root (default ./.tuneline). Exports, adapters, reports and caches hang off it."""
 
     root: str
-    landing: str | None = None  # defaults to <root>/landing
 
     @property
     def root_path(self) -> Path:
         return Path(self.root).resolve()
-
-    @property
-    def landing_path(self) -> Path:
-        return Path(self.landing).resolve() if self.landing else self.root_path / "landing"
-
-    def product_landing(self, product: str) -> Path:
-        return self.landing_path / product
 
     def exports_dir(self, product: str) -> Path:
         return self.root_path / "exports" / product

@@ -8,33 +8,15 @@ modified in the last `min_age_seconds` are still being written and wait for a la
 
 import json
 import time
-from pathlib import Path
 
 import dagster as dg
 
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
-from ft_resources.storage import TunelineStorage
-from tuneline.ingest import SUPPORTED_SUFFIXES
+from ft_resources.landing import LandingZone, scan_landing
+
+__all__ = ["landing_zone_sensor", "plan_landing_tick", "scan_landing"]
 
 INGEST_ASSETS = [dg.AssetKey("raw_tickets"), dg.AssetKey("rejected_tickets")]
-
-
-def scan_landing(landing: Path, min_age_seconds: float, now: float) -> dict[str, dict[str, str]]:
-    """{product: {relative path: fingerprint}} of stable landing files."""
-    found: dict[str, dict[str, str]] = {}
-    if not landing.is_dir():
-        return found
-    for product_dir in sorted(p for p in landing.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = {}
-        for f in sorted(product_dir.iterdir()):
-            if not f.is_file() or f.name.startswith(".") or f.suffix.lower() not in SUPPORTED_SUFFIXES:
-                continue
-            stat = f.stat()
-            if now - stat.st_mtime < min_age_seconds:
-                continue
-            files[f"{product_dir.name}/{f.name}"] = f"{stat.st_size}:{int(stat.st_mtime_ns)}"
-        found[product_dir.name] = files
-    return found
 
 
 def plan_landing_tick(found: dict[str, dict[str, str]], seen: dict[str, str], known_products: set[str]):
@@ -55,11 +37,11 @@ def plan_landing_tick(found: dict[str, dict[str, str]], seen: dict[str, str], kn
 
 @dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
            asset_selection=INGEST_ASSETS)
-def landing_zone_sensor(context: dg.SensorEvaluationContext, storage: TunelineStorage) -> dg.SensorResult:
-    """Watch `<landing>/<product>/<file>` and ingest what arrived."""
+def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
+    """Watch `<landing>/<product>/<file>` (a directory or an S3 prefix) and ingest what arrived."""
     seen = json.loads(context.cursor) if context.cursor else {}
     known = set(context.instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME))
-    found = scan_landing(storage.landing_path, min_age_seconds=5.0, now=time.time())
+    found = landing.scan(min_age_seconds=landing.min_age_seconds, now=time.time())
     new_products, run_requests, cursor = plan_landing_tick(found, seen, known)
     requests = [dg.AddDynamicPartitionsRequest(PRODUCTS_PARTITION_NAME, new_products)] if new_products else []
     return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=requests,

@@ -5,7 +5,7 @@ import time
 import dagster as dg
 
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
-from ft_resources.storage import TunelineStorage
+from ft_resources.landing import LocalLandingZone
 from ft_sensors.landing import landing_zone_sensor, plan_landing_tick, scan_landing
 
 
@@ -39,21 +39,21 @@ def test_sensor_adds_partitions_requests_runs_and_reacts_to_changed_files(tmp_pa
     first.write_text("ticket_id,customer_message,agent_response\n1,q,a\n")
     (landing / "billing" / "notes.txt").write_text("ignored: not a ticket format")
     _age(first)
-    storage = TunelineStorage(root=str(tmp_path), landing=str(landing))
+    storage = LocalLandingZone(path=str(landing))
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, resources={"storage": storage})
+        context = dg.build_sensor_context(instance=instance, resources={"landing": storage})
         result = landing_zone_sensor(context)
         assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["billing"]]
         assert [r.partition_key for r in result.run_requests] == ["billing"]
         instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, ["billing"])
 
-        context = dg.build_sensor_context(instance=instance, cursor=result.cursor, resources={"storage": storage})
+        context = dg.build_sensor_context(instance=instance, cursor=result.cursor, resources={"landing": storage})
         quiet = landing_zone_sensor(context)
         assert quiet.run_requests == [] and quiet.dynamic_partitions_requests == []
 
         first.write_text("ticket_id,customer_message,agent_response\n1,q,a\n2,q2,a2\n")
         _age(first, 30)
-        context = dg.build_sensor_context(instance=instance, cursor=quiet.cursor, resources={"storage": storage})
+        context = dg.build_sensor_context(instance=instance, cursor=quiet.cursor, resources={"landing": storage})
         changed = landing_zone_sensor(context)
         assert len(changed.run_requests) == 1
         assert changed.run_requests[0].run_key != result.run_requests[0].run_key

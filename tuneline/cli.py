@@ -79,7 +79,11 @@ def run_demo(home: Path, products: list[str], tickets_per_product: int, max_step
     if model_source:
         settings = Settings(**{**settings.__dict__, "model_source": model_source, "model": model})
     resources = build_resources(settings)
-    landing = resources["storage"].landing_path
+    from ft_resources.landing import LocalLandingZone
+
+    if not isinstance(resources["landing"], LocalLandingZone):
+        raise SystemExit("tuneline demo writes its tickets to a local landing zone; unset TUNELINE_LANDING")
+    landing = Path(resources["landing"].path)
     if not landing.exists() or not any(landing.iterdir()):
         truth = write_landing_zone(landing, products, tickets_per_product)
         print(f"wrote {truth.rows_written} demo tickets for {', '.join(products)} into {landing}")
