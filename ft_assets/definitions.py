@@ -34,7 +34,7 @@ from ft_resources.pii import PiiEngine
 from ft_resources.storage import TunelineStorage
 from ft_resources.tracking import MlflowTracking
 from ft_resources.trainer import EcsTrainer, LocalTrainer, OpenAIFineTuneTrainer, SubprocessTrainer, TrainerResource
-from ft_sensors.landing import landing_zone_sensor
+from ft_sensors.landing import automation_sensor, landing_zone_sensor
 from ft_sensors.retraining import retrain_job, retraining_sensor, weekly_retraining
 
 DEFAULT_HOME = ".tuneline"
@@ -139,7 +139,7 @@ def product_assets() -> list:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=all_assets(), sensors=[landing_zone_sensor, retraining_sensor],
+    return dg.Definitions(assets=all_assets(), sensors=[landing_zone_sensor, retraining_sensor, automation_sensor],
                           schedules=[weekly_retraining], jobs=[retrain_job], resources=build_resources(settings))
 
 

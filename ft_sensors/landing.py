@@ -7,6 +7,7 @@ modified in the last `min_age_seconds` are still being written and wait for a la
 
 
 import json
+import os
 import time
 
 import dagster as dg
@@ -35,8 +36,14 @@ def plan_landing_tick(found: dict[str, dict[str, str]], seen: dict[str, str], kn
     return new_products, run_requests, cursor
 
 
-@dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
-           asset_selection=INGEST_ASSETS)
+def default_status() -> dg.DefaultSensorStatus:
+    """Stopped unless TUNELINE_SENSORS=running: a deployment decides to watch its landing zone."""
+    running = os.environ.get("TUNELINE_SENSORS", "stopped").lower() == "running"
+    return dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+
+
+@dg.sensor(minimum_interval_seconds=int(os.environ.get("TUNELINE_SENSOR_INTERVAL", "30")),
+           default_status=default_status(), asset_selection=INGEST_ASSETS)
 def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
     """Watch `<landing>/<product>/<file>` (a directory or an S3 prefix) and ingest what arrived."""
     seen = json.loads(context.cursor) if context.cursor else {}
@@ -46,3 +53,9 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZon
     requests = [dg.AddDynamicPartitionsRequest(PRODUCTS_PARTITION_NAME, new_products)] if new_products else []
     return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=requests,
                            cursor=json.dumps(cursor, sort_keys=True))
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "data_automation", target=dg.AssetSelection.all(), default_status=default_status(),
+    minimum_interval_seconds=int(os.environ.get("TUNELINE_SENSOR_INTERVAL", "30")),
+    description="Evaluates the eager conditions: curated data follows ingestion without anyone clicking.")

@@ -50,7 +50,7 @@ def _demo_run_config(max_steps: int, eval_examples: int, max_new_tokens: int, le
                                     "max_length": 384}},
         "eval_report": {"config": {"max_examples": eval_examples, "max_new_tokens": max_new_tokens,
                                    "batch_size": 8}},
-        "preference_adapter": {"config": {"max_steps": max(2, max_steps // 4)}},
+        "preference_adapter": {"config": {"max_steps": max(2, max_steps // 8)}},
     }}
 
 
