@@ -43,13 +43,13 @@ def test_jsonl_malformed_line_non_object_and_multi_turn(tmp_path):
 
 
 def test_unreadable_file_is_one_rejected_item_with_the_file_name(tmp_path):
-    path = tmp_path / "broken.csv"
-    path.write_bytes(b"ticket_id,customer_message\n\xff\xfe\x00garbage")
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"PAR1 this is not parquet \x00\xff")
     result = ingest_file(path, "billing")
     assert result.kept.height == 0
     assert result.rejected.height == 1 and result.records_in == 1
     row = result.rejected.row(0, named=True)
-    assert row["reason"] == "unreadable_file" and row["source_file"] == "broken.csv"
+    assert row["reason"] == "unreadable_file" and row["source_file"] == "broken.parquet"
 
 
 def test_duplicate_ticket_ids_across_files_keep_the_first(tmp_path):

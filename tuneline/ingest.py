@@ -7,6 +7,7 @@ records in = kept + rejected. A whole unreadable file counts as one rejected rec
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from dataclasses import dataclass
@@ -163,24 +164,41 @@ def kb_article_to_records(text: str) -> list[tuple[int, dict]]:
     return records
 
 
+def decode_export(raw: bytes) -> tuple[str, str]:
+    """Text of an export and the encoding used: BOM first (UTF-8/UTF-16), then UTF-8, then cp1252
+    (help-desk tools on Windows still write it). Null bytes are dropped: they only ever break parsers."""
+    for bom, encoding in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if raw.startswith(bom):
+            return raw.decode(encoding).replace("\x00", ""), encoding
+    try:
+        return raw.decode("utf-8").replace("\x00", ""), "utf-8"
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="strict").replace("\x00", ""), "cp1252"
+
+
 def _iter_records(path: Path) -> list[tuple[int, object]]:
     """(row number, record) pairs; a JSON line that does not parse yields its raw text wrapped in an error."""
     if path.suffix == ".csv":
-        frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
+        text, _ = decode_export(path.read_bytes())
+        if not text.strip():
+            raise ValueError("empty file")
+        frame = pl.read_csv(io.StringIO(text), infer_schema=False)
         return list(enumerate(frame.to_dicts(), start=1))
     if path.suffix == ".parquet":
         return list(enumerate(pl.read_parquet(path).to_dicts(), start=1))
     if path.suffix == ".md":
-        return kb_article_to_records(path.read_text(encoding="utf-8"))
+        return kb_article_to_records(decode_export(path.read_bytes())[0])
     records: list[tuple[int, object]] = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append((number, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                records.append((number, _MalformedLine(line.rstrip("\n"), str(exc))))
+    text, _ = decode_export(path.read_bytes())
+    if not text.strip():
+        raise ValueError("empty file")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            records.append((number, _MalformedLine(line, str(exc))))
     return records
 
 
