@@ -35,3 +35,14 @@ def machine() -> str:
 
 def today() -> str:
     return time.strftime("%Y-%m-%d")
+
+
+def report(result: dict, json_path: str | None, last_line: str) -> None:
+    """Print the result as JSON, append it to `json_path`, and end with the human-readable ratio line."""
+    import json
+
+    print(json.dumps(result))
+    if json_path:
+        with open(json_path, "a") as fh:
+            fh.write(json.dumps(result) + "\n")
+    print(last_line)

@@ -11,9 +11,8 @@ near dedup, quality). Both see the same generated tickets; PII recall is measure
 from __future__ import annotations
 
 import argparse
-import json
 
-from bench.common import machine, measure_in_subprocess, today
+from bench.common import machine, measure_in_subprocess, report, today
 
 
 def _tickets(n: int):
@@ -104,11 +103,7 @@ def main() -> None:
                   "baseline_peak_rss_mib": base["peak_rss_mib"], "tuneline_peak_rss_mib": ours["peak_rss_mib"],
                   "baseline_pii_recall": base["pii_recall"], "tuneline_pii_recall": ours["pii_recall"],
                   "baseline_kept": base["kept"], "tuneline_kept": ours["kept"], "ratio": round(o_rate / b_rate, 2)}
-        print(json.dumps(result))
-        if ns.json:
-            with open(ns.json, "a") as fh:
-                fh.write(json.dumps(result) + "\n")
-        print(f"data_prep {n} tickets: tuneline/baseline throughput ratio = {result['ratio']}x")
+        report(result, ns.json, f"data_prep {n} tickets: tuneline/baseline throughput ratio = {result['ratio']}x")
 
 
 if __name__ == "__main__":

@@ -6,12 +6,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import machine, today
+from bench.common import machine, report, today
 
 
 def main() -> None:
@@ -39,11 +38,7 @@ def main() -> None:
     result = {"benchmark": "sensor_tick", "date": today(), "machine": machine(), "files": ns.files,
               "first_tick_seconds": round(first, 3), "steady_tick_seconds": round(steady, 3),
               "runs_first_tick": len(runs), "runs_steady_tick": len(again)}
-    print(json.dumps(result))
-    if ns.json:
-        with open(ns.json, "a") as fh:
-            fh.write(json.dumps(result) + "\n")
-    print(f"sensor tick with {ns.files} files: steady {steady:.3f} s")
+    report(result, ns.json, f"sensor tick with {ns.files} files: steady {steady:.3f} s")
 
 
 if __name__ == "__main__":

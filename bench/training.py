@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import machine, measure_in_subprocess, today
+from bench.common import machine, measure_in_subprocess, report, today
 
 PARAMS = 134.5e6
 
@@ -120,11 +120,7 @@ def main() -> None:
               "tuneline_useful_flop_share_of_peak": round(4 * PARAMS * o_rate / (peak * 1e9), 3),
               "tuneline_processed_flop_share_of_peak": round(4 * PARAMS * processed_rate / (peak * 1e9), 3),
               "ratio": round(o_rate / b_rate, 2)}
-    print(json.dumps(result))
-    if ns.json:
-        with open(ns.json, "a") as fh:
-            fh.write(json.dumps(result) + "\n")
-    print(f"training: tuneline/baseline useful tokens/s ratio = {result['ratio']}x")
+    report(result, ns.json, f"training: tuneline/baseline useful tokens/s ratio = {result['ratio']}x")
 
 
 if __name__ == "__main__":

@@ -106,6 +106,16 @@ def test_whole_graph_for_one_partition(graph_env, home):
     assert human[0].startswith("row,topic,customer,reference,reply_a,reply_b,a_is") and len(human) > 1
 
     assert (home / "preference_adapters" / "shipping" / "adapter_model.safetensors").is_file()
+    # PII never leaves the cleaning stage: no planted email, phone or card in any text artifact downstream
+    planted = [v for kind in ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD") for v in truth.pii_values[kind]]
+    downstream = [p for folder in ("exports", "reports", "adapters", "work", "preference_adapters")
+                  for p in (home / folder).rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl", ".csv")]
+    downstream += [asset_partition_path(home, a, "shipping", "parquet") for a in ("scored_dataset", "dataset_splits")]
+    assert len(downstream) > 10
+    for path in downstream:
+        text = path.read_bytes().decode("utf-8", errors="ignore")
+        leaked = [v for v in planted if v in text]
+        assert not leaked, f"{path} contains {leaked[:2]}"
     stats = pl.read_parquet(asset_partition_path(home, "product_ticket_stats", "shipping", "parquet"))
     assert stats["tickets"][0] == ingest["kept"]
 

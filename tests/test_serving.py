@@ -113,3 +113,24 @@ def test_serving_metrics_asset_reads_what_the_server_wrote(server, tmp_path):
     result = dg.materialize([serving_metrics], resources={"storage": TunelineStorage(root=str(tmp_path))})
     metadata = result.asset_materializations_for_node("serving_metrics")[0].metadata
     assert metadata["requests"].value >= 2 and metadata["p95_seconds"].value > 0
+
+
+def test_bounded_load_on_loopback(server):
+    """200 requests at concurrency 8: no errors, and the server's own percentiles agree."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = _client(server)
+
+    def one(i):
+        started = time.perf_counter()
+        reply = client.chat.completions.create(model=("billing", "shipping")[i % 2], max_tokens=4,
+                                               messages=[{"role": "user", "content": f"order {i} is late"}])
+        return time.perf_counter() - started, reply.choices[0].finish_reason
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(one, range(200)))
+    latencies = sorted(seconds for seconds, _ in results)
+    p95 = latencies[int(0.95 * len(latencies)) - 1]
+    print(f"load: 200 requests, concurrency 8, client P95 {p95 * 1000:.0f} ms")
+    assert len(results) == 200 and all(reason in ("stop", "length") for _, reason in results)
+    assert httpx.get(server["url"] + "/metrics").json()["requests"] >= 200

@@ -81,37 +81,29 @@ class Judge:
                              max_retries=max_retries)
         self.stats = JudgeStats()
 
-    def score(self, question: str, answer: str) -> dict | None:
+    def _ask(self, prompt: str, parse):
+        """One judge call parsed by `parse`; failures and malformed answers are counted and give None."""
         self.stats.requested += 1
-        try:
-            response = self.client.chat.completions.create(
-                model=self.model, temperature=0,
-                messages=[{"role": "user", "content": JUDGE_PROMPT.replace("{question}", question)
-                           .replace("{answer}", answer)}])
-        except Exception as exc:  # network or server errors: counted, the example keeps its heuristic score
-            self.stats.failed += 1
-            self.stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
-            return None
-        judgement = parse_judgement(response.choices[0].message.content or "")
-        if judgement is None:
-            self.stats.malformed += 1
-        return judgement
-
-    def compare(self, question: str, a: str, b: str) -> str | None:
-        """"A", "B" or "tie"; None when the answer is malformed or the call failed (both counted)."""
-        self.stats.requested += 1
-        prompt = PAIRWISE_PROMPT.replace("{question}", question).replace("{a}", a).replace("{b}", b)
         try:
             response = self.client.chat.completions.create(model=self.model, temperature=0,
                                                            messages=[{"role": "user", "content": prompt}])
-        except Exception as exc:
+        except Exception as exc:  # network or server errors: counted, the caller keeps its other signals
             self.stats.failed += 1
             self.stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
             return None
-        verdict = parse_verdict(response.choices[0].message.content or "")
-        if verdict is None:
+        parsed = parse(response.choices[0].message.content or "")
+        if parsed is None:
             self.stats.malformed += 1
-        return verdict
+        return parsed
+
+    def score(self, question: str, answer: str) -> dict | None:
+        """Rubric scores 1..5 for one reply."""
+        return self._ask(JUDGE_PROMPT.replace("{question}", question).replace("{answer}", answer), parse_judgement)
+
+    def compare(self, question: str, a: str, b: str) -> str | None:
+        """"A", "B" or "tie"; None when the answer is malformed or the call failed (both counted)."""
+        prompt = PAIRWISE_PROMPT.replace("{question}", question).replace("{a}", a).replace("{b}", b)
+        return self._ask(prompt, parse_verdict)
 
 
 def mean_rubric(judgement: dict | None) -> float | None:
