@@ -110,7 +110,9 @@ def test_serving_metrics_asset_reads_what_the_server_wrote(server, tmp_path):
 
     (tmp_path / "serving").mkdir()
     shutil.copy(server["metrics_file"], tmp_path / "serving" / "metrics.json")
-    result = dg.materialize([serving_metrics], resources={"storage": TunelineStorage(root=str(tmp_path))})
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([serving_metrics], instance=instance,
+                                resources={"storage": TunelineStorage(root=str(tmp_path))})
     metadata = result.asset_materializations_for_node("serving_metrics")[0].metadata
     assert metadata["requests"].value >= 2 and metadata["p95_seconds"].value > 0
 
