@@ -191,10 +191,6 @@ def rouge_per_example(predictions: list[str], references: list[str]) -> dict[str
     return result
 
 
-def rouge_scores(predictions: list[str], references: list[str]) -> dict[str, float]:
-    per = rouge_per_example(predictions, references)
-    return {key: round(sum(v) / max(len(v), 1), 4) for key, v in per.items()}
-
 
 def _measure(model, tokenizer, records, settings: EvalSettings) -> tuple[dict, list[str], dict[str, list[float]]]:
     """Aggregate metrics, the replies, and per-example scores (for the bootstrap)."""
