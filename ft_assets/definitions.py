@@ -34,6 +34,7 @@ from ft_resources.pii import PiiEngine
 from ft_resources.storage import TunelineStorage
 from ft_resources.tracking import MlflowTracking
 from ft_resources.trainer import EcsTrainer, LocalTrainer, OpenAIFineTuneTrainer, SubprocessTrainer, TrainerResource
+from ft_sensors.failures import run_failure_sensor
 from ft_sensors.landing import automation_sensor, landing_zone_sensor
 from ft_sensors.retraining import retrain_job, retraining_sensor, weekly_retraining
 
@@ -139,7 +140,7 @@ def product_assets() -> list:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=all_assets(), sensors=[landing_zone_sensor, retraining_sensor, automation_sensor],
+    return dg.Definitions(assets=all_assets(), sensors=[landing_zone_sensor, retraining_sensor, automation_sensor, run_failure_sensor],
                           schedules=[weekly_retraining], jobs=[retrain_job], resources=build_resources(settings))
 
 
