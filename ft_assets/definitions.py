@@ -140,8 +140,9 @@ def product_assets() -> list:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=all_assets(), sensors=[landing_zone_sensor, retraining_sensor, automation_sensor, run_failure_sensor],
-                          schedules=[weekly_retraining], jobs=[retrain_job], resources=build_resources(settings))
+    sensors = [landing_zone_sensor, automation_sensor, retraining_sensor, run_failure_sensor]
+    return dg.Definitions(assets=all_assets(), sensors=sensors, schedules=[weekly_retraining], jobs=[retrain_job],
+                          resources=build_resources(settings))
 
 
 defs = build_definitions(Settings.from_env())
