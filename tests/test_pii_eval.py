@@ -50,7 +50,7 @@ def test_support_recognizers_find_addresses_order_ids_accounts_and_phones(redact
 
 def test_lowercase_names_and_common_words(redactor):
     assert "[PERSON]" in redactor.redact_many(["hi, this is crystal minh from the support chat"])[0].text
-    for sentence in ("Funny how the update broke my login", "love ya guys, the new app is great"):
+    for sentence in ("Funny how the update broke my login", "love ya guys, the new app is great", "LMAOO this app"):
         assert redactor.redact_many([sentence])[0].text == sentence
 
 
@@ -68,4 +68,4 @@ def test_false_positive_rate_on_pii_free_social_media(redactor, shared_data):
     from tuneline.pii_eval import evaluate_records
 
     report = evaluate_records(redactor, load_conll_as_records(shared_data / "wnut17" / "emerging.dev.conll"))
-    assert report.pii_free_flagged / report.pii_free_texts <= 0.07  # measured 6.6%; target 5%
+    assert report.pii_free_flagged / report.pii_free_texts <= 0.065  # measured 6.0%; target 5%

@@ -111,19 +111,24 @@ class NameLexiconRecognizer(EntityRecognizer):
 
 
 def drop_common_word_persons(text: str, results: list) -> list:
-    """Remove PERSON hits that are one ordinary English word or all-lowercase non-names."""
+    """Remove NER hits that are shouting (one all-caps word: "LMAOO"), and PERSON hits that are one ordinary
+    English word ("Dude") or all-lowercase words none of which is a name. Places keep common words: most
+    city names are also dictionary words."""
     first, common_last, _ = name_lexicon()
     names = first | common_last
     common = common_english_words()
     kept = []
     for r in results:
-        if r.entity_type == "PERSON":
-            words = [w.lower() for w in _NAME_TOKEN.findall(text[r.start:r.end])]
+        if r.entity_type in ("PERSON", "LOCATION"):
+            span = text[r.start:r.end]
+            words = [w.lower() for w in _NAME_TOKEN.findall(span)]
             if not words:
                 continue
-            if len(words) == 1 and words[0] in common and words[0] not in names:
+            if r.entity_type == "PERSON" and len(words) == 1 and words[0] in common and words[0] not in names:
                 continue
-            if text[r.start:r.end].islower() and not any(w in names for w in words):
+            if len(words) == 1 and span.isupper() and len(span) > 3:
+                continue
+            if r.entity_type == "PERSON" and span.islower() and not any(w in names for w in words):
                 continue
         kept.append(r)
     return kept
