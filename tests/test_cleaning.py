@@ -82,3 +82,17 @@ def test_turn_empty_after_cleaning_is_dropped_but_the_row_is_kept(redactor):
     cleaned = clean_conversations(frame, redactor)
     assert cleaned.height == 1
     assert [t["role"] for t in cleaned["messages"][0].to_list()] == ["user"]
+
+
+def test_pii_in_metadata_columns_and_file_names_is_redacted_too(redactor):
+    frame = pl.DataFrame({
+        "ticket_id": ["1"], "source_file": ["export-jane.doe@example.com.csv"],
+        "metadata": [json.dumps({"intent": "refund", "agent_note": "call back on (212) 555-0147"})],
+        "messages": pl.Series([[{"role": "user", "content": "Where is my refund?"},
+                                {"role": "assistant", "content": "It is on its way."}]], dtype=MESSAGE_DTYPE)})
+    cleaned = clean_conversations(frame, redactor)
+    row = cleaned.row(0, named=True)
+    assert "jane.doe" not in row["source_file"] and "[" in row["source_file"]
+    metadata = json.loads(row["metadata"])
+    assert metadata["intent"] == "refund" and "555-0147" not in metadata["agent_note"]
+    assert row["pii_total"] == 2

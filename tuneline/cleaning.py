@@ -67,11 +67,18 @@ def clean_conversations(raw: pl.DataFrame, redactor: PiiRedactor, product_names:
                         replace_urls: bool = True) -> pl.DataFrame:
     """Cleaned, redacted copy of `raw` with per-row PII counts (`pii_entities`, `pii_total`).
 
-    A turn that is empty after cleaning (only a signature or a quote) is dropped; a conversation left
-    without a user or an assistant turn keeps its row and is filtered later as too short, never lost.
+    Every text that travels downstream is redacted: the turns, the string values of the metadata
+    columns, and the source file name. A turn that is empty after cleaning (only a signature or a
+    quote) is dropped; a conversation left without a user or an assistant turn keeps its row and is
+    filtered later, never lost.
     """
     conversations = [m if isinstance(m, list) else m.to_list() for m in raw["messages"].to_list()]
+    metadata = [json.loads(m) if m else {} for m in raw["metadata"].to_list()] if "metadata" in raw.columns \
+        else [{} for _ in conversations]
+    sources = raw["source_file"].to_list() if "source_file" in raw.columns else [None] * len(conversations)
     flat = [clean_text(turn["content"], product_names, replace_urls) for conv in conversations for turn in conv]
+    flat += [str(v) for meta in metadata for v in meta.values() if isinstance(v, str)]
+    flat += [s for s in sources if s]
     redacted = iter(redactor.redact_many(flat))
     cleaned, entity_counts = [], []
     for conv in conversations:
@@ -83,12 +90,34 @@ def clean_conversations(raw: pl.DataFrame, redactor: PiiRedactor, product_names:
             if result.text:
                 turns.append({"role": turn["role"], "content": result.text})
         cleaned.append(turns)
-        entity_counts.append(dict(counts))
-    return raw.with_columns(
+        entity_counts.append(counts)
+    clean_metadata = []
+    for meta, counts in zip(metadata, entity_counts, strict=True):
+        scrubbed = {}
+        for key, value in meta.items():
+            if isinstance(value, str):
+                result = next(redacted)
+                counts.update(result.entities)
+                value = result.text
+            scrubbed[key] = value
+        clean_metadata.append(json.dumps(scrubbed, ensure_ascii=False, sort_keys=True))
+    clean_sources = []
+    for source, counts in zip(sources, entity_counts, strict=True):
+        if source:
+            result = next(redacted)
+            counts.update(result.entities)
+            source = result.text
+        clean_sources.append(source)
+    columns = [
         pl.Series("messages", cleaned, dtype=MESSAGE_DTYPE),
         pl.Series("pii_entities", [json.dumps(dict(sorted(c.items()))) for c in entity_counts], dtype=pl.String),
         pl.Series("pii_total", [sum(c.values()) for c in entity_counts], dtype=pl.Int64),
-    )
+    ]
+    if "metadata" in raw.columns:
+        columns.append(pl.Series("metadata", clean_metadata, dtype=pl.String))
+    if "source_file" in raw.columns:
+        columns.append(pl.Series("source_file", clean_sources, dtype=pl.String))
+    return raw.with_columns(columns)
 
 
 def count_entities(cleaned: pl.DataFrame) -> dict[str, int]:
