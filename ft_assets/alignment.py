@@ -16,8 +16,7 @@ def preference_pairs(context: dg.AssetExecutionContext, dataset_splits: pl.DataF
                      scored_dataset: pl.DataFrame) -> dg.Output[pl.DataFrame]:
     """chosen = the curated agent reply; rejected = a low-scored reply, else a reply for another topic."""
     pairs = build_preference_pairs(dataset_splits, scored_dataset)
-    frame = pl.DataFrame([{**p, "prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]}
-                          for p in pairs]) if pairs else pl.DataFrame()
+    frame = pl.DataFrame(pairs) if pairs else pl.DataFrame()
     sources = dict(frame.group_by("rejected_source").len().iter_rows()) if frame.height else {}
     return dg.Output(frame, metadata={"dagster/row_count": frame.height,
                                       "rejected_sources": dg.MetadataValue.json(sources)})

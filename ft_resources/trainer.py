@@ -19,6 +19,14 @@ from tuneline.storage import atomic_write_text
 from tuneline.training import DevicePlan, TrainConfig, main, plan_device
 
 
+def reported_summary(invocation: dg.PipesClientCompletedInvocation, who: str) -> dict:
+    """The last training summary a Pipes process reported (`report_custom_message({"summary": ...})`)."""
+    summaries = [m["summary"] for m in invocation.get_custom_messages() if isinstance(m, dict) and "summary" in m]
+    if not summaries:
+        raise dg.Failure(f"{who} ended without reporting a summary")
+    return summaries[-1]
+
+
 class TrainerResource(dg.ConfigurableResource, ABC):
     """device: auto | cpu | cuda; quantization: none | 4bit (QLoRA, CUDA only)."""
 
@@ -65,10 +73,7 @@ class SubprocessTrainer(TrainerResource):
         atomic_write_text(config_path, json.dumps(asdict(config)))
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
         invocation = dg.PipesSubprocessClient(env=env).run(context=context, command=self.command(config_path))
-        summaries = [m["summary"] for m in invocation.get_custom_messages() if isinstance(m, dict) and "summary" in m]
-        if not summaries:
-            raise dg.Failure("the training subprocess ended without reporting a summary")
-        return summaries[-1]
+        return reported_summary(invocation, "the training subprocess")
 
 
 class EcsTrainer(TrainerResource):
@@ -106,10 +111,7 @@ class EcsTrainer(TrainerResource):
     def train(self, context, config: TrainConfig) -> dict:
         config = self.configured(config)  # the device is checked on the GPU host, where CUDA is visible
         invocation = self.build_client().run(context=context, run_task_request=self.run_task_request(config))
-        summaries = [m["summary"] for m in invocation.get_custom_messages() if isinstance(m, dict) and "summary" in m]
-        if not summaries:
-            raise dg.Failure("the ECS training task ended without reporting a summary")
-        return summaries[-1]
+        return reported_summary(invocation, "the ECS training task")
 
 
 class OpenAIFineTuneTrainer(TrainerResource):
