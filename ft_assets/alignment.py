@@ -1,5 +1,7 @@
 """preference_pairs and preference_adapter: DPO or ORPO on top of the product's SFT adapter."""
 
+from pathlib import Path
+
 import dagster as dg
 import polars as pl
 
@@ -45,9 +47,10 @@ def preference_adapter(context: dg.AssetExecutionContext, config: PreferenceRunC
     pairs_file = atomic_write_jsonl(storage.work_dir(product) / "preference_pairs.jsonl",
                                     preference_pairs.select("prompt", "chosen", "rejected").to_dicts())
     summary = main(PreferenceConfig(
-        model=base_model.resolve(storage.model_cache), sft_adapter=lora_adapter["adapter_dir"],
+        model=base_model.resolve(storage.model_cache), sft_adapter=str(storage.localize_adapter(lora_adapter)),
         pairs_file=str(pairs_file), output_dir=str(storage.root_path / "preference_adapters" / product),
         device=trainer.device, **config.model_dump()))
+    storage.publish(Path(summary["adapter_dir"]))
     return dg.Output(summary, metadata={"adapter_dir": dg.MetadataValue.path(summary["adapter_dir"]),
                                         "method": summary["method"], "pairs": summary["pairs"],
                                         "train_loss": summary["train_loss"]})

@@ -37,7 +37,7 @@ def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig, cl
                    storage: TunelineStorage, judge: JudgeResource) -> dg.Output[pl.DataFrame]:
     """Every conversation with its score, strata and `status` (kept, or why it was filtered)."""
     rules = rules_from(config)
-    index = NearDuplicateIndex(storage.near_duplicate_index, rules)
+    index = NearDuplicateIndex(storage.localize(storage.near_duplicate_index), rules)
     llm_judge = judge.judge()
     scored = score_conversations(cleaned_conversations, rules, index=index, product=context.partition_key,
                                  judge=llm_judge)

@@ -1,7 +1,9 @@
 """The one composition root: assets, checks, sensors and resources, configured from the environment.
 
 Environment (all optional):
-  TUNELINE_HOME           storage root (default ./.tuneline)
+  TUNELINE_HOME           storage root (default ./.tuneline), or s3://bucket/prefix: asset values go to S3 and
+                          exports/adapters/reports are mirrored there from a local cache (TUNELINE_CACHE)
+  TUNELINE_CACHE          the local working directory when TUNELINE_HOME is on S3 (default ./.tuneline-cache)
   TUNELINE_LANDING        landing zone: a directory or s3://bucket/prefix (default $TUNELINE_HOME/landing);
                           AWS credentials come from the usual AWS environment (AWS_ENDPOINT_URL for S3-compatibles)
   TUNELINE_MODEL_SOURCE   embedded | local | hub (default embedded)
@@ -23,15 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
 from ft_assets import alignment, cleaning, curation, evaluation, ingest, serving, splits, training
 from ft_assets.sql_models import load_sql_assets
-from ft_resources.io_manager import PartitionedFileIOManager
+from ft_resources.io_manager import PartitionedFileIOManager, S3PartitionedIOManager
 from ft_resources.landing import landing_zone_from
 from ft_resources.llm import JudgeResource
 from ft_resources.models import BaseModel
 from ft_resources.pii import PiiEngine
-from ft_resources.storage import TunelineStorage
+from ft_resources.storage import TunelineStorage, split_s3_url
 from ft_resources.tracking import MlflowTracking
 from ft_resources.trainer import EcsTrainer, LocalTrainer, OpenAIFineTuneTrainer, SubprocessTrainer, TrainerResource
 from ft_sensors.failures import run_failure_sensor
@@ -39,6 +42,7 @@ from ft_sensors.landing import automation_sensor, landing_zone_sensor
 from ft_sensors.retraining import retrain_job, retraining_sensor, weekly_retraining
 
 DEFAULT_HOME = ".tuneline"
+DEFAULT_CACHE = ".tuneline-cache"
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class Settings:
                 k: env[v]
                 for k, v in (
                     ("ecs_cluster", "TUNELINE_ECS_CLUSTER"),
+                    ("cache", "TUNELINE_CACHE"),
                     ("openai_base_url", "OPENAI_BASE_URL"),
                     ("ecs_task_definition", "TUNELINE_ECS_TASK_DEFINITION"),
                     ("ecs_subnets", "TUNELINE_ECS_SUBNETS"),
@@ -83,11 +88,22 @@ class Settings:
 
 
 def build_resources(settings: Settings) -> dict:
-    root = str(Path(settings.home).resolve())
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if settings.home.startswith("s3://"):
+        bucket, prefix = split_s3_url(settings.home)
+        root = str(Path(settings.extra.get("cache", DEFAULT_CACHE)).resolve())
+        io_manager = S3PartitionedIOManager(bucket=bucket, prefix=prefix, s3=S3Resource(endpoint_url=endpoint))
+        storage = TunelineStorage(root=root, remote=settings.home.rstrip("/"), endpoint_url=endpoint)
+        landing = settings.landing or f"{settings.home.rstrip('/')}/landing"
+    else:
+        root = str(Path(settings.home).resolve())
+        io_manager = PartitionedFileIOManager(root=root)
+        storage = TunelineStorage(root=root)
+        landing = settings.landing or f"{root}/landing"
     return {
-        "io_manager": PartitionedFileIOManager(root=root),
-        "storage": TunelineStorage(root=root),
-        "landing": landing_zone_from(settings.landing or f"{root}/landing", os.environ.get("AWS_ENDPOINT_URL")),
+        "io_manager": io_manager,
+        "storage": storage,
+        "landing": landing_zone_from(landing, endpoint),
         "pii": PiiEngine(),
         "base_model": BaseModel(source=settings.model_source, location=settings.model),
         "trainer": build_trainer(settings),

@@ -8,6 +8,7 @@ import polars as pl
 
 from ft_assets.partitions import product_partitions
 from ft_resources.llm import JudgeResource
+from ft_resources.models import BaseModel
 from ft_resources.storage import TunelineStorage
 from ft_resources.tracking import MlflowTracking
 from tuneline.evaluation import EvalSettings, evaluate_adapter, human_eval_sample
@@ -98,7 +99,8 @@ def write_csv(path: Path, rows: list[dict]) -> None:
                     "the margin, replies end with the end-of-turn token, no PII in generations.")],
 )
 def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_splits: pl.DataFrame,
-                lora_adapter: dict, storage: TunelineStorage, judge: JudgeResource, tracking: MlflowTracking):
+                lora_adapter: dict, storage: TunelineStorage, judge: JudgeResource, tracking: MlflowTracking,
+                base_model: BaseModel):
     """Base model vs base + adapter on the test split: quality, hygiene, leaks, bootstrap CIs, optional judge."""
     product = context.partition_key
     test = [r for r in to_chat_records(dataset_splits) if r["split"] == "test"]
@@ -107,7 +109,11 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
                          allow_retries=False)
     settings = EvalSettings(max_examples=config.max_examples, max_new_tokens=config.max_new_tokens,
                             batch_size=config.batch_size)
-    report = evaluate_adapter(lora_adapter["base_model"], lora_adapter["adapter_dir"], test, settings,
+    adapter_dir = str(storage.localize_adapter(lora_adapter))
+    base = lora_adapter["base_model"]
+    if not Path(base).exists():  # trained on another machine: the same base model, from this machine's cache
+        base = base_model.resolve(storage.model_cache)
+    report = evaluate_adapter(base, adapter_dir, test, settings,
                               judge=judge.judge())
     champion = champion_version(tracking.tracking_uri, registry_name(product))
     policy = GatePolicy(config.primary_metric, config.champion_margin, config.min_ended_with_eot,
@@ -115,13 +121,15 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
     report["gate"] = promotion_gate(report, champion, policy)
     report["champion_at_eval"] = champion
     report["product"] = product
-    report["adapter_dir"] = lora_adapter["adapter_dir"]
+    report["adapter_dir"] = adapter_dir
     samples = report.pop("all_samples")
     reports_dir = storage.reports_dir(product)
     write_csv(reports_dir / "human_eval_sample.csv", human_eval_sample(samples, config.human_eval_rows))
     atomic_write_json(reports_dir / "generations.json", samples)
-    path = atomic_write_json(Path(lora_adapter["adapter_dir"]) / "evaluation_results.json", report)
+    path = atomic_write_json(Path(adapter_dir) / "evaluation_results.json", report)
     atomic_write_json(reports_dir / "evaluation_results.json", report)
+    storage.publish(reports_dir)
+    storage.publish(path)
     yield dg.Output(report, metadata={
         "report": dg.MetadataValue.md(report_markdown(report) + "\n\n" + png_markdown(delta_chart(report), "deltas")
                                       + "\n\n" + per_topic(samples)),
@@ -140,12 +148,13 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
 
 @dg.asset(partitions_def=product_partitions, group_name="evaluation", kinds={"mlflow"}, code_version="1")
 def registered_model(context: dg.AssetExecutionContext, eval_report: dict, lora_adapter: dict,
-                     tracking: MlflowTracking) -> dg.Output[dict]:
+                     tracking: MlflowTracking, storage: TunelineStorage) -> dg.Output[dict]:
     """Registers the adapter version in the MLflow Model Registry and points `champion` at it. Runs only when
     eval_report's blocking promotion gate passed. Roll back with `tuneline registry rollback`."""
     product = context.partition_key
     metrics = {k: v for k, v in eval_report["tuned"].items() if isinstance(v, (int, float))}
-    result = register_adapter(tracking.tracking_uri, registry_name(product), lora_adapter["adapter_dir"], metrics,
+    adapter_dir = str(storage.localize_adapter(lora_adapter))
+    result = register_adapter(tracking.tracking_uri, registry_name(product), adapter_dir, metrics,
                               promote=eval_report["gate"]["passed"],
                               tags={"product": product, "dagster_run_id": context.run_id})
     return dg.Output(result, metadata={"registered_model": result["name"], "version": result["version"],

@@ -73,12 +73,15 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
         DatasetDict({name: Dataset.from_list(rows) for name, rows in by_split.items() if rows}).save_to_disk(
             str(staging))
     with locked(storage.near_duplicate_index):
-        index = NearDuplicateIndex(storage.near_duplicate_index, rules_from(config.dedup))
+        index = NearDuplicateIndex(storage.localize(storage.near_duplicate_index), rules_from(config.dedup))
         index.replace_product(product, dict(zip(splits["content_hash"], splits["conversation_text"], strict=True)))
         index.save()
+        storage.publish(storage.near_duplicate_index)
+    export_uri = storage.publish(export_dir)
     yield dg.Output(splits, metadata={
         "dagster/row_count": splits.height, **{f"{k}_examples": v for k, v in sizes.items()},
         "export_dir": dg.MetadataValue.path(str(export_dir)),
+        **({"export_uri": dg.MetadataValue.url(export_uri)} if export_uri else {}),
         "system_prompt": config.system_prompt,
         "topics": dg.MetadataValue.json(dict(sorted(splits.group_by("topic").len().iter_rows()))),
     })

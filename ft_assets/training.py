@@ -73,6 +73,8 @@ def lora_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig, d
     atomic_write_parquet(Path(summary["adapter_dir"]) / "training_manifest.parquet", manifest)
     summary["base_model"] = train_config.model
     summary["train_file"] = str(train_file)
+    summary["adapter_key"] = storage.relative(summary["adapter_dir"])
+    summary["adapter_uri"] = storage.publish(Path(summary["adapter_dir"]))
     curve = Path(summary["adapter_dir"]) / "loss_curve.png"
     return dg.Output(summary, metadata={
         "adapter_dir": dg.MetadataValue.path(summary["adapter_dir"]),

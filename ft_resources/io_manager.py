@@ -1,22 +1,46 @@
 """Persist asset values per partition under the storage root, atomically.
 
-Polars frames become parquet, dicts become JSON: `<root>/assets/<asset>/<partition>.<ext>`.
-Downstream assets and DuckDB SQL models read the same files.
+Polars frames become parquet, dicts become JSON: `<root>/assets/<asset>/<partition>.<ext>`, on local
+disk (rename into place) or in S3 (one PUT, which S3 makes visible whole or not at all).
+Downstream assets and DuckDB SQL models read them back through the IO manager.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from botocore.exceptions import BotoCoreError, ClientError
+from dagster_aws.s3 import S3Resource
 
 from tuneline.storage import atomic_write_json, atomic_write_parquet
 
 
 def asset_partition_path(root: str | Path, asset_name: str, partition: str | None, ext: str) -> Path:
     return Path(root).resolve() / "assets" / asset_name / f"{partition or '__all__'}.{ext}"
+
+
+def _partition(context) -> str | None:
+    return context.asset_partition_key if context.has_asset_partitions else None
+
+
+def _serialize(context: dg.OutputContext, obj) -> tuple[str, bytes]:
+    if isinstance(obj, pl.DataFrame):
+        buffer = io.BytesIO()
+        obj.write_parquet(buffer)
+        return "parquet", buffer.getvalue()
+    if isinstance(obj, dict):
+        return "json", (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+    raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; "
+                    "expected a polars DataFrame or a dict")
+
+
+def _missing(context: dg.InputContext, where: str) -> FileNotFoundError:
+    return FileNotFoundError(f"{context.asset_key.to_user_string()} has no materialization for partition "
+                             f"{_partition(context)!r} under {where}; materialize it first")
 
 
 class PartitionedFileIOManager(dg.ConfigurableIOManager):
@@ -28,23 +52,69 @@ class PartitionedFileIOManager(dg.ConfigurableIOManager):
         return asset_partition_path(self.root, asset_key.to_python_identifier(), partition, ext)
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
-        partition = context.asset_partition_key if context.has_asset_partitions else None
+        partition = _partition(context)
         if isinstance(obj, pl.DataFrame):
             path = atomic_write_parquet(self._path(context.asset_key, partition, "parquet"), obj)
         elif isinstance(obj, dict):
             path = atomic_write_json(self._path(context.asset_key, partition, "json"), obj)
         else:
-            raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; "
-                            "expected a polars DataFrame or a dict")
+            _serialize(context, obj)  # raises the type error
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
 
     def load_input(self, context: dg.InputContext):
-        partition = context.asset_partition_key if context.has_asset_partitions else None
+        partition = _partition(context)
         parquet = self._path(context.asset_key, partition, "parquet")
         if parquet.exists():
             return pl.read_parquet(parquet)
         path = self._path(context.asset_key, partition, "json")
         if path.exists():
             return json.loads(path.read_text())
-        raise FileNotFoundError(f"{context.asset_key.to_user_string()} has no materialization for partition "
-                                f"{partition!r} under {self.root}; materialize it first")
+        raise _missing(context, self.root)
+
+
+class S3PartitionedIOManager(dg.ConfigurableIOManager):
+    """The same layout in `s3://bucket/prefix/assets/<asset>/<partition>.<ext>`.
+
+    Throttling and 5xx answers are retried by botocore (`s3.max_attempts`); anything else fails the step
+    with the bucket, key and S3's error code in the message."""
+
+    bucket: str
+    prefix: str = ""
+    s3: S3Resource
+
+    def _key(self, asset_key: dg.AssetKey, partition: str | None, ext: str) -> str:
+        relative = f"assets/{asset_key.to_python_identifier()}/{partition or '__all__'}.{ext}"
+        return f"{self.prefix.strip('/')}/{relative}" if self.prefix.strip("/") else relative
+
+    def _fail(self, action: str, key: str, err: Exception) -> dg.Failure:
+        code = err.response.get("Error", {}).get("Code", "") if isinstance(err, ClientError) else ""
+        return dg.Failure(f"S3 {action} s3://{self.bucket}/{key} failed after retries: {code or type(err).__name__}"
+                          f" ({err})", allow_retries=not isinstance(err, ClientError))
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        ext, body = _serialize(context, obj)
+        key = self._key(context.asset_key, _partition(context), ext)
+        # delete the other format's object so a dict-then-frame asset never reads a stale twin
+        stale = self._key(context.asset_key, _partition(context), "json" if ext == "parquet" else "parquet")
+        try:
+            client = self.s3.get_client()
+            client.put_object(Bucket=self.bucket, Key=key, Body=body)
+            client.delete_object(Bucket=self.bucket, Key=stale)
+        except (ClientError, BotoCoreError) as err:
+            raise self._fail("write to", key, err) from err
+        context.add_output_metadata({"uri": f"s3://{self.bucket}/{key}", "bytes": len(body)})
+
+    def load_input(self, context: dg.InputContext):
+        client = self.s3.get_client()
+        for ext in ("parquet", "json"):
+            key = self._key(context.asset_key, _partition(context), ext)
+            try:
+                body = client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            except ClientError as err:
+                if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    continue
+                raise self._fail("read of", key, err) from err
+            except BotoCoreError as err:
+                raise self._fail("read of", key, err) from err
+            return pl.read_parquet(io.BytesIO(body)) if ext == "parquet" else json.loads(body)
+        raise _missing(context, f"s3://{self.bucket}/{self.prefix}")

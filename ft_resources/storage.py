@@ -1,16 +1,42 @@
-"""Where everything lives: one storage root, one directory per kind of output."""
+"""Where everything lives: one storage root, one directory per kind of output.
+
+The root is a local directory, optionally mirrored to an S3 prefix (`remote`): files written under the
+root are published there, and a machine that lacks one (another worker, a wiped cache) fetches it back
+with `localize`. Directories are published with a manifest object written last, so a reader never
+takes a half-uploaded directory for a complete one.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dagster as dg
+from botocore.exceptions import ClientError
+from dagster_aws.s3 import S3Resource
+
+DIRECTORY_MANIFEST = ".tuneline-manifest.json"
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    """`s3://bucket/some/prefix` -> ("bucket", "some/prefix")."""
+    if not url.startswith("s3://"):
+        raise ValueError(f"expected an s3://bucket/prefix URL, got {url!r}")
+    bucket, _, prefix = url[5:].partition("/")
+    if not bucket:
+        raise ValueError(f"no bucket in {url!r}")
+    return bucket, prefix.strip("/")
 
 
 class TunelineStorage(dg.ConfigurableResource):
-    """The storage root (default ./.tuneline). Exports, adapters, reports and caches hang off it."""
+    """The storage root (default ./.tuneline). Exports, adapters, reports and caches hang off it.
+
+    `remote` (s3://bucket/prefix, empty = local only) mirrors the root to S3; `endpoint_url` points at an
+    S3-compatible service. Credentials come from the usual AWS environment, never from config."""
 
     root: str
+    remote: str = ""
+    endpoint_url: str | None = None
 
     @property
     def root_path(self) -> Path:
@@ -35,3 +61,74 @@ class TunelineStorage(dg.ConfigurableResource):
     @property
     def model_cache(self) -> Path:
         return self.root_path / "models"
+
+    # --- the S3 mirror -------------------------------------------------------------------------------
+    def _client(self):
+        return S3Resource(endpoint_url=self.endpoint_url).get_client()
+
+    def _key(self, path: Path) -> str:
+        relative = Path(path).resolve().relative_to(self.root_path).as_posix()
+        _, prefix = split_s3_url(self.remote)
+        return f"{prefix}/{relative}" if prefix else relative
+
+    def publish(self, path: Path) -> str | None:
+        """Upload a file or directory under the root to the mirror; returns its s3:// URL (None if local only)."""
+        if not self.remote:
+            return None
+        path = Path(path).resolve()
+        bucket, _ = split_s3_url(self.remote)
+        client = self._client()
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != DIRECTORY_MANIFEST)
+            for file in files:
+                client.upload_file(str(file), bucket, self._key(file))
+            manifest = [f.relative_to(path).as_posix() for f in files]
+            client.put_object(Bucket=bucket, Key=f"{self._key(path)}/{DIRECTORY_MANIFEST}",
+                              Body=json.dumps(manifest).encode())
+        else:
+            client.upload_file(str(path), bucket, self._key(path))
+        return f"s3://{bucket}/{self._key(path)}"
+
+    def _download_file(self, client, bucket: str, path: Path) -> Path:
+        """Fetch one object to `path` atomically; a key that does not exist leaves `path` absent."""
+        from tuneline.storage import atomic_write
+
+        try:
+            client.head_object(Bucket=bucket, Key=self._key(path))
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return path
+            raise
+        return atomic_write(path, lambda tmp: client.download_file(bucket, self._key(path), str(tmp)))
+
+    def relative(self, path: str | Path) -> str:
+        """`path` relative to the root: how outputs refer to files so that another machine can find them."""
+        return Path(path).resolve().relative_to(self.root_path).as_posix()
+
+    def localize_adapter(self, summary: dict) -> Path:
+        """The adapter directory a lora_adapter/preference_adapter summary refers to, on this machine."""
+        return self.localize(summary.get("adapter_key") or summary["adapter_dir"])
+
+    def localize(self, path: str | Path) -> Path:
+        """The local path (absolute, or relative to the root), fetched from the mirror first when this machine
+        does not have it."""
+        path = Path(path) if Path(path).is_absolute() else self.root_path / path
+        path = path.resolve()
+        if path.exists() or not self.remote:
+            return path
+        bucket, _ = split_s3_url(self.remote)
+        client = self._client()
+        try:
+            body = client.get_object(Bucket=bucket, Key=f"{self._key(path)}/{DIRECTORY_MANIFEST}")["Body"].read()
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                raise
+            return self._download_file(client, bucket, path)
+        from tuneline.storage import atomic_directory
+
+        with atomic_directory(path) as staging:
+            for relative in json.loads(body):
+                target = staging / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(bucket, f"{self._key(path)}/{relative}", str(target))
+        return path

@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny chat model built offline, one presidio engine per session, the real data folder."""
 
 import os
+import socket
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,26 @@ def redactor():
 @pytest.fixture
 def home(tmp_path) -> Path:
     return tmp_path / "tuneline-home"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch):
+    from moto.server import ThreadedMotoServer
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    yield endpoint
+    # moto keeps its backends in process-wide state: reset so the next test starts with an empty S3
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
+    server.stop()

@@ -1,40 +1,12 @@
 """The S3 landing zone against a real S3 API: moto's server on loopback, boto3 and dagster-aws pointed at it."""
 
-import socket
-
 import boto3
 import dagster as dg
-import pytest
 
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
 from ft_resources.landing import S3LandingZone
 from tuneline.ingest import ingest_product
 from tuneline.synthetic import write_landing_zone
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def s3_endpoint(monkeypatch):
-    from moto.server import ThreadedMotoServer
-
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    yield endpoint
-    import urllib.request
-
-    # moto keeps its backends in process-wide state: reset so the next test starts with an empty S3
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
-    server.stop()
 
 
 def _zone(endpoint, min_age=0.0):
