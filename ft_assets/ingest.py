@@ -8,6 +8,7 @@ from ft_assets.partitions import product_partitions
 from ft_resources.landing import LandingZone
 from ft_resources.storage import TunelineStorage
 from tuneline.ingest import ColumnMapping, ingest_product, list_landing_files
+from tuneline.storage import content_version
 from tuneline.validators import conservation_problems
 
 
@@ -49,13 +50,16 @@ def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, stor
     settings = config.model_dump()
     mapping = ColumnMapping(**{**settings, "metadata_columns": tuple(settings["metadata_columns"])})
     result = ingest_product(folder, product, mapping)
-    yield dg.Output(result.kept, output_name="raw_tickets", metadata={
+    # content hashes as data versions: re-ingesting unchanged files leaves everything downstream fresh
+    yield dg.Output(result.kept, output_name="raw_tickets", data_version=dg.DataVersion(content_version(result.kept)),
+                    metadata={
         "records_in": result.records_in, "kept": result.kept.height, "rejected": result.rejected.height,
         "files": dg.MetadataValue.json([f.name for f in files]),
         "kb_examples": int((result.kept["source_kind"] == "kb").sum()),
         "dagster/row_count": result.kept.height,
     })
-    yield dg.Output(result.rejected, output_name="rejected_tickets", metadata={
+    yield dg.Output(result.rejected, output_name="rejected_tickets",
+                    data_version=dg.DataVersion(content_version(result.rejected)), metadata={
         "dagster/row_count": result.rejected.height,
         "reasons": dg.MetadataValue.json(reason_counts(result.rejected)),
     })

@@ -7,7 +7,7 @@ from ft_assets.curation import CurationConfig, rules_from
 from ft_assets.partitions import product_partitions
 from ft_resources.models import BaseModel
 from ft_resources.storage import TunelineStorage
-from tuneline.curation import NearDuplicateIndex, locked
+from tuneline.curation import NearDuplicateIndex
 from tuneline.splits import (
     DEFAULT_SYSTEM_PROMPT,
     SplitRatios,
@@ -17,7 +17,7 @@ from tuneline.splits import (
     to_chat_records,
     token_length_problems,
 )
-from tuneline.storage import atomic_directory, atomic_write_json, atomic_write_jsonl
+from tuneline.storage import atomic_directory, atomic_write_json, atomic_write_jsonl, locked
 from tuneline.validators import chat_format_problems, split_leakage
 
 SPLITS = ("train", "val", "test")
@@ -61,17 +61,17 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
     records = to_chat_records(splits)
     export_dir = storage.exports_dir(product)
     sizes = {}
-    for name in SPLITS:
-        chosen = [r for r in records if r["split"] == name]
-        atomic_write_jsonl(export_dir / f"{name}.jsonl", chosen)
-        sizes[name] = len(chosen)
-    atomic_write_json(export_dir / "alpaca.json", to_alpaca(records))
-    with atomic_directory(export_dir / "hf_dataset") as staging:
+    with atomic_directory(export_dir) as staging:  # all exports swap in together: never a mix of two runs
+        for name in SPLITS:
+            chosen = [r for r in records if r["split"] == name]
+            atomic_write_jsonl(staging / f"{name}.jsonl", chosen)
+            sizes[name] = len(chosen)
+        atomic_write_json(staging / "alpaca.json", to_alpaca(records))
         flat = [{"messages": r["messages"], "example_id": r["metadata"]["example_id"],
                  "ticket_id": r["metadata"]["ticket_id"], "split": r["split"]} for r in records]
         by_split = {name: [r for r in flat if r["split"] == name] for name in SPLITS}
         DatasetDict({name: Dataset.from_list(rows) for name, rows in by_split.items() if rows}).save_to_disk(
-            str(staging))
+            str(staging / "hf_dataset"))
     with locked(storage.near_duplicate_index):
         index = NearDuplicateIndex(storage.localize(storage.near_duplicate_index), rules_from(config.dedup))
         index.replace_product(product, dict(zip(splits["content_hash"], splits["conversation_text"], strict=True)))

@@ -11,7 +11,6 @@ import json
 import pickle
 import random
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,20 +164,6 @@ class NearDuplicateIndex:
 
         payload = pickle.dumps({"params": self._params(), "lsh": self.lsh, "entries": self.entries})
         atomic_write(self.path, lambda p: p.write_bytes(payload))
-
-
-@contextmanager
-def locked(path: Path):
-    """An exclusive lock beside `path`, so two partitions never update the index at once."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def sentiment_bucket(texts: list[str]) -> list[str]:

@@ -58,6 +58,20 @@ def atomic_write_jsonl(path: Path, records: list[dict]) -> Path:
 
 
 @contextmanager
+def locked(path: Path):
+    """An exclusive lock beside `path`, so two partitions never update the index at once."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
 def atomic_directory(final: Path):
     """Yield a fresh staging directory; on success it replaces `final` in two renames.
 
@@ -73,7 +87,18 @@ def atomic_directory(final: Path):
         shutil.rmtree(staging, ignore_errors=True)
         raise
     retired = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-    if final.exists():
-        os.replace(final, retired)
-    os.replace(staging, final)
+    with locked(final):  # two writers of the same directory swap one after the other, never interleaved
+        if final.exists():
+            os.replace(final, retired)
+        os.replace(staging, final)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def content_version(frame: pl.DataFrame) -> str:
+    """A short hash of a frame's schema and rows: equal data, equal version (Dagster data versions use it)."""
+    import hashlib
+
+    digest = hashlib.sha256(repr(list(frame.schema.items())).encode())
+    if frame.height:
+        digest.update(frame.hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
