@@ -6,6 +6,7 @@ import polars as pl
 
 from ft_assets.partitions import product_partitions
 from ft_resources.landing import LandingZone
+from ft_resources.pii import PiiEngine
 from ft_resources.storage import TunelineStorage
 from tuneline.ingest import ColumnMapping, ingest_product, list_landing_files
 from tuneline.storage import content_version
@@ -38,7 +39,7 @@ class IngestConfig(dg.Config):
     retry_policy=dg.RetryPolicy(max_retries=2, delay=2),
 )
 def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, storage: TunelineStorage,
-                   landing: LandingZone):
+                   landing: LandingZone, pii: PiiEngine):
     """Read every CSV/JSONL/Parquet/Markdown file of the product's landing folder; quarantine what cannot
     be used. Transient storage errors (S3) are retried by the retry policy."""
     product = context.partition_key
@@ -54,7 +55,8 @@ def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, stor
     yield dg.Output(result.kept, output_name="raw_tickets", data_version=dg.DataVersion(content_version(result.kept)),
                     metadata={
         "records_in": result.records_in, "kept": result.kept.height, "rejected": result.rejected.height,
-        "files": dg.MetadataValue.json([f.name for f in files]),
+        # file names can carry a customer's name or email: the UI shows them redacted
+        "files": dg.MetadataValue.json([r.text for r in pii.redactor().redact_many([f.name for f in files])]),
         "kb_examples": int((result.kept["source_kind"] == "kb").sum()),
         "dagster/row_count": result.kept.height,
     })

@@ -19,6 +19,8 @@ from ft_assets.partitions import product_partitions
 from tuneline.reporting import frame_to_markdown
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql"
+# what arrives before cleaning may hold PII: models over it show no row preview in the UI
+PRE_CLEANING_ASSETS = {"raw_tickets", "rejected_tickets"}
 
 
 def upstream_tables(sql: str) -> list[str]:
@@ -53,7 +55,10 @@ def build_sql_asset(path: Path) -> dg.AssetsDefinition:
     )
     def _sql_asset(context: dg.AssetExecutionContext, **upstream_frames: pl.DataFrame):
         result = run_sql_model(sql, upstream_frames)
-        preview = frame_to_markdown(result.head(20))
+        if PRE_CLEANING_ASSETS & set(upstream):
+            preview = "(withheld: this model reads tickets from before PII redaction)"
+        else:
+            preview = frame_to_markdown(result.head(20))
         return dg.Output(result, metadata={"dagster/row_count": result.height,
                                            "preview": dg.MetadataValue.md(preview)})
 

@@ -1,11 +1,14 @@
 """Landing-zone sensor: new product folders become partitions, new or changed files trigger ingestion.
 
-Cursor: JSON {relative path: fingerprint}. A file's run_key is derived from (path, size,
-mtime), so a file is never ingested twice and a changed file is ingested again. Files
+Cursor: JSON {hash of relative path: fingerprint}. A file's run_key is derived from (path, size,
+mtime/ETag), so a file is never ingested twice and a changed file is ingested again. Files
 modified in the last `min_age_seconds` are still being written and wait for a later tick.
+Paths are stored hashed: file names can hold customer names or emails, and the cursor and run
+keys live in the Dagster instance, downstream of nothing that redacts them.
 """
 
 
+import hashlib
 import json
 import os
 import time
@@ -20,19 +23,24 @@ __all__ = ["landing_zone_sensor", "plan_landing_tick", "scan_landing"]
 INGEST_ASSETS = [dg.AssetKey("raw_tickets"), dg.AssetKey("rejected_tickets")]
 
 
+def path_key(path: str) -> str:
+    return hashlib.sha256(path.encode()).hexdigest()[:20]
+
+
 def plan_landing_tick(found: dict[str, dict[str, str]], seen: dict[str, str], known_products: set[str]):
     """Pure: which partitions to add, which runs to request, and the next cursor."""
     new_products = sorted(set(found) - known_products)
     run_requests = []
     cursor = dict(seen)
     for product, files in found.items():
-        changed = sorted(path for path, fp in files.items() if seen.get(path) != fp)
+        keyed = {path_key(p): fp for p, fp in files.items()}
+        changed = sorted(k for k, fp in keyed.items() if seen.get(k) != fp)
         if not changed:
             continue
-        run_key = product + "|" + "|".join(f"{p}@{files[p]}" for p in changed)
-        run_requests.append(dg.RunRequest(run_key=run_key, partition_key=product, asset_selection=INGEST_ASSETS,
-                                          tags={"tuneline/trigger": "landing_sensor"}))
-        cursor.update({p: files[p] for p in changed})
+        digest = hashlib.sha256("|".join(f"{k}@{keyed[k]}" for k in changed).encode()).hexdigest()[:20]
+        run_requests.append(dg.RunRequest(run_key=f"{product}|{len(changed)} files|{digest}", partition_key=product,
+                                          asset_selection=INGEST_ASSETS, tags={"tuneline/trigger": "landing_sensor"}))
+        cursor.update({k: keyed[k] for k in changed})
     return new_products, run_requests, cursor
 
 

@@ -5,6 +5,7 @@ import dagster as dg
 
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
 from ft_resources.landing import S3LandingZone
+from ft_resources.pii import PiiEngine
 from tuneline.ingest import ingest_product
 from tuneline.synthetic import write_landing_zone
 
@@ -61,7 +62,7 @@ def test_ingest_reads_the_same_rows_from_s3_as_from_disk(s3_endpoint, tmp_path):
         instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, ["shipping"])
         result = dg.materialize([ingest_tickets], instance=instance, partition_key="shipping", resources={
             "landing": _zone(s3_endpoint), "storage": TunelineStorage(root=str(home)),
-            "io_manager": PartitionedFileIOManager(root=str(home))})
+            "io_manager": PartitionedFileIOManager(root=str(home)), "pii": PiiEngine()})
     metadata = result.asset_materializations_for_node("ingest_tickets")[0].metadata
     local = ingest_product(tmp_path / "local" / "shipping", "shipping")
     assert metadata["kept"].value == local.kept.height and metadata["rejected"].value == local.rejected.height

@@ -6,7 +6,7 @@ import dagster as dg
 
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
 from ft_resources.landing import LocalLandingZone
-from ft_sensors.landing import landing_zone_sensor, plan_landing_tick, scan_landing
+from ft_sensors.landing import landing_zone_sensor, path_key, plan_landing_tick, scan_landing
 
 
 def _age(path, seconds=60):
@@ -18,7 +18,8 @@ def test_plan_is_pure_and_idempotent():
     found = {"billing": {"billing/a.csv": "10:1"}, "shipping": {}}
     new, runs, cursor = plan_landing_tick(found, seen={}, known_products={"shipping"})
     assert new == ["billing"]
-    assert [(r.partition_key, r.run_key) for r in runs] == [("billing", "billing|billing/a.csv@10:1")]
+    assert [r.partition_key for r in runs] == ["billing"]
+    assert runs[0].run_key.startswith("billing|1 files|") and "a.csv" not in runs[0].run_key + json.dumps(cursor)
     again_new, again_runs, again_cursor = plan_landing_tick(found, cursor, {"billing", "shipping"})
     assert again_new == [] and again_runs == [] and again_cursor == cursor
 
@@ -57,4 +58,5 @@ def test_sensor_adds_partitions_requests_runs_and_reacts_to_changed_files(tmp_pa
         changed = landing_zone_sensor(context)
         assert len(changed.run_requests) == 1
         assert changed.run_requests[0].run_key != result.run_requests[0].run_key
-        assert json.loads(changed.cursor)["billing/tickets.csv"] != json.loads(result.cursor)["billing/tickets.csv"]
+        key = path_key("billing/tickets.csv")
+        assert json.loads(changed.cursor)[key] != json.loads(result.cursor)[key]

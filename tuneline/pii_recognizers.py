@@ -49,7 +49,13 @@ def support_recognizers() -> list[EntityRecognizer]:
         Pattern("introduced name", r"(?<=\b(?:[Mm]y name is|[Nn]ame is|[Cc]all me|[Tt]his is|[Nn]ame:)\s)"
                 r"[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.6),
     ])
-    return [street, order, account, phone, person_context, NameLexiconRecognizer()]
+    # presidio's email recognizer accepts only public suffixes; internal and reserved domains
+    # (jane@corp.internal, ops@acme.example) are addresses all the same
+    email = PatternRecognizer(supported_entity="EMAIL_ADDRESS", name="AnyDomainEmailRecognizer", patterns=[
+        Pattern("address at any dotted domain",
+                r"(?<![\w.+-])[\w.+-]+@[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*\.[a-zA-Z]{2,24}(?![\w-])", 0.7),
+    ])
+    return [street, order, account, phone, person_context, email, NameLexiconRecognizer()]
 
 
 @functools.lru_cache(maxsize=1)
