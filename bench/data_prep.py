@@ -66,7 +66,7 @@ def run_baseline(n: int) -> dict:
             "pii_recall": _recall(cleaned, truth)}
 
 
-def run_tuneline(n: int) -> dict:
+def run_tuneline(n: int, n_process: int = 1) -> dict:
     import time
 
     import polars as pl
@@ -77,7 +77,7 @@ def run_tuneline(n: int) -> dict:
     from tuneline.ingest import MESSAGE_DTYPE
 
     rows, truth = _tickets(n)
-    redactor = PiiEngine().redactor()
+    redactor = PiiEngine(n_process=n_process).redactor()
     _ = redactor.analyzer  # load spaCy before the clock starts, as the baseline does
     started = time.perf_counter()
     frame = pl.DataFrame({"ticket_id": [r["ticket_id"] for r in rows], "messages": pl.Series(
@@ -92,14 +92,16 @@ def run_tuneline(n: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tickets", type=int, nargs="+", default=[2000])
+    parser.add_argument("--n-process", type=int, default=1, help="spaCy processes for tuneline's NER")
     parser.add_argument("--json", help="append results as JSON lines here")
     ns = parser.parse_args()
     for n in ns.tickets:
         base = measure_in_subprocess(run_baseline, n)
-        ours = measure_in_subprocess(run_tuneline, n)
+        ours = measure_in_subprocess(run_tuneline, n, ns.n_process)
         b_rate, o_rate = base["tickets"] / base["process_seconds"], ours["tickets"] / ours["process_seconds"]
         result = {"benchmark": "data_prep", "date": today(), "machine": machine(), "tickets": n,
-                  "baseline_tickets_per_s": round(b_rate, 1), "tuneline_tickets_per_s": round(o_rate, 1),
+                  "n_process": ns.n_process, "baseline_tickets_per_s": round(b_rate, 1),
+                  "tuneline_tickets_per_s": round(o_rate, 1),
                   "baseline_peak_rss_mib": base["peak_rss_mib"], "tuneline_peak_rss_mib": ours["peak_rss_mib"],
                   "baseline_pii_recall": base["pii_recall"], "tuneline_pii_recall": ours["pii_recall"],
                   "baseline_kept": base["kept"], "tuneline_kept": ours["kept"], "ratio": round(o_rate / b_rate, 2)}

@@ -17,15 +17,16 @@ class PiiEngine(dg.ConfigurableResource):
     score_threshold: float = 0.35
     batch_size: int = 32
     allow_list: list[str] = list(DEFAULT_ALLOW_LIST)
+    n_process: int = 1  # spaCy processes for NER (nlp.pipe); >1 forks workers per batch call
 
     def redactor(self) -> PiiRedactor:
         return cached_redactor(tuple(self.entities), self.spacy_model, self.score_threshold, self.batch_size,
-                               tuple(self.allow_list))
+                               tuple(self.allow_list), self.n_process)
 
 
 @functools.lru_cache(maxsize=4)
 def cached_redactor(entities: tuple[str, ...], spacy_model: str, score_threshold: float, batch_size: int,
-                    allow_list: tuple[str, ...]) -> PiiRedactor:
+                    allow_list: tuple[str, ...], n_process: int = 1) -> PiiRedactor:
     """One engine per configuration and process: loading spaCy takes seconds."""
     return PiiRedactor(entities=entities, spacy_model=spacy_model, score_threshold=score_threshold,
-                       batch_size=batch_size, allow_list=allow_list)
+                       batch_size=batch_size, allow_list=allow_list, n_process=n_process)
