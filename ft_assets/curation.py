@@ -18,12 +18,15 @@ class CurationConfig(dg.Config):
     min_quality: float = 0.3
     target_size: int | None = None
     seed: int = 0
+    kb_agreement: bool = True
+    kb_match: float = 0.3
 
 
 def rules_from(config: CurationConfig) -> CurationRules:
     return CurationRules(min_chars=config.min_chars, languages=tuple(config.languages),
                          near_dup_threshold=config.near_dup_threshold, shingle_words=config.shingle_words,
-                         min_quality=config.min_quality, target_size=config.target_size, seed=config.seed)
+                         min_quality=config.min_quality, target_size=config.target_size, seed=config.seed,
+                         kb_agreement=config.kb_agreement, kb_match=config.kb_match)
 
 
 @dg.asset(

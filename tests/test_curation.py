@@ -122,3 +122,21 @@ def test_target_size_marks_the_rest_not_sampled_and_funnel_accounts_for_them():
     assert counts["kept"] == 30 and counts["not_sampled"] > 0
     assert funnel(scored)["final"] == 30 and funnel(scored)["raw"] == scored.height
     assert {"topic", "difficulty", "sentiment"} <= set(scored.columns)
+
+
+def test_kb_agreement_rewards_replies_that_match_the_knowledge_base():
+    from tuneline.curation import kb_agreement_scores, quality_score
+
+    users = ["How do I reset my password?", "How do I reset my password on the app?",
+             "How do I reset my password please?", "Where is my parcel?"]
+    replies = ["Open Settings, choose Security, click Reset password and follow the emailed link.",
+               "Open Settings, then Security, click Reset password; a link arrives by email.",
+               "We cannot help with that, sorry.", "It ships tomorrow."]
+    is_kb = [True, False, False, False]
+    scores = kb_agreement_scores(users, replies, is_kb)
+    assert scores[0] is None  # the article itself
+    assert scores[1] > 0.8 and scores[2] == 0.0  # same question: agreeing vs contradicting reply
+    assert scores[3] is None  # no article asks this: the component is left out, not counted as zero
+    assert quality_score(users[1], replies[1], kb_agreement=scores[1]) > quality_score(
+        users[2], replies[2], kb_agreement=scores[2])
+    assert kb_agreement_scores(users, replies, [False] * 4) == [None] * 4

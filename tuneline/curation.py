@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import pickle
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,8 @@ class CurationRules:
     min_quality: float = 0.3
     target_size: int | None = None  # diversity-sample the kept rows down to this many
     seed: int = 0
+    kb_agreement: bool = True  # score replies against the product's KB articles when it has some
+    kb_match: float = 0.3  # how alike a ticket's question and a KB question must be for the KB to apply
 
 
 def conversation_text(messages: list[dict]) -> str:
@@ -62,9 +66,40 @@ def normalized_csat(csat: float | None) -> float | None:
     return max(0.0, min(1.0, (csat - low) / (scale - low)))
 
 
-def quality_score(user: str, assistant: str, csat: float | None = None) -> float:
+def _content_words(text: str) -> Counter:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return Counter(w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS and len(w) > 2)
+
+
+def _cosine(a: Counter, b: Counter) -> float:
+    dot = sum(v * b[k] for k, v in a.items() if k in b)
+    norm = math.sqrt(sum(v * v for v in a.values())) * math.sqrt(sum(v * v for v in b.values()))
+    return dot / norm if norm else 0.0
+
+
+def kb_agreement_scores(users: list[str], replies: list[str], is_kb: list[bool], match: float = 0.3
+                        ) -> list[float | None]:
+    """Per ticket: how much its reply agrees with the answer of the KB article that asks the same thing
+    (content-word cosine, scaled so 0.5 counts as full agreement); None where no KB article matches the
+    question, and for the KB examples themselves."""
+    articles = [(_content_words(u), _content_words(r)) for u, r, kb in zip(users, replies, is_kb, strict=True) if kb]
+    scores: list[float | None] = []
+    for user, reply, kb in zip(users, replies, is_kb, strict=True):
+        if kb or not articles:
+            scores.append(None)
+            continue
+        question = _content_words(user)
+        similarity, answer = max(((_cosine(question, q), a) for q, a in articles), key=lambda x: x[0])
+        scores.append(round(min(1.0, _cosine(_content_words(reply), answer) / 0.5), 4) if similarity >= match
+                      else None)
+    return scores
+
+
+def quality_score(user: str, assistant: str, csat: float | None = None, kb_agreement: float | None = None) -> float:
     """Heuristic 0..1: sane length ratio, no repetition, signs the reply resolves something and addresses
-    the question, substance; CSAT counts as one more component when the source has it."""
+    the question, substance; CSAT and agreement with the knowledge base count as one more component each
+    when the source has them."""
     from spacy.lang.en.stop_words import STOP_WORDS
 
     words = _WORD.findall(assistant.lower())
@@ -83,6 +118,8 @@ def quality_score(user: str, assistant: str, csat: float | None = None) -> float
     satisfaction = normalized_csat(csat)
     if satisfaction is not None:
         components.append(satisfaction)
+    if kb_agreement is not None:
+        components.append(kb_agreement)
     return round(sum(components) / len(components), 4)
 
 
@@ -225,7 +262,9 @@ def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRu
     languages = detect_language(texts)
     hashes = [content_hash(t) for t in texts]
     csats = cleaned["csat"].to_list() if "csat" in cleaned.columns else [None] * n
-    scores = [quality_score(u, a, c) for u, a, c in zip(users, replies, csats, strict=True)]
+    is_kb = (cleaned["source_kind"] == "kb").to_list() if "source_kind" in cleaned.columns else [False] * n
+    agreement = kb_agreement_scores(users, replies, is_kb, rules.kb_match) if rules.kb_agreement else [None] * n
+    scores = [quality_score(u, a, c, k) for u, a, c, k in zip(users, replies, csats, agreement, strict=True)]
     metadata = cleaned["metadata"].to_list() if "metadata" in cleaned.columns else [None] * n
     products = cleaned["product"].to_list() if "product" in cleaned.columns else [product] * n
 
@@ -269,6 +308,7 @@ def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRu
         pl.Series("language", languages, dtype=pl.String),
         pl.Series("content_hash", hashes, dtype=pl.String),
         pl.Series("quality_score", scores, dtype=pl.Float64),
+        pl.Series("kb_agreement", agreement, dtype=pl.Float64),
         pl.Series("judge_score", judged, dtype=pl.Float64),
         pl.Series("topic", [topic_of(m, p) for m, p in zip(metadata, products, strict=True)], dtype=pl.String),
         pl.Series("difficulty", [difficulty_of(len(c), len(t)) for c, t in zip(conversations, texts, strict=True)],
