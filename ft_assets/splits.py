@@ -6,6 +6,7 @@ import polars as pl
 from ft_assets.curation import CurationConfig, rules_from
 from ft_assets.partitions import product_partitions
 from ft_resources.models import BaseModel
+from ft_resources.pii import PiiEngine
 from ft_resources.storage import TunelineStorage
 from tuneline.curation import NearDuplicateIndex
 from tuneline.splits import (
@@ -21,6 +22,29 @@ from tuneline.storage import atomic_directory, atomic_write_json, atomic_write_j
 from tuneline.validators import chat_format_problems, split_leakage
 
 SPLITS = ("train", "val", "test")
+
+
+def strings_in_jsonl(path) -> list[str]:
+    """Every string value in a JSONL file (message contents, metadata), as a downstream reader sees them."""
+    import json
+
+    found: list[str] = []
+
+    def walk(value):
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                walk(json.loads(line))
+    return found
 
 
 class SplitConfig(dg.Config):
@@ -44,12 +68,15 @@ class SplitConfig(dg.Config):
                                       "fits max_tokens with the base model's tokenizer."),
         dg.AssetCheckSpec("no_leakage_across_splits", asset="dataset_splits", blocking=True,
                           description="No conversation or thread appears in two splits."),
+        dg.AssetCheckSpec("no_pii_in_exports", asset="dataset_splits", blocking=True,
+                          description="A re-scan of the JSONL files as written finds no email, phone, card, IBAN, "
+                                      "IP or SSN: nothing reaches training or another team's hands."),
         dg.AssetCheckSpec("split_ratios_per_topic", asset="dataset_splits",
                           description="Train share per topic within a binomial tolerance of the ratio."),
     ],
 )
 def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, scored_dataset: pl.DataFrame,
-                   storage: TunelineStorage, base_model: BaseModel):
+                   storage: TunelineStorage, base_model: BaseModel, pii: PiiEngine):
     """Kept conversations with a `split`; exports under `<root>/exports/<product>/`:
     {train,val,test}.jsonl (OpenAI chat), alpaca.json, hf_dataset/ (DatasetDict)."""
     from datasets import Dataset, DatasetDict
@@ -89,6 +116,11 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
     problems = chat_format_problems(records) + token_length_problems(records, tokenizer, config.max_tokens)
     yield dg.AssetCheckResult(check_name="chat_format", passed=not problems,
                               metadata={"problems": dg.MetadataValue.json(problems)})
+    exported = sorted({text for name in SPLITS for text in strings_in_jsonl(export_dir / f"{name}.jsonl")})
+    found = pii.redactor().find_high_confidence(exported)
+    yield dg.AssetCheckResult(check_name="no_pii_in_exports", passed=not found, metadata={
+        "texts_scanned": len(exported),
+        "found": dg.MetadataValue.json([{"type": kind, "text_index": i} for i, kind, _ in found[:50]])})
     leaks = split_leakage(splits)
     yield dg.AssetCheckResult(check_name="no_leakage_across_splits", passed=not leaks,
                               metadata={"problems": dg.MetadataValue.json(leaks)})

@@ -63,6 +63,7 @@ def test_whole_graph_for_one_partition(graph_env, home):
     # a 3-step adapter on a random tiny model does not beat its base: the gate must say so and block registration
     assert checks == {"records_in_equal_kept_plus_rejected": True, "no_high_confidence_pii": True,
                       "chat_format": True, "no_leakage_across_splits": True, "split_ratios_per_topic": True,
+                      "no_pii_in_exports": True,
                       "promotion_gate": False}
     materialized = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "eval_report" in materialized and "registered_model" not in materialized
@@ -153,3 +154,25 @@ def test_missing_landing_folder_is_a_clear_failure(graph_env):
     assert not result.success
     failure = result.get_step_failure_events()[0]
     assert "no landing folder for product 'ghost'" in failure.event_specific_data.error.message
+
+
+def test_pii_in_the_exports_blocks_training(graph_env, home):
+    instance, resources, _ = graph_env
+    data_assets = [a for a in product_assets() if not MODEL_ASSETS & {k.to_user_string() for k in a.keys}]
+    assert dg.materialize(data_assets, instance=instance, resources=resources, partition_key="billing").success
+    # PII that slipped past cleaning (say, a cleaning rule was switched off and the parquet edited by hand)
+    path = asset_partition_path(home, "scored_dataset", "billing", "parquet")
+    scored = pl.read_parquet(path)
+    messages = scored["messages"].to_list()
+    messages[0][1]["content"] += " You can also write to maria.gonzalez@example.com."
+    scored.with_columns(pl.Series("messages", messages, dtype=scored.schema["messages"])).with_columns(
+        pl.lit("kept").alias("status")).write_parquet(path)
+    result = dg.materialize(product_assets(), instance=instance, resources=resources, partition_key="billing",
+                            selection=["dataset_splits", "lora_adapter"], raise_on_error=False,
+                            run_config={"ops": {"lora_adapter": RUN_CONFIG["ops"]["lora_adapter"]}})
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["no_pii_in_exports"].passed is False
+    assert checks["no_pii_in_exports"].metadata["found"].value[0]["type"] == "EMAIL_ADDRESS"
+    assert "maria.gonzalez" not in str(checks["no_pii_in_exports"].metadata)  # the finding is not logged
+    materialized = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "lora_adapter" not in materialized

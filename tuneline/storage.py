@@ -24,10 +24,34 @@ def _tmp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
 
 
+ORPHAN_AGE_SECONDS = 3600
+
+
+def sweep_orphans(path: Path, older_than: float = ORPHAN_AGE_SECONDS) -> list[Path]:
+    """Remove temp/staging siblings of `path` left by a writer that was killed (SIGKILL, OOM, power loss).
+
+    Only ones older than `older_than` seconds: a younger one may belong to a writer still running."""
+    import time
+
+    removed = []
+    cutoff = time.time() - older_than
+    for pattern in (f".{path.name}.tmp-*", f".{path.name}.staging-*", f".{path.name}.old-*"):
+        for orphan in path.parent.glob(pattern):
+            try:
+                if orphan.lstat().st_mtime < cutoff:
+                    shutil.rmtree(orphan) if orphan.is_dir() else orphan.unlink()
+                    removed.append(orphan)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
-    """Call `write(tmp_path)`, fsync, then rename over `path`."""
+    """Call `write(tmp_path)`, fsync, then rename over `path`. A killed writer leaves at most a hidden
+    temp sibling, swept by a later write once it is an hour old."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_orphans(path)
     tmp = _tmp_sibling(path)
     try:
         write(tmp)
@@ -79,6 +103,7 @@ def atomic_directory(final: Path):
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    sweep_orphans(final)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
     staging.chmod(0o755)
     try:
