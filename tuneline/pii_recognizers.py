@@ -48,7 +48,19 @@ def support_recognizers() -> list[EntityRecognizer]:
         Pattern("honorific", r"(?<=\b(?:[Mm]r|[Mm]rs|[Mm]s|[Mm]iss|[Dd]r)\.?\s)[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.6),
         Pattern("introduced name", r"(?<=\b(?:[Mm]y name is|[Nn]ame is|[Cc]all me|[Tt]his is|[Nn]ame:)\s)"
                 r"[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.6),
-    ])
+        # chat users type in lowercase: after an unambiguous introduction any case is a name
+        Pattern("introduced name, any case", r"(?<=\b(?i:my name is|name is|call me|name:)\s)"
+                r"(?i:[a-z][\w'-]+(?:\s[a-z][\w'-]+)?)", 0.6),
+        Pattern("agent introduction", r"(?<=\b(?i:this is)\s)(?i:[a-z][\w'-]+(?:\s[a-z][\w'-]+)?)"
+                r"(?=\s(?i:from|with|at|here|speaking)\b)", 0.6),
+        # names by their role in the sentence: who said, who lives where, whose kid, who made what
+        Pattern("speaker", r"(?<=\b(?:said|asked|told|replied|wrote|thanked)\s)[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.55),
+        Pattern("resident", r"\b[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?(?=\s(?:lives|lived|moved|works|worked)\b)", 0.55),
+        Pattern("relative", r"(?<=\b(?:my|his|her|our|their)\s(?:kid|son|daughter|wife|husband|partner|mother|"
+                r"father|mom|dad|brother|sister|boss|manager|colleague|friend)\s)[A-Z][\w'-]+", 0.6),
+        Pattern("credited", r"(?<=\b(?:directed by|written by|starring|produced by|signed by)\s)"
+                r"[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.55),
+    ], global_regex_flags=re.DOTALL | re.MULTILINE)  # case-sensitive: the capital letter is the signal
     # presidio's email recognizer accepts only public suffixes; internal and reserved domains
     # (jane@corp.internal, ops@acme.example) are addresses all the same
     email = PatternRecognizer(supported_entity="EMAIL_ADDRESS", name="AnyDomainEmailRecognizer", patterns=[
@@ -79,7 +91,7 @@ def common_english_words() -> frozenset[str]:
     return frozenset(top_n_list("en", 30000)) | frozenset(STOP_WORDS)
 
 
-_NAME_TOKEN = re.compile(r"[A-Za-z][A-Za-z'-]+")
+_NAME_TOKEN = re.compile(r"[^\W\d_][\w'-]*[^\W\d_]|[^\W\d_]")  # letters of any script: "Honoré" is one word
 
 
 class NameLexiconRecognizer(EntityRecognizer):
@@ -123,8 +135,11 @@ def drop_common_word_persons(text: str, results: list) -> list:
     first, common_last, _ = name_lexicon()
     names = first | common_last
     common = common_english_words()
+    streets = [(r.start, r.end) for r in results if r.entity_type == "STREET_ADDRESS"]
     kept = []
     for r in results:
+        if r.entity_type == "PERSON" and any(s <= r.start and r.end <= e for s, e in streets):
+            continue  # "Nelson Mandela Drive": a street named after someone; the address placeholder covers it
         if r.entity_type in ("PERSON", "LOCATION"):
             span = text[r.start:r.end]
             words = [w.lower() for w in _NAME_TOKEN.findall(span)]
