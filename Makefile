@@ -30,6 +30,7 @@ test: setup
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-slow: setup
+	@test -x /usr/bin/chromium || echo "note: the UI test needs Debian's chromium (apt-get install chromium); it is skipped without it"
 	$(BIN)/python -m pytest -m slow -q
 
 dev: setup
