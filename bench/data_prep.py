@@ -30,7 +30,9 @@ def _recall(texts: list[str], truth) -> float:
     joined = "\n".join(texts)
     planted = [v for kind in ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD") for v in truth.pii_values[kind]]
     planted += truth.pii_values["PERSON"]
-    return round(sum(v not in joined for v in planted) / len(planted), 4)
+    # each distinct value searched once (names repeat a lot); recall still counts every planted occurrence
+    leaked = {v for v in set(planted) if v in joined}
+    return round(sum(v not in leaked for v in planted) / len(planted), 4)
 
 
 def run_baseline(n: int) -> dict:
