@@ -31,8 +31,7 @@ def input_drift(context: dg.AssetExecutionContext, config: DriftConfig, dataset_
     message length, embedding centroid). The retraining sensor retrains a product whose input drifted."""
     manifest = pl.read_parquet(storage.localize_adapter(lora_adapter) / "training_manifest.parquet")
     train = dataset_splits.filter(pl.col("split") == "train")
-    trained_on = set(manifest["example_id"].to_list())
-    is_known = pl.col("content_hash").is_in(list(trained_on))
+    is_known = pl.col("content_hash").is_in(manifest["example_id"].implode())
     embed = None
     if config.use_embeddings:
         from tuneline.evaluation import embed_texts

@@ -16,7 +16,8 @@ import polars as pl
 from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3 import S3Resource
 
-from tuneline.storage import atomic_write_json, atomic_write_parquet
+from ft_resources.storage import is_missing_key
+from tuneline.storage import atomic_write
 
 
 def asset_partition_path(root: str | Path, asset_name: str, partition: str | None, ext: str) -> Path:
@@ -52,13 +53,8 @@ class PartitionedFileIOManager(dg.ConfigurableIOManager):
         return asset_partition_path(self.root, asset_key.to_python_identifier(), partition, ext)
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
-        partition = _partition(context)
-        if isinstance(obj, pl.DataFrame):
-            path = atomic_write_parquet(self._path(context.asset_key, partition, "parquet"), obj)
-        elif isinstance(obj, dict):
-            path = atomic_write_json(self._path(context.asset_key, partition, "json"), obj)
-        else:
-            _serialize(context, obj)  # raises the type error
+        ext, body = _serialize(context, obj)
+        path = atomic_write(self._path(context.asset_key, _partition(context), ext), lambda tmp: tmp.write_bytes(body))
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
 
     def load_input(self, context: dg.InputContext):
@@ -111,7 +107,7 @@ class S3PartitionedIOManager(dg.ConfigurableIOManager):
             try:
                 body = client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
             except ClientError as err:
-                if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                if is_missing_key(err):
                     continue
                 raise self._fail("read of", key, err) from err
             except BotoCoreError as err:

@@ -18,6 +18,11 @@ from dagster_aws.s3 import S3Resource
 DIRECTORY_MANIFEST = ".tuneline-manifest.json"
 
 
+def is_missing_key(err: ClientError) -> bool:
+    """S3 said the object is not there (GET answers NoSuchKey, HEAD a bare 404)."""
+    return err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404")
+
+
 def split_s3_url(url: str) -> tuple[str, str]:
     """`s3://bucket/some/prefix` -> ("bucket", "some/prefix")."""
     if not url.startswith("s3://"):
@@ -67,7 +72,7 @@ class TunelineStorage(dg.ConfigurableResource):
         return S3Resource(endpoint_url=self.endpoint_url).get_client()
 
     def _key(self, path: Path) -> str:
-        relative = Path(path).resolve().relative_to(self.root_path).as_posix()
+        relative = self.relative(path)
         _, prefix = split_s3_url(self.remote)
         return f"{prefix}/{relative}" if prefix else relative
 
@@ -96,7 +101,7 @@ class TunelineStorage(dg.ConfigurableResource):
         try:
             client.head_object(Bucket=bucket, Key=self._key(path))
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if is_missing_key(err):
                 return path
             raise
         return atomic_write(path, lambda tmp: client.download_file(bucket, self._key(path), str(tmp)))
@@ -121,7 +126,7 @@ class TunelineStorage(dg.ConfigurableResource):
         try:
             body = client.get_object(Bucket=bucket, Key=f"{self._key(path)}/{DIRECTORY_MANIFEST}")["Body"].read()
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            if not is_missing_key(err):
                 raise
             return self._download_file(client, bucket, path)
         from tuneline.storage import atomic_directory

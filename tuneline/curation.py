@@ -100,8 +100,6 @@ def quality_score(user: str, assistant: str, csat: float | None = None, kb_agree
     """Heuristic 0..1: sane length ratio, no repetition, signs the reply resolves something and addresses
     the question, substance; CSAT and agreement with the knowledge base count as one more component each
     when the source has them."""
-    from spacy.lang.en.stop_words import STOP_WORDS
-
     words = _WORD.findall(assistant.lower())
     if not words:
         return 0.0
@@ -111,7 +109,7 @@ def quality_score(user: str, assistant: str, csat: float | None = None, kb_agree
     repetition_ok = min(1.0, distinct / 0.6)
     resolves = 1.0 if _RESOLUTION.search(assistant) else 0.3
     substantive = min(1.0, len(words) / 20)
-    asked = {w for w in _WORD.findall(user.lower()) if w not in STOP_WORDS and len(w) > 2}
+    asked = set(_content_words(user))
     overlap = len(asked & set(words)) / len(asked) if asked else 1.0
     addresses = 1.0 if overlap >= 0.1 else 0.4
     components = [length_ok, repetition_ok, resolves, substantive, addresses]
