@@ -15,24 +15,32 @@ import argparse
 from bench.common import machine, measure_in_subprocess, report, today
 
 
-def _tickets(n: int):
+def _tickets(n: int, batch: int = 0):
+    """n generated tickets; batch k > 0 draws a different seed and prefixes its ids (streamed runs)."""
     from tuneline.synthetic import PRODUCTS, PlantedTruth, generate_product_tickets
 
     truth = PlantedTruth()
     rows = []
     per = max(1, n // len(PRODUCTS))
     for product in PRODUCTS:
-        rows += [r for r in generate_product_tickets(product, per, seed=11, truth=truth) if r["agent_response"]]
+        rows += [r for r in generate_product_tickets(product, per, seed=11 + batch, truth=truth) if r["agent_response"]]
+    if batch:
+        rows = [{**r, "ticket_id": f"b{batch}-{r['ticket_id']}"} for r in rows]
     return rows[:n], truth
 
 
-def _recall(texts: list[str], truth) -> float:
+def _planted_and_leaked(texts: list[str], truth) -> tuple[int, int]:
     joined = "\n".join(texts)
     planted = [v for kind in ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD") for v in truth.pii_values[kind]]
     planted += truth.pii_values["PERSON"]
     # each distinct value searched once (names repeat a lot); recall still counts every planted occurrence
     leaked = {v for v in set(planted) if v in joined}
-    return round(sum(v not in leaked for v in planted) / len(planted), 4)
+    return len(planted), sum(v in leaked for v in planted)
+
+
+def _recall(texts: list[str], truth) -> float:
+    planted, leaked = _planted_and_leaked(texts, truth)
+    return round(1 - leaked / planted, 4)
 
 
 def run_baseline(n: int) -> dict:
@@ -68,27 +76,59 @@ def run_baseline(n: int) -> dict:
             "pii_recall": _recall(cleaned, truth)}
 
 
-def run_tuneline(n: int, n_process: int = 1) -> dict:
-    import time
-
+def _frame(rows: list[dict]):
     import polars as pl
+
+    from tuneline.ingest import MESSAGE_DTYPE
+
+    return pl.DataFrame({"ticket_id": [r["ticket_id"] for r in rows], "messages": pl.Series(
+        [[{"role": "user", "content": r["customer_message"]}, {"role": "assistant", "content": r["agent_response"]}]
+         for r in rows], dtype=MESSAGE_DTYPE)})
+
+
+def run_tuneline(n: int, n_process: int = 1, batch_size: int = 0) -> dict:
+    """One frame (what an asset materializes), or with `batch_size` a stream through `score_in_batches`:
+    tickets are generated batch by batch (not timed), so memory is the pipeline's, not the generator's."""
+    import time
 
     from ft_resources.pii import PiiEngine
     from tuneline.cleaning import clean_conversations
-    from tuneline.curation import KEPT, score_conversations
-    from tuneline.ingest import MESSAGE_DTYPE
+    from tuneline.curation import KEPT, score_conversations, score_in_batches
 
-    rows, truth = _tickets(n)
     redactor = PiiEngine(n_process=n_process).redactor()
     _ = redactor.analyzer  # load spaCy before the clock starts, as the baseline does
+    if not batch_size:
+        rows, truth = _tickets(n)
+        started = time.perf_counter()
+        scored = score_conversations(clean_conversations(_frame(rows), redactor))
+        texts = [t["content"] for conv in scored["messages"].to_list() for t in conv]
+        return {"tickets": len(rows), "kept": int((scored["status"] == KEPT).sum()),
+                "process_seconds": time.perf_counter() - started, "pii_recall": _recall(texts, truth)}
+    totals = {"tickets": 0, "kept": 0, "planted": 0, "leaked": 0, "generate": 0.0, "check": 0.0}
+    truths: list = []
+
+    def batches():
+        for k in range((n + batch_size - 1) // batch_size):
+            t0 = time.perf_counter()
+            rows, truth = _tickets(min(batch_size, n - k * batch_size), batch=k)
+            truths.append(truth)
+            totals["tickets"] += len(rows)
+            frame = _frame(rows)
+            totals["generate"] += time.perf_counter() - t0
+            yield frame
+
     started = time.perf_counter()
-    frame = pl.DataFrame({"ticket_id": [r["ticket_id"] for r in rows], "messages": pl.Series(
-        [[{"role": "user", "content": r["customer_message"]}, {"role": "assistant", "content": r["agent_response"]}]
-         for r in rows], dtype=MESSAGE_DTYPE)})
-    scored = score_conversations(clean_conversations(frame, redactor))
-    texts = [t["content"] for conv in scored["messages"].to_list() for t in conv]
-    return {"tickets": len(rows), "kept": int((scored["status"] == KEPT).sum()),
-            "process_seconds": time.perf_counter() - started, "pii_recall": _recall(texts, truth)}
+    for scored in score_in_batches(batches(), redactor):
+        t0 = time.perf_counter()
+        totals["kept"] += int((scored["status"] == KEPT).sum())
+        planted, leaked = _planted_and_leaked([t["content"] for c in scored["messages"].to_list() for t in c],
+                                              truths[-1])
+        totals["planted"] += planted
+        totals["leaked"] += leaked
+        totals["check"] += time.perf_counter() - t0
+    seconds = time.perf_counter() - started - totals["generate"] - totals["check"]
+    return {"tickets": totals["tickets"], "kept": totals["kept"], "process_seconds": seconds,
+            "pii_recall": round(1 - totals["leaked"] / totals["planted"], 4)}
 
 
 def main() -> None:
@@ -96,14 +136,16 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, nargs="+", default=[2000])
     parser.add_argument("--n-process", type=int, default=1, help="spaCy processes for tuneline's NER")
     parser.add_argument("--tuneline-only", action="store_true", help="skip the baseline (large sizes)")
+    parser.add_argument("--batch-size", type=int, default=0,
+                        help="stream tuneline through score_in_batches in batches of this many tickets (0: one frame)")
     parser.add_argument("--json", help="append results as JSON lines here")
     ns = parser.parse_args()
     for n in ns.tickets:
-        ours = measure_in_subprocess(run_tuneline, n, ns.n_process)
+        ours = measure_in_subprocess(run_tuneline, n, ns.n_process, ns.batch_size)
         if ns.tuneline_only:  # sizes where the baseline would take hours: throughput and memory only
             rate = ours["tickets"] / ours["process_seconds"]
             result = {"benchmark": "data_prep", "date": today(), "machine": machine(), "tickets": n,
-                      "n_process": ns.n_process, "tuneline_tickets_per_s": round(rate, 1),
+                      "n_process": ns.n_process, "batch_size": ns.batch_size, "tuneline_tickets_per_s": round(rate, 1),
                       "tuneline_seconds": round(ours["process_seconds"], 1),
                       "tuneline_peak_rss_mib": ours["peak_rss_mib"], "tuneline_pii_recall": ours["pii_recall"],
                       "tuneline_kept": ours["kept"]}
@@ -113,7 +155,7 @@ def main() -> None:
         base = measure_in_subprocess(run_baseline, n)
         b_rate, o_rate = base["tickets"] / base["process_seconds"], ours["tickets"] / ours["process_seconds"]
         result = {"benchmark": "data_prep", "date": today(), "machine": machine(), "tickets": n,
-                  "n_process": ns.n_process, "baseline_tickets_per_s": round(b_rate, 1),
+                  "n_process": ns.n_process, "batch_size": ns.batch_size, "baseline_tickets_per_s": round(b_rate, 1),
                   "tuneline_tickets_per_s": round(o_rate, 1),
                   "baseline_peak_rss_mib": base["peak_rss_mib"], "tuneline_peak_rss_mib": ours["peak_rss_mib"],
                   "baseline_pii_recall": base["pii_recall"], "tuneline_pii_recall": ours["pii_recall"],

@@ -17,7 +17,7 @@ class PiiEngine(dg.ConfigurableResource):
     score_threshold: float = 0.35
     batch_size: int = 32
     allow_list: list[str] = list(DEFAULT_ALLOW_LIST)
-    n_process: int = 1  # spaCy processes for NER (nlp.pipe); >1 forks workers per batch call
+    n_process: int = 1  # processes analysing text; >1 forks n_process - 1 workers that share the loaded model
 
     def redactor(self) -> PiiRedactor:
         return cached_redactor(tuple(self.entities), self.spacy_model, self.score_threshold, self.batch_size,

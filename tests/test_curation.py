@@ -140,3 +140,31 @@ def test_kb_agreement_rewards_replies_that_match_the_knowledge_base():
     assert quality_score(users[1], replies[1], kb_agreement=scores[1]) > quality_score(
         users[2], replies[2], kb_agreement=scores[2])
     assert kb_agreement_scores(users, replies, [False] * 4) == [None] * 4
+
+
+def test_batches_find_duplicates_of_earlier_batches(redactor):
+    from tuneline.curation import score_in_batches
+
+    rows = [r for r in generate_product_tickets("billing", 120, seed=8, truth=PlantedTruth()) if r["agent_response"]]
+    first = _frame(rows[:60])
+    copy = {**rows[0], "ticket_id": "copy-of-first"}
+    near = {**rows[1], "ticket_id": "near-of-first", "customer_message": rows[1]["customer_message"] + " Thanks!"}
+    second = _frame(rows[60:] + [copy, near])
+    scored = list(score_in_batches([first, second], redactor))
+    status = dict(zip(scored[1]["ticket_id"], scored[1]["status"], strict=True))
+    assert status["copy-of-first"] == "exact_duplicate"
+    assert status["near-of-first"] in ("near_duplicate", "exact_duplicate")
+    from tuneline.cleaning import clean_conversations
+
+    whole = score_conversations(clean_conversations(pl.concat([first, second]), redactor))
+    assert sum(len(s) for s in scored) == whole.height
+    assert sum(int((s["status"] == "kept").sum()) for s in scored) == int((whole["status"] == "kept").sum())
+
+
+def test_batches_refuse_diversity_sampling(redactor):
+    import pytest
+
+    from tuneline.curation import score_in_batches
+
+    with pytest.raises(ValueError, match="target_size"):
+        list(score_in_batches([], redactor, CurationRules(target_size=10)))

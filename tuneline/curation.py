@@ -6,6 +6,7 @@ the funnel is auditable and nothing disappears silently.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -126,10 +127,21 @@ def _shingles(text: str, n: int) -> set[str]:
     return {" ".join(words[j:j + n]) for j in range(max(1, len(words) - n + 1))}
 
 
+@functools.lru_cache(maxsize=4)
+def _permutations(num_perm: int):
+    """datasketch draws the same permutations for every MinHash of a size; drawing them once per text cost
+    a third of the hashing time."""
+    from datasketch import MinHash
+
+    template = MinHash(num_perm=num_perm)
+    return template.permutations, template.scheme
+
+
 def minhash_of(text: str, rules: CurationRules):
     from datasketch import MinHash
 
-    mh = MinHash(num_perm=rules.num_perm)
+    permutations, scheme = _permutations(rules.num_perm)
+    mh = MinHash(num_perm=rules.num_perm, permutations=permutations, scheme=scheme)
     mh.update_batch([s.encode() for s in _shingles(text, rules.shingle_words)])
     return mh
 
@@ -141,17 +153,34 @@ def new_lsh(rules: CurationRules):
     return MinHashLSH(threshold=rules.near_dup_threshold, num_perm=rules.num_perm, weights=(0.3, 0.7))
 
 
-def near_duplicate_of(texts: list[str], rules: CurationRules) -> list[int | None]:
-    """For each text, the index of an earlier near-duplicate (MinHash LSH), else None."""
-    lsh = new_lsh(rules)
+def near_duplicate_of(texts: list[str], rules: CurationRules, lsh=None, first_key: int = 0) -> list[int | None]:
+    """For each text, the key of an earlier near-duplicate (MinHash LSH), else None.
+
+    Keys are positions counted from `first_key`; pass the LSH and key offset of earlier batches to find
+    duplicates of texts seen in those batches too.
+    """
+    lsh = lsh if lsh is not None else new_lsh(rules)
     result: list[int | None] = []
-    for i, text in enumerate(texts):
+    for i, text in enumerate(texts, start=first_key):
         mh = minhash_of(text, rules)
         hits = lsh.query(mh)
         result.append(min(int(h) for h in hits) if hits else None)
         if not hits:
             lsh.insert(str(i), mh)
     return result
+
+
+@dataclass
+class DedupState:
+    """What exact and near dedup remember between batches of one stream (see `score_in_batches`)."""
+
+    seen_hashes: set[str]
+    lsh: object
+    next_key: int = 0
+
+    @classmethod
+    def empty(cls, rules: CurationRules) -> DedupState:
+        return cls(set(), new_lsh(rules))
 
 
 class NearDuplicateIndex:
@@ -250,8 +279,12 @@ def distribution(frame: pl.DataFrame, column: str) -> dict[str, int]:
 
 def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRules(),
                         index: NearDuplicateIndex | None = None, product: str | None = None,
-                        judge=None) -> pl.DataFrame:
-    """Add text, language, hash, quality, strata and a `status` per row; filters apply in funnel order."""
+                        judge=None, dedup: DedupState | None = None) -> pl.DataFrame:
+    """Add text, language, hash, quality, strata and a `status` per row; filters apply in funnel order.
+
+    `dedup` carries exact and near dedup across calls: a row that duplicates one of an earlier call's
+    rows is marked as a duplicate too (streaming a partition too large for one frame).
+    """
     conversations = [m if isinstance(m, list) else m.to_list() for m in cleaned["messages"].to_list()]
     n = len(conversations)
     texts = [conversation_text(c) for c in conversations]
@@ -267,7 +300,8 @@ def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRu
     products = cleaned["product"].to_list() if "product" in cleaned.columns else [product] * n
 
     status: list[str] = []
-    seen_hashes: set[str] = set()
+    dedup = dedup if dedup is not None else DedupState.empty(rules)
+    seen_hashes = dedup.seen_hashes
     survivors: list[int] = []
     for i in range(n):
         if not users[i] or not replies[i]:
@@ -282,7 +316,8 @@ def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRu
             seen_hashes.add(hashes[i])
             status.append(KEPT)
             survivors.append(i)
-    near = near_duplicate_of([texts[i] for i in survivors], rules)
+    near = near_duplicate_of([texts[i] for i in survivors], rules, dedup.lsh, dedup.next_key)
+    dedup.next_key += len(survivors)
     for position, earlier in enumerate(near):
         i = survivors[position]
         if earlier is not None:
@@ -322,6 +357,24 @@ def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRu
                 status[i] = "not_sampled"
         scored = scored.with_columns(pl.Series("status", status, dtype=pl.String))
     return scored
+
+
+def score_in_batches(batches, redactor, rules: CurationRules = CurationRules(),
+                     product_names: dict[str, str] | None = None):
+    """Clean and score raw frames one batch at a time, yielding each scored batch.
+
+    Memory stays bounded by the batch plus the dedup state (hashes and MinHash bands of the kept rows), so
+    a partition of a million tickets fits a laptop; duplicates are found across batches, and the redactor's
+    sentence cache carries over too. Diversity sampling needs the whole partition, so `target_size` is
+    refused here.
+    """
+    from tuneline.cleaning import clean_conversations
+
+    if rules.target_size is not None:
+        raise ValueError("score_in_batches cannot diversity-sample (target_size): it never holds the whole set")
+    state = DedupState.empty(rules)
+    for raw in batches:
+        yield score_conversations(clean_conversations(raw, redactor, product_names), rules, dedup=state)
 
 
 FUNNEL_STAGES = (("raw", ()), ("after_basic_filters", ("empty_after_cleaning", "too_short", "language_")),

