@@ -134,34 +134,33 @@ def run_tuneline(n: int, n_process: int = 1, batch_size: int = 0) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tickets", type=int, nargs="+", default=[2000])
-    parser.add_argument("--n-process", type=int, default=1, help="spaCy processes for tuneline's NER")
+    parser.add_argument("--n-process", type=int, nargs="+", default=[1, 2],
+                        help="processes for tuneline's PII analysis (PiiEngine.n_process); each is one run")
     parser.add_argument("--tuneline-only", action="store_true", help="skip the baseline (large sizes)")
     parser.add_argument("--batch-size", type=int, default=0,
                         help="stream tuneline through score_in_batches in batches of this many tickets (0: one frame)")
     parser.add_argument("--json", help="append results as JSON lines here")
     ns = parser.parse_args()
     for n in ns.tickets:
-        ours = measure_in_subprocess(run_tuneline, n, ns.n_process, ns.batch_size)
-        if ns.tuneline_only:  # sizes where the baseline would take hours: throughput and memory only
-            rate = ours["tickets"] / ours["process_seconds"]
+        base = None if ns.tuneline_only else measure_in_subprocess(run_baseline, n)
+        for n_process in ns.n_process:  # every setting against the same baseline run
+            ours = measure_in_subprocess(run_tuneline, n, n_process, ns.batch_size)
+            o_rate = ours["tickets"] / ours["process_seconds"]
             result = {"benchmark": "data_prep", "date": today(), "machine": machine(), "tickets": n,
-                      "n_process": ns.n_process, "batch_size": ns.batch_size, "tuneline_tickets_per_s": round(rate, 1),
+                      "n_process": n_process, "batch_size": ns.batch_size, "tuneline_tickets_per_s": round(o_rate, 1),
                       "tuneline_seconds": round(ours["process_seconds"], 1),
                       "tuneline_peak_rss_mib": ours["peak_rss_mib"], "tuneline_pii_recall": ours["pii_recall"],
                       "tuneline_kept": ours["kept"]}
-            report(result, ns.json, f"data_prep {n} tickets (tuneline only): {rate:.1f} tickets/s, "
-                                    f"peak {ours['peak_rss_mib']:.0f} MiB")
-            continue
-        base = measure_in_subprocess(run_baseline, n)
-        b_rate, o_rate = base["tickets"] / base["process_seconds"], ours["tickets"] / ours["process_seconds"]
-        result = {"benchmark": "data_prep", "date": today(), "machine": machine(), "tickets": n,
-                  "n_process": ns.n_process, "batch_size": ns.batch_size, "baseline_tickets_per_s": round(b_rate, 1),
-                  "tuneline_tickets_per_s": round(o_rate, 1),
-                  "baseline_peak_rss_mib": base["peak_rss_mib"], "tuneline_peak_rss_mib": ours["peak_rss_mib"],
-                  "baseline_pii_recall": base["pii_recall"], "tuneline_pii_recall": ours["pii_recall"],
-                  "baseline_kept": base["kept"], "tuneline_kept": ours["kept"], "ratio": round(o_rate / b_rate, 2)}
-        report(result, ns.json, f"data_prep {n} tickets: tuneline/baseline throughput ratio = {result['ratio']}x")
-
+            if base is None:  # sizes where the baseline would take hours: throughput and memory only
+                report(result, ns.json, f"data_prep {n} tickets (tuneline only, n_process={n_process}): "
+                                        f"{o_rate:.1f} tickets/s, peak {ours['peak_rss_mib']:.0f} MiB")
+                continue
+            b_rate = base["tickets"] / base["process_seconds"]
+            result.update({"baseline_tickets_per_s": round(b_rate, 1), "baseline_peak_rss_mib": base["peak_rss_mib"],
+                           "baseline_pii_recall": base["pii_recall"], "baseline_kept": base["kept"],
+                           "ratio": round(o_rate / b_rate, 2)})
+            report(result, ns.json, f"data_prep {n} tickets (n_process={n_process}): tuneline/baseline "
+                                    f"throughput ratio = {result['ratio']}x")
 
 if __name__ == "__main__":
     main()

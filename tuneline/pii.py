@@ -184,16 +184,23 @@ class PiiRedactor:
         return out
 
     def _analyze_uncached(self, texts: list[str], entities: list[str]) -> list[list[tuple[str, int, int, float]]]:
-        """(type, start, end, score) per text. With n_process > 1 and enough texts, forked copies of this
-        engine analyse all but the last share while this process analyses that one."""
+        """(type, start, end, score) per text. With n_process > 1 and enough texts, n_process - 1 workers
+        forked from this process (the loaded engine shared copy-on-write, so they start in milliseconds)
+        analyse all but the last share while this process analyses that one."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         chunks = max(1, min(self.n_process, len(texts) // MIN_TEXTS_PER_PROCESS))
         if chunks == 1:
             return self._analyze_here(texts, entities)
         size = -(-len(texts) // chunks)
         shares = [texts[i:i + size] for i in range(0, len(texts), size)]
-        futures = [self._pool.submit(_analyze_in_fork, share, entities) for share in shares[:-1]]
-        mine = self._analyze_here(shares[-1], entities)
-        return [r for future in futures for r in future.result()] + mine
+        _ = self.analyzer  # loaded before the fork, so the workers inherit it
+        with ProcessPoolExecutor(max_workers=len(shares) - 1, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_adopt_engine, initargs=(self,)) as pool:
+            futures = [pool.submit(_analyze_in_fork, share, entities) for share in shares[:-1]]
+            mine = self._analyze_here(shares[-1], entities)
+            return [r for future in futures for r in future.result()] + mine
 
     def _analyze_here(self, texts: list[str], entities: list[str]) -> list[list[tuple[str, int, int, float]]]:
         from presidio_analyzer import BatchAnalyzerEngine
@@ -203,17 +210,6 @@ class PiiRedactor:
                                          score_threshold=self.score_threshold, batch_size=self.batch_size,
                                          allow_list=self.allow_list)
         return [[(r.entity_type, r.start, r.end, r.score) for r in found] for found in results]
-
-    @cached_property
-    def _pool(self):
-        """n_process - 1 workers forked from this process once the engine is loaded: they start in
-        milliseconds and share spaCy's weights copy-on-write."""
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        _ = self.analyzer  # loaded before the fork, so workers inherit it instead of loading their own
-        return ProcessPoolExecutor(max_workers=self.n_process - 1, mp_context=multiprocessing.get_context("fork"),
-                                   initializer=_adopt_engine, initargs=(self,))
 
     def redact_many(self, texts: list[str]) -> list[Redaction]:
         """Redact a list of texts; identical texts are analysed once."""
