@@ -149,7 +149,8 @@ def main() -> None:
             result = {"benchmark": "data_prep", "date": today(), "machine": machine(), "tickets": n,
                       "n_process": n_process, "batch_size": ns.batch_size, "tuneline_tickets_per_s": round(o_rate, 1),
                       "tuneline_seconds": round(ours["process_seconds"], 1),
-                      "tuneline_peak_rss_mib": ours["peak_rss_mib"], "tuneline_pii_recall": ours["pii_recall"],
+                      "tuneline_peak_rss_mib": ours["peak_rss_mib"],
+                      "tuneline_worker_peak_rss_mib": ours["worker_peak_rss_mib"], "tuneline_pii_recall": ours["pii_recall"],
                       "tuneline_kept": ours["kept"]}
             if base is None:  # sizes where the baseline would take hours: throughput and memory only
                 report(result, ns.json, f"data_prep {n} tickets (tuneline only, n_process={n_process}): "

@@ -22,7 +22,7 @@ class TrainingRunConfig(dg.Config):
 
     lora_r: int = 16
     lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    lora_dropout: float = 0.0  # dropout masks cost ~12% of a CPU step (torch.profiler); set 0.05 for small noisy data
     target_modules: list[str] = list(DEFAULT_TARGET_MODULES)
     learning_rate: float = 2e-4
     warmup_ratio: float = 0.03

@@ -42,7 +42,7 @@ class TrainConfig:
     quantization: str = "none"
     lora_r: int = 16
     lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    lora_dropout: float = 0.0  # dropout masks cost ~12% of a CPU step (torch.profiler); set 0.05 for small noisy data
     target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
     learning_rate: float = 2e-4
     lr_scheduler_type: str = "cosine"
@@ -142,13 +142,60 @@ def _load_model(config: TrainConfig, plan: DevicePlan):
     return model
 
 
+def reply_token_loss(model, inputs: dict, num_items_in_batch=None):
+    """Mean cross-entropy over the labelled (reply) tokens, projecting only those positions through the LM head.
+
+    The decoder runs once over the whole batch; the vocabulary projection and softmax run on the few
+    hundred reply positions alone, as one matrix product. trl's fused head does the same in small tiles
+    built for GPU memory; on this CPU those tiles took ~45% of each step (measured with torch.profiler).
+    Returns (loss, labelled token count, correctly predicted token count).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder_inputs = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
+    hidden = base.get_decoder()(**decoder_inputs, use_cache=False).last_hidden_state
+    targets = inputs["labels"][:, 1:]
+    keep = targets != -100
+    logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()
+    labelled = keep.sum()
+    loss = F.cross_entropy(logits, targets[keep], reduction="sum")
+    loss = loss / (num_items_in_batch if num_items_in_batch is not None else labelled.clamp(min=1))
+    with torch.no_grad():
+        correct = (logits.argmax(-1) == targets[keep]).sum()
+    return loss, labelled, correct
+
+
+def _reply_only_trainer_class():
+    from trl import SFTTrainer
+
+    class ReplyOnlySFTTrainer(SFTTrainer):
+        """trl's SFTTrainer with `reply_token_loss`; logs the same token count and accuracy metrics."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if return_outputs:  # logits wanted (compute_metrics): trl's own path builds them
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            mode = "train" if self.model.training else "eval"
+            loss, labelled, correct = reply_token_loss(model, inputs, num_items_in_batch)
+            if labelled > 0:
+                self._metrics[mode]["mean_token_accuracy"].append((correct / labelled).item())
+            if mode == "train":
+                self._total_train_tokens += int(inputs["attention_mask"].sum()) if "attention_mask" in inputs \
+                    else int(inputs["position_ids"].size(1))
+            self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+            return loss
+
+    return ReplyOnlySFTTrainer
+
+
 def build_trainer(config: TrainConfig, output_dir: Path):
     """The configured SFTTrainer (data tokenized, labels masked), plus the tokenizer and device plan."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     plan = plan_device(config.device, config.quantization, torch.cuda.is_available(),
                        torch.cuda.is_available() and torch.cuda.is_bf16_supported())
@@ -186,7 +233,7 @@ def build_trainer(config: TrainConfig, output_dir: Path):
         from transformers import EarlyStoppingCallback
 
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
+    trainer = _reply_only_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
                          eval_dataset=Dataset.from_list(val_rows) if evaluate else None,
                          processing_class=tokenizer, peft_config=lora, callbacks=callbacks)
     return trainer, tokenizer, plan
