@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from tuneline.storage import atomic_write_text
-from tuneline.training import DevicePlan, TrainConfig, main, plan_device
+from tuneline.training import DevicePlan, TrainConfig, cpu_has_native_bf16, main, plan_device
 
 
 def reported_summary(invocation: dg.PipesClientCompletedInvocation, who: str) -> dict:
@@ -28,21 +28,26 @@ def reported_summary(invocation: dg.PipesClientCompletedInvocation, who: str) ->
 
 
 class TrainerResource(dg.ConfigurableResource, ABC):
-    """device: auto | cpu | cuda; quantization: none | 4bit (QLoRA, CUDA only)."""
+    """device: auto | cpu | cuda; quantization: none | 4bit (QLoRA, CUDA only); precision: auto | fp32 | bf16."""
 
     device: str = "auto"
     quantization: str = "none"
+    precision: str = "auto"
 
-    def plan(self, cuda_available: bool | None = None, bf16_supported: bool | None = None) -> DevicePlan:
+    def plan(self, cuda_available: bool | None = None, bf16_supported: bool | None = None,
+             cpu_native_bf16: bool | None = None) -> DevicePlan:
         if cuda_available is None:
             import torch
 
             cuda_available = torch.cuda.is_available()
             bf16_supported = cuda_available and torch.cuda.is_bf16_supported()
-        return plan_device(self.device, self.quantization, cuda_available, bool(bf16_supported))
+        if cpu_native_bf16 is None:
+            cpu_native_bf16 = cpu_has_native_bf16()
+        return plan_device(self.device, self.quantization, cuda_available, bool(bf16_supported), self.precision,
+                           cpu_native_bf16)
 
     def configured(self, config: TrainConfig) -> TrainConfig:
-        return replace(config, device=self.device, quantization=self.quantization)
+        return replace(config, device=self.device, quantization=self.quantization, precision=self.precision)
 
     @abstractmethod
     def train(self, context: dg.AssetExecutionContext | None, config: TrainConfig) -> dict: ...

@@ -115,3 +115,72 @@ def test_padding_free_batches_train(tiny_model_dir, tmp_path):
                                output_dir=str(tmp_path / "pf"), max_steps=2, gradient_accumulation_steps=1,
                                padding_free=True))
     assert summary["global_steps"] == 2 and summary["train_loss"] > 0
+
+
+@pytest.mark.parametrize(("device", "cuda", "cuda_bf16", "precision", "cpu_bf16", "expected_bf16"), [
+    ("cpu", False, False, "auto", True, True),     # AVX512-BF16 / AMX CPU: mixed precision
+    ("cpu", False, False, "auto", False, False),   # no native bf16: fp32 (bf16 would run at half speed)
+    ("cpu", False, False, "fp32", True, False),
+    ("cpu", False, False, "bf16", False, True),    # forced
+    ("auto", True, True, "auto", False, True),
+    ("auto", True, False, "auto", True, False),    # the CPU's flags do not matter on CUDA
+    ("auto", True, True, "fp32", True, False),
+])
+def test_precision_follows_native_bf16(device, cuda, cuda_bf16, precision, cpu_bf16, expected_bf16):
+    plan = plan_device(device, "none", cuda, cuda_bf16, precision, cpu_bf16)
+    assert plan.bf16 is expected_bf16
+
+
+def test_impossible_precisions_are_clear_errors():
+    with pytest.raises(TrainingConfigError, match="precision must be one of"):
+        plan_device("cpu", "none", False, precision="fp16")
+    with pytest.raises(TrainingConfigError, match="does not support bf16"):
+        plan_device("cuda", "none", True, bf16_supported=False, precision="bf16")
+
+
+def test_native_bf16_is_read_from_cpu_flags(tmp_path):
+    from tuneline.training import cpu_has_native_bf16
+
+    with_bf16 = tmp_path / "a"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16\n\nprocessor\t: 1\n")
+    without = tmp_path / "b"
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 fma\n")
+    amx = tmp_path / "c"
+    amx.write_text("flags\t: fpu amx_tile amx_bf16\n")
+    assert cpu_has_native_bf16(with_bf16) and cpu_has_native_bf16(amx)
+    assert not cpu_has_native_bf16(without)
+    assert not cpu_has_native_bf16(tmp_path / "missing")
+
+
+def test_attention_choice():
+    from tuneline.training import attention_for
+
+    assert attention_for("auto", "cpu") == "eager"
+    assert attention_for("auto", "cuda") == "sdpa"
+    assert attention_for("sdpa", "cpu") == "sdpa"
+    with pytest.raises(TrainingConfigError, match="attn_implementation"):
+        attention_for("flash", "cpu")
+
+
+def test_reply_token_loss_matches_the_models_own_loss_on_reply_labels(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tuneline.training import reply_token_loss
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    input_ids = torch.randint(3, model.config.vocab_size, (3, 20))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[2, 15:] = 0  # a padded row
+    labels = input_ids.clone()
+    labels[:, :12] = -100  # the prompt
+    labels[attention_mask == 0] = -100
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    ours, labelled, correct = reply_token_loss(model, inputs)
+    reference = model(**inputs).loss
+    assert int(labelled) == int((labels[:, 1:] != -100).sum())
+    assert 0 <= int(correct) <= int(labelled)
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+    ours.backward()
+    assert model.model.layers[0].self_attn.q_proj.weight.grad is not None
