@@ -10,6 +10,8 @@ Environment (all optional):
   TUNELINE_MODEL          directory (local) or model id (hub)
   TUNELINE_DEVICE         auto | cpu | cuda (default auto)
   TUNELINE_QUANTIZATION   none | 4bit (4bit = QLoRA, CUDA only)
+  TUNELINE_PRECISION      auto | fp32 | bf16 (auto: bf16 where CUDA or the CPU computes it natively)
+  TUNELINE_PII_PROCESSES  processes analysing text for PII (default 1; 2 on a 2-core box when one step runs)
   TUNELINE_TRAINER        subprocess (Dagster Pipes, default) | local (in-process) | openai (managed, needs
                           OPENAI_API_KEY) | ecs (GPU task; needs TUNELINE_ECS_CLUSTER,
                           TUNELINE_ECS_TASK_DEFINITION, TUNELINE_ECS_SUBNETS)
@@ -53,6 +55,8 @@ class Settings:
     model: str | None = None
     device: str = "auto"
     quantization: str = "none"
+    precision: str = "auto"
+    pii_processes: int = 1
     trainer: str = "subprocess"
     mlflow_uri: str | None = None
     judge_base_url: str | None = None
@@ -69,6 +73,8 @@ class Settings:
             model=env.get("TUNELINE_MODEL"),
             device=env.get("TUNELINE_DEVICE", "auto"),
             quantization=env.get("TUNELINE_QUANTIZATION", "none"),
+            precision=env.get("TUNELINE_PRECISION", "auto"),
+            pii_processes=int(env.get("TUNELINE_PII_PROCESSES", "1")),
             trainer=env.get("TUNELINE_TRAINER", "subprocess"),
             mlflow_uri=env.get("TUNELINE_MLFLOW_URI"),
             judge_base_url=env.get("TUNELINE_JUDGE_BASE_URL"),
@@ -104,7 +110,7 @@ def build_resources(settings: Settings) -> dict:
         "io_manager": io_manager,
         "storage": storage,
         "landing": landing_zone_from(landing, endpoint),
-        "pii": PiiEngine(),
+        "pii": PiiEngine(n_process=settings.pii_processes),
         "base_model": BaseModel(source=settings.model_source, location=settings.model),
         "trainer": build_trainer(settings),
         "tracking": MlflowTracking(tracking_uri=settings.mlflow_uri or f"sqlite:///{root}/mlflow.db"),
@@ -115,7 +121,7 @@ def build_resources(settings: Settings) -> dict:
 def build_trainer(settings: Settings) -> TrainerResource:
     """Where training runs: `subprocess` (default, Dagster Pipes), `local` (in-process), `ecs` (GPU task),
     `openai` (managed fine-tuning; OPENAI_API_KEY read through dg.EnvVar at run time)."""
-    hardware = {"device": settings.device, "quantization": settings.quantization}
+    hardware = {"device": settings.device, "quantization": settings.quantization, "precision": settings.precision}
     if settings.trainer == "local":
         return LocalTrainer(**hardware)
     if settings.trainer == "ecs":

@@ -193,3 +193,18 @@ def test_trainer_is_chosen_by_configuration():
     assert isinstance(build_trainer(Settings(trainer="openai")), OpenAIFineTuneTrainer)
     with pytest.raises(ValueError, match="TUNELINE_TRAINER"):
         build_trainer(Settings(trainer="slurm"))
+
+
+def test_precision_and_pii_processes_come_from_the_environment():
+    from ft_assets.definitions import Settings, build_resources, build_trainer
+
+    settings = Settings.from_env({"TUNELINE_PRECISION": "fp32", "TUNELINE_PII_PROCESSES": "2",
+                                  "TUNELINE_TRAINER": "local"})
+    trainer = build_trainer(settings)
+    assert trainer.precision == "fp32"
+    assert trainer.configured(TrainConfig(model="m", train_file="t", output_dir="o")).precision == "fp32"
+    assert not trainer.plan(cuda_available=False, cpu_native_bf16=True).bf16  # fp32 forced on a bf16 CPU
+    from ft_resources.trainer import LocalTrainer
+
+    assert LocalTrainer().plan(cuda_available=False, cpu_native_bf16=True).bf16  # auto picks bf16 there
+    assert build_resources(settings)["pii"].n_process == 2
