@@ -21,15 +21,45 @@ def _child(queue, fn, args):
                **result})
 
 
+def tree_pss_mib(pid: int) -> float:
+    """Proportional set size of a process and its descendants (Linux): shared pages split between the
+    processes sharing them, so forked workers are not counted twice as their RSS would be."""
+    total_kib, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/smaps_rollup") as fh:
+                total_kib += next(int(line.split()[1]) for line in fh if line.startswith("Pss:"))
+            with open(f"/proc/{current}/task/{current}/children") as fh:
+                pending += [int(c) for c in fh.read().split()]
+        except (OSError, StopIteration):
+            continue
+    return total_kib / 1024
+
+
 def measure_in_subprocess(fn, *args) -> dict:
-    """fn(*args) -> dict runs in a spawned process; adds wall seconds (inside fn) and that process's peak RSS."""
+    """fn(*args) -> dict runs in a spawned process; adds wall seconds (inside fn), that process's peak RSS, and
+    the peak total PSS of it and its workers (sampled twice a second)."""
+    import threading
+
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     process = ctx.Process(target=_child, args=(queue, fn, args))
     process.start()
+    peak = {"pss": 0.0}
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.5):
+            peak["pss"] = max(peak["pss"], tree_pss_mib(process.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     result = queue.get()
+    done.set()
+    sampler.join()
     process.join()
-    return result
+    return {**result, "peak_tree_pss_mib": round(peak["pss"], 1)}
 
 
 def machine() -> str:

@@ -164,6 +164,7 @@ def main() -> None:
                       "tuneline_seconds": round(ours["process_seconds"], 1),
                       "tuneline_peak_rss_mib": ours["peak_rss_mib"],
                       "tuneline_worker_peak_rss_mib": ours["worker_peak_rss_mib"],
+                      "tuneline_peak_total_pss_mib": ours["peak_tree_pss_mib"],
                       "tuneline_pii_recall": ours["pii_recall"],
                       "tuneline_kept": ours["kept"]}
             if base is None:  # sizes where the baseline would take hours: throughput and memory only

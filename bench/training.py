@@ -2,8 +2,9 @@
 
 Baseline (tutorial recipe): transformers Trainer, full fine-tuning, bf16=True, every example padded to
 max_length=128, DataCollatorForLanguageModeling, loss on the whole sequence. tuneline: trl SFTTrainer + LoRA,
-fp32, loss on the reply only, dynamic padding. Only tokens that carry a useful label count in both: the
-assistant reply's tokens (within the 128-token window for the baseline).
+its default precision for this machine (bf16 mixed precision on a CPU with native bf16, else fp32), loss on
+the reply only (only reply positions through the LM head), dynamic padding. Only tokens that carry a useful
+label count in both: the assistant reply's tokens (within the 128-token window for the baseline).
 
     python -m bench.training --steps 8
 """
@@ -35,10 +36,10 @@ def _data(path: Path, n: int = 64) -> Path:
     return path
 
 
-def matmul_peak_gflops() -> float:
+def matmul_peak_gflops(dtype: str = "float32") -> float:
     import torch
 
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a, b = torch.randn(2048, 2048, dtype=getattr(torch, dtype)), torch.randn(2048, 2048, dtype=getattr(torch, dtype))
     for _ in range(3):
         a @ b
     started, reps = time.perf_counter(), 20
@@ -56,7 +57,7 @@ def run_tuneline(model: str, data: str, steps: int) -> dict:
         log = json.loads(Path(f"{tmp}/adapter/trainer_log.json").read_text())
     processed = max(float(e.get("num_tokens", 0)) for e in log)
     return {"useful_tokens": summary["supervised_tokens_seen"], "processed_tokens": processed,
-            "train_seconds": summary["train_seconds"]}
+            "train_seconds": summary["train_seconds"], "precision": "bf16" if summary["bf16"] else "fp32"}
 
 
 def run_baseline(model_dir: str, data: str, steps: int) -> dict:
@@ -109,6 +110,7 @@ def main() -> None:
         base = measure_in_subprocess(run_baseline, model, data, ns.steps)
         ours = measure_in_subprocess(run_tuneline, model, data, ns.steps)
     peak = matmul_peak_gflops()
+    peak_bf16 = matmul_peak_gflops("bfloat16")
     b_rate = base["useful_tokens"] / base["train_seconds"]
     o_rate = ours["useful_tokens"] / ours["train_seconds"]
     processed_rate = ours["processed_tokens"] / ours["train_seconds"]
@@ -116,7 +118,9 @@ def main() -> None:
               "baseline_useful_tokens_per_s": round(b_rate, 1), "tuneline_useful_tokens_per_s": round(o_rate, 1),
               "tuneline_processed_tokens_per_s": round(processed_rate, 1),
               "baseline_peak_rss_mib": base["peak_rss_mib"], "tuneline_peak_rss_mib": ours["peak_rss_mib"],
-              "matmul_peak_gflops": peak,
+              "matmul_peak_gflops": peak, "matmul_peak_gflops_bf16": peak_bf16,
+              "tuneline_precision": ours["precision"],
+              "tuneline_processed_flop_share_of_bf16_peak": round(4 * PARAMS * processed_rate / (peak_bf16 * 1e9), 3),
               "tuneline_useful_flop_share_of_peak": round(4 * PARAMS * o_rate / (peak * 1e9), 3),
               "tuneline_processed_flop_share_of_peak": round(4 * PARAMS * processed_rate / (peak * 1e9), 3),
               "ratio": round(o_rate / b_rate, 2)}

@@ -129,7 +129,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
     path = atomic_write_json(Path(adapter_dir) / "evaluation_results.json", report)
     atomic_write_json(reports_dir / "evaluation_results.json", report)
     storage.publish(reports_dir)
-    storage.publish(path)
+    storage.publish_into_directory(path)  # listed in the adapter's manifest: the registry reads it with the adapter
     yield dg.Output(report, metadata={
         "report": dg.MetadataValue.md(report_markdown(report) + "\n\n" + png_markdown(delta_chart(report), "deltas")
                                       + "\n\n" + per_topic(samples)),

@@ -94,6 +94,25 @@ class TunelineStorage(dg.ConfigurableResource):
             client.upload_file(str(path), bucket, self._key(path))
         return f"s3://{bucket}/{self._key(path)}"
 
+    def publish_into_directory(self, file: Path) -> str | None:
+        """Upload one file into a directory published earlier and list it in that directory's manifest
+        (rewritten after the upload), so a machine fetching the directory by its manifest gets the file too."""
+        if not self.remote:
+            return None
+        file = Path(file).resolve()
+        bucket, _ = split_s3_url(self.remote)
+        client = self._client()
+        client.upload_file(str(file), bucket, self._key(file))
+        manifest_key = f"{self._key(file.parent)}/{DIRECTORY_MANIFEST}"
+        try:
+            listed = json.loads(client.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+        except ClientError as err:
+            if not is_missing_key(err):
+                raise
+            listed = []
+        client.put_object(Bucket=bucket, Key=manifest_key, Body=json.dumps(sorted({*listed, file.name})).encode())
+        return f"s3://{bucket}/{self._key(file)}"
+
     def _download_file(self, client, bucket: str, path: Path) -> Path:
         """Fetch one object to `path` atomically; a key that does not exist leaves `path` absent."""
         from tuneline.storage import atomic_write

@@ -4,6 +4,7 @@ A flaky proxy in front of moto answers the first requests with 503 SlowDown (ret
 or every request with 403 AccessDenied (a permanent error: the run fails and says which key)."""
 
 import http.client
+import json
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -72,6 +73,12 @@ def test_s3_home_holds_every_asset_and_another_machine_continues_from_it(s3_endp
         report = client.get_object(Bucket="ml-store", Key="tuneline/assets/eval_report/billing.json")["Body"].read()
         assert b'"gate"' in report
         assert any(k.startswith("tuneline/reports/billing/") for k in _keys(client, "ml-store", "tuneline/"))
+        # a third machine fetching the adapter by its manifest gets the evaluation next to the weights
+        summary = json.loads(client.get_object(Bucket="ml-store", Key="tuneline/assets/lora_adapter/billing.json")
+                             ["Body"].read())
+        adapter = build_resources(settings(tmp_path / "machine-c"))["storage"].localize_adapter(summary)
+        assert (adapter / "adapter_model.safetensors").exists()
+        assert json.loads((adapter / "evaluation_results.json").read_text())["gate"] == json.loads(report)["gate"]
 
 
 class _FlakyProxy(BaseHTTPRequestHandler):
