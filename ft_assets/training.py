@@ -41,7 +41,7 @@ class TrainingRunConfig(dg.Config):
     partitions_def=product_partitions,
     group_name="training",
     kinds={"pytorch", "huggingface"},
-    code_version="2",
+    code_version="3",
     pool="training",
 )
 def lora_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig, dataset_splits: pl.DataFrame,

@@ -184,3 +184,28 @@ def test_reply_token_loss_matches_the_models_own_loss_on_reply_labels(tiny_model
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
     ours.backward()
     assert model.model.layers[0].self_attn.q_proj.weight.grad is not None
+
+
+def test_bf16_runs_the_adapter_path_under_autocast_and_batches_by_length(tiny_model_dir, tmp_path):
+    """reply_token_loss bypasses model.forward, where accelerate puts its autocast; the trainer must add it."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    config = TrainConfig(model=str(tiny_model_dir), train_file=str(_chat_file(tmp_path / "train.jsonl")),
+                         output_dir=str(tmp_path / "out"), max_steps=1, precision="bf16")
+    trainer, _, plan = build_trainer(config, tmp_path / "trainer")
+    assert plan.bf16
+    assert isinstance(trainer._get_train_sampler(), LengthGroupedSampler)
+    layer = next(m for m in trainer.model.modules() if isinstance(m, LoraLayer))
+    seen = []
+    hook = layer.lora_A["default"].register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    batch = next(iter(trainer.get_train_dataloader()))
+    loss = trainer.compute_loss(trainer.model, batch)
+    hook.remove()
+    assert seen == [torch.bfloat16], "the adapter's matrix products run in bf16 under autocast"
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+    unsorted = TrainConfig(model=str(tiny_model_dir), train_file=config.train_file, output_dir=config.output_dir,
+                           max_steps=1, group_by_length=False)
+    assert not isinstance(build_trainer(unsorted, tmp_path / "t2")[0]._get_train_sampler(), LengthGroupedSampler)

@@ -59,6 +59,7 @@ class TrainConfig:
     seed: int = 42
     gradient_checkpointing: bool = False
     padding_free: bool = False  # flatten each batch without padding (FlashAttention-style position ids)
+    group_by_length: bool = True  # batches of similar length (transformers' LengthGroupedSampler): less padding
     logging_steps: int = 5
     eval_steps: int = 0  # validation loss every N steps (needs val_file); 0 = off
     early_stopping_patience: int = 0  # stop after N evaluations without improvement; 0 = off
@@ -217,7 +218,10 @@ def _reply_only_trainer_class():
             if return_outputs:  # logits wanted (compute_metrics): trl's own path builds them
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             mode = "train" if self.model.training else "eval"
-            loss, labelled, correct = reply_token_loss(model, inputs, num_items_in_batch)
+            # reply_token_loss calls the decoder directly, bypassing the autocast accelerate wraps around
+            # model.forward; without it the fp32 LoRA path ran in fp32 beside a bf16 base model.
+            with self.accelerator.autocast():
+                loss, labelled, correct = reply_token_loss(model, inputs, num_items_in_batch)
             if labelled > 0:
                 self._metrics[mode]["mean_token_accuracy"].append((correct / labelled).item())
             if mode == "train":
@@ -268,6 +272,7 @@ def build_trainer(config: TrainConfig, output_dir: Path):
         report_to=[], use_cpu=plan.device == "cpu", bf16=plan.bf16, fp16=False,
         gradient_checkpointing=config.gradient_checkpointing, completion_only_loss=True,
         dataloader_num_workers=0, disable_tqdm=True,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
     )
     callbacks = []
     if config.early_stopping_patience:
@@ -295,6 +300,8 @@ def main(config: TrainConfig, reporter=None) -> dict:
     and ends at the same total step count. `reporter(event: dict)` receives progress (Dagster
     Pipes passes one); MLflow gets params, per-step metrics and the adapter when a URI is set.
     """
+    from peft.helpers import disable_input_dtype_casting
+
     output_dir = Path(config.output_dir)
     checkpoint_dir = Path(config.checkpoint_dir) if config.checkpoint_dir else None
     with atomic_directory(output_dir) as staging:
@@ -305,7 +312,10 @@ def main(config: TrainConfig, reporter=None) -> dict:
         supervised_tokens = sum(sum(1 for t in labels if t != -100) for labels in trainer.train_dataset["labels"])
         resume_from = last_checkpoint(checkpoint_dir) if checkpoint_dir else None
         started = time.perf_counter()
-        output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        # Under bf16 autocast, peft's cast of every adapter input to the fp32 adapter dtype is undone by autocast
+        # at once; skipping it saves two activation copies per adapted layer.
+        with disable_input_dtype_casting(trainer.model, active=plan.bf16):
+            output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         seconds = time.perf_counter() - started
         trainer.model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
