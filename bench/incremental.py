@@ -92,7 +92,7 @@ def main() -> None:
         baseline_stale = stale_partitions(instance, assets, products)
 
         # new tickets for one product
-        target = products[3]
+        target = products[min(3, len(products) - 1)]
         write_tickets(home / "landing" / target, target, ns.tickets // 2, 99, "tickets-0002.csv")
 
         started = time.perf_counter()
