@@ -24,7 +24,7 @@ def main() -> None:
         ["bench.sensor_tick", "--files", "1000" if ns.quick else "10000"],
         ["bench.data_prep", "--tickets", *(["200"] if ns.quick else ["1000", "3000", "10000"])],
         ["bench.training", "--steps", "2" if ns.quick else "16"],
-        *([] if ns.quick else [["bench.precision", "--seeds", "1", "2"]]),
+        *([] if ns.quick else [["bench.precision", "--seeds", "1", "2"], ["bench.compile", "--steps", "32"]]),
         ["bench.serving", *(["--requests", "4", "--max-tokens", "8"] if ns.quick else ["--requests", "32"])],
         ["bench.incremental", *(["--products", "2", "--tickets", "20"] if ns.quick else ["--products", "10"])],
     ]

@@ -11,6 +11,7 @@ Environment (all optional):
   TUNELINE_DEVICE         auto | cpu | cuda (default auto)
   TUNELINE_QUANTIZATION   none | 4bit (4bit = QLoRA, CUDA only)
   TUNELINE_PRECISION      auto | fp32 | bf16 (auto: bf16 where CUDA or the CPU computes it natively)
+  TUNELINE_COMPILE        1 = torch.compile each decoder layer (faster steps after a one-off compile; long runs)
   TUNELINE_PII_PROCESSES  processes analysing text for PII (default 1; 2 on a 2-core box when one step runs)
   TUNELINE_TRAINER        subprocess (Dagster Pipes, default) | local (in-process) | openai (managed, needs
                           OPENAI_API_KEY) | ecs (GPU task; needs TUNELINE_ECS_CLUSTER,
@@ -56,6 +57,7 @@ class Settings:
     device: str = "auto"
     quantization: str = "none"
     precision: str = "auto"
+    compile_layers: bool = False
     pii_processes: int = 1
     trainer: str = "subprocess"
     mlflow_uri: str | None = None
@@ -74,6 +76,7 @@ class Settings:
             device=env.get("TUNELINE_DEVICE", "auto"),
             quantization=env.get("TUNELINE_QUANTIZATION", "none"),
             precision=env.get("TUNELINE_PRECISION", "auto"),
+            compile_layers=env_flag(env.get("TUNELINE_COMPILE", "0"), "TUNELINE_COMPILE"),
             pii_processes=int(env.get("TUNELINE_PII_PROCESSES", "1")),
             trainer=env.get("TUNELINE_TRAINER", "subprocess"),
             mlflow_uri=env.get("TUNELINE_MLFLOW_URI"),
@@ -91,6 +94,15 @@ class Settings:
                 if v in env
             },
         )
+
+
+def env_flag(value: str, name: str) -> bool:
+    normalized = value.strip().lower()
+    if normalized in {"1", "true", "yes", "on"}:
+        return True
+    if normalized in {"", "0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be 1 or 0 (true/false), got {value!r}")
 
 
 def build_resources(settings: Settings) -> dict:
@@ -121,7 +133,8 @@ def build_resources(settings: Settings) -> dict:
 def build_trainer(settings: Settings) -> TrainerResource:
     """Where training runs: `subprocess` (default, Dagster Pipes), `local` (in-process), `ecs` (GPU task),
     `openai` (managed fine-tuning; OPENAI_API_KEY read through dg.EnvVar at run time)."""
-    hardware = {"device": settings.device, "quantization": settings.quantization, "precision": settings.precision}
+    hardware = {"device": settings.device, "quantization": settings.quantization, "precision": settings.precision,
+                "compile_layers": settings.compile_layers}
     if settings.trainer == "local":
         return LocalTrainer(**hardware)
     if settings.trainer == "ecs":

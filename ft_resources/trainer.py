@@ -28,11 +28,13 @@ def reported_summary(invocation: dg.PipesClientCompletedInvocation, who: str) ->
 
 
 class TrainerResource(dg.ConfigurableResource, ABC):
-    """device: auto | cpu | cuda; quantization: none | 4bit (QLoRA, CUDA only); precision: auto | fp32 | bf16."""
+    """device: auto | cpu | cuda; quantization: none | 4bit (QLoRA, CUDA only); precision: auto | fp32 | bf16;
+    compile_layers: torch.compile each decoder layer (see TrainConfig.compile_layers)."""
 
     device: str = "auto"
     quantization: str = "none"
     precision: str = "auto"
+    compile_layers: bool = False
 
     def plan(self, cuda_available: bool | None = None, bf16_supported: bool | None = None,
              cpu_native_bf16: bool | None = None) -> DevicePlan:
@@ -47,7 +49,8 @@ class TrainerResource(dg.ConfigurableResource, ABC):
                            cpu_native_bf16)
 
     def configured(self, config: TrainConfig) -> TrainConfig:
-        return replace(config, device=self.device, quantization=self.quantization, precision=self.precision)
+        return replace(config, device=self.device, quantization=self.quantization, precision=self.precision,
+                       compile_layers=self.compile_layers)
 
     @abstractmethod
     def train(self, context: dg.AssetExecutionContext | None, config: TrainConfig) -> dict: ...

@@ -209,3 +209,35 @@ def test_bf16_runs_the_adapter_path_under_autocast_and_batches_by_length(tiny_mo
     unsorted = TrainConfig(model=str(tiny_model_dir), train_file=config.train_file, output_dir=config.output_dir,
                            max_steps=1, group_by_length=False)
     assert not isinstance(build_trainer(unsorted, tmp_path / "t2")[0]._get_train_sampler(), LengthGroupedSampler)
+
+
+def test_compiled_layers_match_eager_loss_and_gradients_and_save_the_same_adapter(tiny_model_dir, tmp_path):
+    import torch
+
+    train_file = str(_chat_file(tmp_path / "train.jsonl"))
+
+    def loss_and_grads(compile_layers: bool, name: str):
+        torch.manual_seed(0)
+        config = TrainConfig(model=str(tiny_model_dir), train_file=train_file, output_dir=str(tmp_path / name),
+                             max_steps=1, precision="fp32", group_by_length=False, compile_layers=compile_layers)
+        trainer, _, _ = build_trainer(config, tmp_path / f"{name}-trainer")
+        layers = trainer.model.get_base_model().get_decoder().layers
+        assert all((layer._compiled_call_impl is not None) == compile_layers for layer in layers)
+        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
+        loss = trainer.compute_loss(trainer.model, batch)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+        trainer.model.save_pretrained(tmp_path / name)
+        return loss.detach(), grads
+
+    eager_loss, eager_grads = loss_and_grads(False, "eager")
+    compiled_loss, compiled_grads = loss_and_grads(True, "compiled")
+    assert torch.allclose(eager_loss, compiled_loss, rtol=1e-4)
+    assert eager_grads.keys() == compiled_grads.keys() and eager_grads
+    for name, grad in eager_grads.items():
+        assert torch.allclose(grad, compiled_grads[name], rtol=1e-3, atol=1e-6), name
+    from safetensors.torch import load_file
+
+    saved = load_file(tmp_path / "compiled" / "adapter_model.safetensors")
+    assert saved.keys() == load_file(tmp_path / "eager" / "adapter_model.safetensors").keys()
+    assert not any("_orig_mod" in key for key in saved)

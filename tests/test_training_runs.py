@@ -208,3 +208,15 @@ def test_precision_and_pii_processes_come_from_the_environment():
 
     assert LocalTrainer().plan(cuda_available=False, cpu_native_bf16=True).bf16  # auto picks bf16 there
     assert build_resources(settings)["pii"].n_process == 2
+    assert not trainer.configured(TrainConfig(model="m", train_file="t", output_dir="o")).compile_layers
+
+
+def test_compiling_the_layers_is_switched_on_from_the_environment():
+    from ft_assets.definitions import Settings, build_trainer
+
+    for value, expected in (("1", True), ("true", True), ("0", False), ("", False)):
+        trainer = build_trainer(Settings.from_env({"TUNELINE_COMPILE": value}))
+        assert trainer.compile_layers is expected
+        assert trainer.configured(TrainConfig(model="m", train_file="t", output_dir="o")).compile_layers is expected
+    with pytest.raises(ValueError, match="TUNELINE_COMPILE"):
+        Settings.from_env({"TUNELINE_COMPILE": "fast"})

@@ -60,6 +60,9 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     padding_free: bool = False  # flatten each batch without padding (FlashAttention-style position ids)
     group_by_length: bool = True  # batches of similar length (transformers' LengthGroupedSampler): less padding
+    # torch.compile each decoder layer (one graph shared by all layers): fuses the elementwise work around the
+    # matmuls. On this CPU ~14% faster steps after a ~35 s compile, so it pays off on runs of several hundred steps.
+    compile_layers: bool = False
     logging_steps: int = 5
     eval_steps: int = 0  # validation loss every N steps (needs val_file); 0 = off
     early_stopping_patience: int = 0  # stop after N evaluations without improvement; 0 = off
@@ -282,7 +285,20 @@ def build_trainer(config: TrainConfig, output_dir: Path):
     trainer = _reply_only_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
                          eval_dataset=Dataset.from_list(val_rows) if evaluate else None,
                          processing_class=tokenizer, peft_config=lora, callbacks=callbacks)
+    if config.compile_layers:
+        compile_decoder_layers(trainer.model)
     return trainer, tokenizer, plan
+
+
+def compile_decoder_layers(model) -> int:
+    """Regional compilation: `Module.compile` on each decoder layer, in place, so parameter names (and the
+    saved adapter) are unchanged; identical layers reuse one compiled graph, and dynamic shapes keep varying
+    batch lengths from recompiling. Returns the number of layers compiled."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    layers = base.get_decoder().layers
+    for layer in layers:
+        layer.compile(dynamic=True)
+    return len(layers)
 
 
 def last_checkpoint(checkpoint_dir: Path) -> Path | None:
