@@ -62,6 +62,15 @@ def measure_in_subprocess(fn, *args) -> dict:
     return {**result, "peak_tree_pss_mib": round(peak["pss"], 1)}
 
 
+def embedded_model() -> str:
+    """The embedded default model's directory (built from its PyPI wheel into .tuneline/models on first use)."""
+    from pathlib import Path
+
+    from tuneline.models import resolve_model
+
+    return resolve_model("embedded", None, Path(".tuneline/models"))
+
+
 def machine() -> str:
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{os.cpu_count()} cores, {mem_gib:.0f} GiB, {platform.machine()}, Python {platform.python_version()}"

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from statistics import median
 
-from bench.common import machine, measure_in_subprocess, report, today
+from bench.common import embedded_model, machine, measure_in_subprocess, report, today
 
 
 def timed_training(model: str, data: str, steps: int, compile_layers: bool, cache_dir: str | None = None) -> dict:
@@ -49,9 +49,8 @@ def main() -> None:
     if ns.steps < 6:
         raise SystemExit("--steps must be at least 6 (the steady state starts after step 4)")
     from bench.training import PARAMS, _data, matmul_peak_gflops
-    from tuneline.models import resolve_model
 
-    model = resolve_model("embedded", None, Path(".tuneline/models"))
+    model = embedded_model()
     with tempfile.TemporaryDirectory() as tmp:
         data = str(_data(Path(tmp) / "train.jsonl"))
         eager = measure_in_subprocess(timed_training, model, data, ns.steps, False)

@@ -13,7 +13,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench.common import machine, measure_in_subprocess, report, today
+from bench.common import embedded_model, machine, measure_in_subprocess, report, today
 
 
 def _held_out_reply_loss(model: str, adapter_dir: str, val_file: str) -> float:
@@ -56,9 +56,8 @@ def main() -> None:
     parser.add_argument("--json")
     ns = parser.parse_args()
     from bench.training import _data
-    from tuneline.models import resolve_model
 
-    model = resolve_model("embedded", None, Path(".tuneline/models"))
+    model = embedded_model()
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         rows = _data(Path(tmp) / "all.jsonl", 96).read_text().splitlines()

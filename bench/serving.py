@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.common import machine, report, today
+from bench.common import embedded_model, machine, report, today
 
 QUESTIONS = ["Where is my refund for order 1182?", "How do I change my billing address?",
              "My package shows delivered but I never got it.", "Can I get an invoice for last month?",
@@ -55,10 +55,9 @@ def main() -> None:
     import httpx
     import uvicorn
 
-    from tuneline.models import resolve_model
     from tuneline.serving import AdapterServer, create_app
 
-    base = resolve_model("embedded", None, Path(".tuneline/models"))
+    base = embedded_model()
     with tempfile.TemporaryDirectory() as tmp:
         adapters = {p: _adapter(base, Path(tmp) / p) for p in ("billing", "shipping")}
         server = AdapterServer(base, adapters)

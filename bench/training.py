@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import machine, measure_in_subprocess, report, today
+from bench.common import embedded_model, machine, measure_in_subprocess, report, today
 
 PARAMS = 134.5e6
 
@@ -103,9 +103,8 @@ def main() -> None:
                         help="optimizer steps of 4 examples; 16 = one epoch of the 64 chats, so both see the same ones")
     parser.add_argument("--json")
     ns = parser.parse_args()
-    from tuneline.models import resolve_model
 
-    model = resolve_model("embedded", None, Path(".tuneline/models"))
+    model = embedded_model()
     with tempfile.TemporaryDirectory() as tmp:
         data = str(_data(Path(tmp) / "train.jsonl"))
         base = measure_in_subprocess(run_baseline, model, data, ns.steps)
