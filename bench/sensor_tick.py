@@ -17,14 +17,16 @@ from bench.common import machine, report, today
 
 
 def _tick(scan, now):
+    """The tick that requests every file (its second observation), then a quiet tick over the same files."""
     from ft_sensors.landing import plan_landing_tick
 
+    _, _, seen = plan_landing_tick(scan(), None, set(), now, 5)
     started = time.perf_counter()
-    found = scan(now)
-    _, runs, cursor = plan_landing_tick(found, {}, set())
+    found = scan()
+    _, runs, cursor = plan_landing_tick(found, seen, set(), now, 5)
     first = time.perf_counter() - started
     started = time.perf_counter()
-    _, again, _ = plan_landing_tick(scan(now), cursor, set(found))
+    _, again, _ = plan_landing_tick(scan(), cursor, found.products, now, 5)
     return first, time.perf_counter() - started, len(runs), len(again)
 
 
@@ -37,7 +39,7 @@ def local_tick(files: int, products: int):
             folder = landing / f"product{i % products}"
             folder.mkdir(exist_ok=True)
             (folder / f"tickets-{i:05d}.jsonl").write_text("{}\n")
-        return _tick(lambda now: scan_landing(landing, 5, now), time.time() + 60)
+        return _tick(lambda: scan_landing(landing), time.time() + 60)
 
 
 def s3_tick(files: int, products: int):
@@ -62,7 +64,7 @@ def s3_tick(files: int, products: int):
             client.put_object(Bucket="landing", Key=f"drop/product{i % products}/tickets-{i:05d}.jsonl", Body=b"{}\n")
         zone = S3LandingZone(bucket="landing", prefix="drop", min_age_seconds=5,
                              s3=S3Resource(endpoint_url=endpoint, region_name="us-east-1"))
-        return _tick(lambda now: zone.scan(5, now), time.time() + 60)
+        return _tick(zone.scan, time.time() + 60)
     finally:
         server.stop()
 

@@ -48,7 +48,7 @@ def preference_adapter(context: dg.AssetExecutionContext, config: PreferenceRunC
                                     preference_pairs.select("prompt", "chosen", "rejected").to_dicts())
     summary = main(PreferenceConfig(
         model=base_model.resolve(storage.model_cache), sft_adapter=str(storage.localize_adapter(lora_adapter)),
-        pairs_file=str(pairs_file), output_dir=str(storage.root_path / "preference_adapters" / product),
+        pairs_file=str(pairs_file), output_dir=str(storage.product_dir("preference_adapters", product)),
         device=trainer.device, **config.model_dump()))
     storage.publish(Path(summary["adapter_dir"]))
     return dg.Output(summary, metadata={"adapter_dir": dg.MetadataValue.path(summary["adapter_dir"]),

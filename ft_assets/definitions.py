@@ -19,10 +19,12 @@ Environment (all optional):
   TUNELINE_MLFLOW_URI     MLflow tracking URI (default sqlite:///$TUNELINE_HOME/mlflow.db)
   TUNELINE_JUDGE_BASE_URL an OpenAI-compatible /v1 endpoint: turns the LLM judge on (OPENAI_API_KEY if needed)
   TUNELINE_JUDGE_MODEL    the judge's model name
+  TUNELINE_PRODUCT_ALIASES JSON {"landing folder name": "product-key"} for folders whose names are no valid key
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +65,7 @@ class Settings:
     mlflow_uri: str | None = None
     judge_base_url: str | None = None
     judge_model: str | None = None
+    product_aliases: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -82,6 +85,7 @@ class Settings:
             mlflow_uri=env.get("TUNELINE_MLFLOW_URI"),
             judge_base_url=env.get("TUNELINE_JUDGE_BASE_URL"),
             judge_model=env.get("TUNELINE_JUDGE_MODEL"),
+            product_aliases=product_aliases(env.get("TUNELINE_PRODUCT_ALIASES", "")),
             extra={
                 k: env[v]
                 for k, v in (
@@ -94,6 +98,18 @@ class Settings:
                 if v in env
             },
         )
+
+
+def product_aliases(value: str) -> dict[str, str]:
+    """TUNELINE_PRODUCT_ALIASES: a JSON object {"landing folder name": "product-key"}; each key checked now."""
+    from tuneline.names import product_key
+
+    if not value.strip():
+        return {}
+    aliases = json.loads(value)
+    if not isinstance(aliases, dict):
+        raise ValueError("TUNELINE_PRODUCT_ALIASES must be a JSON object of folder name -> product key")
+    return {str(name): product_key(str(key)) for name, key in aliases.items()}
 
 
 def env_flag(value: str, name: str) -> bool:
@@ -121,7 +137,7 @@ def build_resources(settings: Settings) -> dict:
     return {
         "io_manager": io_manager,
         "storage": storage,
-        "landing": landing_zone_from(landing, endpoint),
+        "landing": landing_zone_from(landing, endpoint, product_aliases=settings.product_aliases),
         "pii": PiiEngine(n_process=settings.pii_processes),
         "base_model": BaseModel(source=settings.model_source, location=settings.model),
         "trainer": build_trainer(settings),

@@ -1,6 +1,5 @@
 """eval_report (base vs tuned, with a blocking promotion gate) and registered_model (MLflow registry)."""
 
-import csv
 from pathlib import Path
 
 import dagster as dg
@@ -13,9 +12,9 @@ from ft_resources.storage import TunelineStorage
 from ft_resources.tracking import MlflowTracking
 from tuneline.evaluation import EvalSettings, evaluate_adapter, human_eval_sample
 from tuneline.registry import GatePolicy, champion_version, promotion_gate, register_adapter
-from tuneline.reporting import markdown_table, png_markdown
+from tuneline.reporting import markdown_table, png_markdown, write_people_csv
 from tuneline.splits import to_chat_records
-from tuneline.storage import atomic_write, atomic_write_json
+from tuneline.storage import atomic_write_json
 
 REPORT_METRICS = ("perplexity", "rougeL", "token_f1", "semantic_similarity", "exact_match", "ragas_bleu",
                   "ended_with_eot", "distinct_2", "length_ratio", "leak_rate")
@@ -78,16 +77,6 @@ def per_topic(samples: list[dict]) -> str:
     return markdown_table(["topic", "n", "base token F1", "tuned token F1"], rows)
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
-    def write(tmp: Path):
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["row"])
-            writer.writeheader()
-            writer.writerows(rows)
-
-    atomic_write(path, write)
-
-
 @dg.asset(
     partitions_def=product_partitions,
     group_name="evaluation",
@@ -124,7 +113,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
     report["adapter_dir"] = adapter_dir
     samples = report.pop("all_samples")
     reports_dir = storage.reports_dir(product)
-    write_csv(reports_dir / "human_eval_sample.csv", human_eval_sample(samples, config.human_eval_rows))
+    write_people_csv(reports_dir / "human_eval_sample.csv", human_eval_sample(samples, config.human_eval_rows))
     atomic_write_json(reports_dir / "generations.json", samples)
     path = atomic_write_json(Path(adapter_dir) / "evaluation_results.json", report)
     atomic_write_json(reports_dir / "evaluation_results.json", report)

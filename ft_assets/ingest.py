@@ -8,7 +8,7 @@ from ft_assets.partitions import product_partitions
 from ft_resources.landing import LandingZone
 from ft_resources.pii import PiiEngine
 from ft_resources.storage import TunelineStorage
-from tuneline.ingest import ColumnMapping, ingest_product, list_landing_files
+from tuneline.ingest import MAX_RECORD_CHARS, ColumnMapping, ingest_product
 from tuneline.storage import content_version
 from tuneline.validators import conservation_problems
 
@@ -24,6 +24,10 @@ class IngestConfig(dg.Config):
     created_column: str = "created_at"
     csat_column: str = "csat"
     metadata_columns: list[str] = ["category", "intent"]
+    max_record_chars: int = MAX_RECORD_CHARS
+    # a file younger than this is still being written and waits for a later run; None: the landing zone's
+    # min_age_seconds. 0 for files you know are complete (the demo wrote them itself).
+    min_file_age_seconds: float | None = None
 
 
 @dg.multi_asset(
@@ -47,16 +51,22 @@ def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, stor
     if folder is None:
         raise dg.Failure(f"no landing folder for product {product!r}: expected {landing.describe()}/{product}/",
                          allow_retries=False)
-    files = list_landing_files(folder)
     settings = config.model_dump()
+    max_record_chars = settings.pop("max_record_chars")
+    min_age = settings.pop("min_file_age_seconds")
     mapping = ColumnMapping(**{**settings, "metadata_columns": tuple(settings["metadata_columns"])})
-    result = ingest_product(folder, product, mapping)
+    result = ingest_product(folder, product, mapping, max_record_chars=max_record_chars,
+                            min_age_seconds=landing.min_age_seconds if min_age is None else min_age)
+    files = result.files
     # content hashes as data versions: re-ingesting unchanged files leaves everything downstream fresh
     yield dg.Output(result.kept, output_name="raw_tickets", data_version=dg.DataVersion(content_version(result.kept)),
                     metadata={
         "records_in": result.records_in, "kept": result.kept.height, "rejected": result.rejected.height,
+        # files in = files read + files skipped (hidden and not-yet-ready files wait for a later run)
+        "files_in": len(files.readable) + len(files.skipped), "files_read": len(files.readable),
+        "files_skipped": dg.MetadataValue.json(files.skipped_counts()),
         # file names can carry a customer's name or email: the UI shows them redacted
-        "files": dg.MetadataValue.json([r.text for r in pii.redactor().redact_many([f.name for f in files])]),
+        "files": dg.MetadataValue.json([r.text for r in pii.redactor().redact_many([f.name for f in files.readable])]),
         "kb_examples": int((result.kept["source_kind"] == "kb").sum()),
         "dagster/row_count": result.kept.height,
     })

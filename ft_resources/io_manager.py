@@ -17,11 +17,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3 import S3Resource
 
 from ft_resources.storage import is_missing_key
+from tuneline.names import product_key
+from tuneline.paths import under
 from tuneline.storage import atomic_write
 
 
+def partition_file_name(partition: str | None, ext: str) -> str:
+    """`<product>.<ext>`; a partition key that is no valid product key never becomes a file or S3 key."""
+    return f"{product_key(partition) if partition is not None else '__all__'}.{ext}"
+
+
 def asset_partition_path(root: str | Path, asset_name: str, partition: str | None, ext: str) -> Path:
-    return Path(root).resolve() / "assets" / asset_name / f"{partition or '__all__'}.{ext}"
+    return under(root, "assets", asset_name, partition_file_name(partition, ext))
 
 
 def _partition(context) -> str | None:
@@ -61,7 +68,7 @@ class PartitionedFileIOManager(dg.ConfigurableIOManager):
         partition = _partition(context)
         parquet = self._path(context.asset_key, partition, "parquet")
         if parquet.exists():
-            return pl.read_parquet(parquet)
+            return pl.read_parquet(parquet, glob=False)
         path = self._path(context.asset_key, partition, "json")
         if path.exists():
             return json.loads(path.read_text())
@@ -79,7 +86,7 @@ class S3PartitionedIOManager(dg.ConfigurableIOManager):
     s3: S3Resource
 
     def _key(self, asset_key: dg.AssetKey, partition: str | None, ext: str) -> str:
-        relative = f"assets/{asset_key.to_python_identifier()}/{partition or '__all__'}.{ext}"
+        relative = f"assets/{asset_key.to_python_identifier()}/{partition_file_name(partition, ext)}"
         return f"{self.prefix.strip('/')}/{relative}" if self.prefix.strip("/") else relative
 
     def _fail(self, action: str, key: str, err: Exception) -> dg.Failure:

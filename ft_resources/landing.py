@@ -1,51 +1,40 @@
 """The landing zone where ticket exports arrive: a local directory or an S3 prefix, same interface.
 
-Layout in both: `<root>/<product>/<file>`. `scan` returns stable files with a fingerprint (size +
-mtime locally, size + ETag on S3) that the sensor turns into run keys; `product_files` gives ingestion
-a local folder with the product's files (S3 objects are downloaded into a work directory first).
+Layout in both: `<root>/<product folder>/<file>`. What may be read is decided by `tuneline.landing`
+(product keys through `tuneline.names`, regular files only, no symlinks); `scan` returns a `LandingScan`
+the sensor turns into partitions and run keys; `product_files` gives ingestion a local folder with the
+product's files (S3 objects are downloaded into a work directory first, under validated names).
 """
 
 from __future__ import annotations
 
-import shutil
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from tuneline.ingest import SUPPORTED_SUFFIXES
+from tuneline.landing import LandingFile, LandingScan, entry_key, file_problem, product_folders, scan_local
+from tuneline.names import InvalidName, file_name, product_key
+from tuneline.paths import remove_tree, under
 
 
-def scan_landing(landing: Path, min_age_seconds: float, now: float) -> dict[str, dict[str, str]]:
-    """{product: {relative path: fingerprint}} of stable landing files."""
-    found: dict[str, dict[str, str]] = {}
-    if not landing.is_dir():
-        return found
-    for product_dir in sorted(p for p in landing.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = {}
-        for f in sorted(product_dir.iterdir()):
-            if not f.is_file() or f.name.startswith(".") or f.suffix.lower() not in SUPPORTED_SUFFIXES:
-                continue
-            stat = f.stat()
-            if now - stat.st_mtime < min_age_seconds:
-                continue
-            files[f"{product_dir.name}/{f.name}"] = f"{stat.st_size}:{int(stat.st_mtime_ns)}"
-        found[product_dir.name] = files
-    return found
-
-
-def _wanted(name: str) -> bool:
-    return not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES
+def scan_landing(landing: Path, aliases: dict[str, str] | None = None) -> LandingScan:
+    """Every readable file of a local landing zone, and every skipped entry with its reason."""
+    return scan_local(Path(landing), aliases)
 
 
 class LandingZone(dg.ConfigurableResource, ABC):
-    """`min_age_seconds`: a file must be unchanged this long before it is ingested (uploads in flight wait)."""
+    """`min_age_seconds`: a file must be unchanged this long (and across two sensor ticks) before it is
+    ingested. `product_aliases` maps a landing folder name that is no valid product key to one that is."""
 
     min_age_seconds: float = 5.0
+    product_aliases: dict[str, str] = {}
+
     @abstractmethod
-    def scan(self, min_age_seconds: float, now: float) -> dict[str, dict[str, str]]:
-        """{product: {product/file: fingerprint}} of files that stopped changing `min_age_seconds` ago."""
+    def scan(self) -> LandingScan:
+        """Readable files by product, and every other entry with the reason it is skipped."""
 
     @abstractmethod
     def product_files(self, product: str, work_dir: Path) -> Path | None:
@@ -58,54 +47,81 @@ class LandingZone(dg.ConfigurableResource, ABC):
 class LocalLandingZone(LandingZone):
     path: str
 
-    def scan(self, min_age_seconds: float, now: float) -> dict[str, dict[str, str]]:
-        return scan_landing(Path(self.path), min_age_seconds, now)
+    def scan(self) -> LandingScan:
+        return scan_landing(Path(self.path), self.product_aliases)
 
     def product_files(self, product: str, work_dir: Path) -> Path | None:
-        folder = Path(self.path).resolve() / product
-        return folder if folder.is_dir() else None
+        return product_folders(Path(self.path), self.product_aliases, LandingScan()).get(product_key(product))
 
     def describe(self) -> str:
         return str(Path(self.path).resolve())
 
 
 class S3LandingZone(LandingZone):
-    """`s3://bucket/prefix/<product>/<file>`; credentials through the S3 resource (env vars / profile)."""
+    """`s3://bucket/prefix/<product>/<file>`; credentials through the S3 resource (env vars / profile).
+    Keys are split on '/' and each part goes through the same gates as a local name; a key with more or
+    fewer parts, or a part that fails its gate, is skipped with its reason."""
 
     bucket: str
     prefix: str = ""
     s3: S3Resource
 
-    def _objects(self, product: str | None = None):
-        client = self.s3.get_client()
+    def _base(self) -> str:
         base = self.prefix.strip("/")
-        prefix = f"{base}/" if base else ""
-        if product:
-            prefix += f"{product}/"
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                relative = item["Key"][len(f"{base}/" if base else ""):]
-                parts = relative.split("/")
-                if len(parts) == 2 and _wanted(parts[1]):
-                    yield parts[0], relative, item
+        return f"{base}/" if base else ""
 
-    def scan(self, min_age_seconds: float, now: float) -> dict[str, dict[str, str]]:
-        found: dict[str, dict[str, str]] = {}
-        for product, relative, item in self._objects():
-            files = found.setdefault(product, {})
-            if now - item["LastModified"].timestamp() >= min_age_seconds:
-                etag = item["ETag"].strip('"')
-                files[relative] = f"{item['Size']}:{etag}"
-        return found
+    def _objects(self, scan: LandingScan, only: str | None = None):
+        """(product, file name, object) of every readable object; others land in scan.skipped."""
+        client = self.s3.get_client()
+        base = self._base()
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
+            for item in page.get("Contents", []):
+                relative = item["Key"][len(base):]
+                parts = relative.split("/")
+                key = entry_key(relative)
+                if len(parts) != 2:
+                    scan.skipped[key] = "not_in_a_product_folder"
+                    continue
+                folder, name = parts
+                if folder.startswith("."):
+                    scan.skipped[key] = "hidden_folder"
+                    continue
+                try:
+                    product = product_key(folder, self.product_aliases)
+                except InvalidName as err:
+                    scan.skipped[key] = f"invalid_product_name:{err.reason}"
+                    continue
+                if only is not None and product != only:
+                    continue
+                scan.products.add(product)
+                problem = file_problem(name, None)
+                if problem:
+                    scan.skipped[key] = problem
+                    continue
+                yield product, name, item
+
+    def scan(self) -> LandingScan:
+        scan = LandingScan()
+        for product, name, item in self._objects(scan):
+            scan.files.append(LandingFile(product, name, f"{item['Size']}:{item['ETag'].strip(chr(34))}",
+                                          item["LastModified"].timestamp()))
+        return scan
 
     def product_files(self, product: str, work_dir: Path) -> Path | None:
-        target = work_dir / "landing" / product
-        shutil.rmtree(target, ignore_errors=True)
+        """Download the product's readable objects; each keeps its S3 LastModified as mtime, so the
+        ingest's readiness check sees the object's age, not the download's."""
+        product = product_key(product)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        target = under(work_dir, "landing", product)
+        remove_tree(work_dir, target)
         client = self.s3.get_client()
         count = 0
-        for _, relative, item in self._objects(product):
+        for _, name, item in self._objects(LandingScan(), only=product):
             target.mkdir(parents=True, exist_ok=True)
-            client.download_file(self.bucket, item["Key"], str(target / Path(relative).name))
+            local = under(target, file_name(name))
+            client.download_file(self.bucket, item["Key"], str(local))
+            modified = item["LastModified"].timestamp()
+            os.utime(local, (modified, modified))
             count += 1
         return target if count else None
 
@@ -113,9 +129,9 @@ class S3LandingZone(LandingZone):
         return f"s3://{self.bucket}/{self.prefix.strip('/')}"
 
 
-def landing_zone_from(location: str, endpoint_url: str | None = None) -> LandingZone:
+def landing_zone_from(location: str, endpoint_url: str | None = None, **settings) -> LandingZone:
     """`s3://bucket/prefix` or a directory."""
     if location.startswith("s3://"):
         bucket, _, prefix = location[5:].partition("/")
-        return S3LandingZone(bucket=bucket, prefix=prefix, s3=S3Resource(endpoint_url=endpoint_url))
-    return LocalLandingZone(path=location)
+        return S3LandingZone(bucket=bucket, prefix=prefix, s3=S3Resource(endpoint_url=endpoint_url), **settings)
+    return LocalLandingZone(path=location, **settings)

@@ -15,6 +15,9 @@ import dagster as dg
 from botocore.exceptions import ClientError
 from dagster_aws.s3 import S3Resource
 
+from tuneline.names import product_key
+from tuneline.paths import relative_under, under
+
 DIRECTORY_MANIFEST = ".tuneline-manifest.json"
 
 
@@ -47,21 +50,25 @@ class TunelineStorage(dg.ConfigurableResource):
     def root_path(self) -> Path:
         return Path(self.root).resolve()
 
+    def product_dir(self, kind: str, product: str) -> Path:
+        """`<root>/<kind>/<product>`: the product passes the product-key gate, the path stays under the root."""
+        return under(self.root_path, kind, product_key(product))
+
     def exports_dir(self, product: str) -> Path:
-        return self.root_path / "exports" / product
+        return self.product_dir("exports", product)
 
     def adapter_dir(self, product: str) -> Path:
-        return self.root_path / "adapters" / product
+        return self.product_dir("adapters", product)
 
     def reports_dir(self, product: str) -> Path:
-        return self.root_path / "reports" / product
+        return self.product_dir("reports", product)
 
     def work_dir(self, product: str) -> Path:
-        return self.root_path / "work" / product
+        return self.product_dir("work", product)
 
     @property
     def near_duplicate_index(self) -> Path:
-        return self.root_path / "indexes" / "near_duplicates.pkl"
+        return self.root_path / "indexes" / "near_duplicates.npz"
 
     @property
     def model_cache(self) -> Path:
@@ -136,8 +143,7 @@ class TunelineStorage(dg.ConfigurableResource):
     def localize(self, path: str | Path) -> Path:
         """The local path (absolute, or relative to the root), fetched from the mirror first when this machine
         does not have it."""
-        path = Path(path) if Path(path).is_absolute() else self.root_path / path
-        path = path.resolve()
+        path = relative_under(self.root_path, path)
         if path.exists() or not self.remote:
             return path
         bucket, _ = split_s3_url(self.remote)

@@ -10,6 +10,7 @@ import urllib.request
 import dagster as dg
 
 from ft_resources.storage import TunelineStorage
+from tuneline.paths import under
 from tuneline.storage import atomic_write_json
 
 
@@ -33,7 +34,7 @@ def run_failure_sensor(context: dg.RunFailureSensorContext, storage: TunelineSto
     run = context.dagster_run
     message = context.failure_event.message or "run failed"
     record = failure_record(run.run_id, run.job_name, dict(run.tags), message)
-    atomic_write_json(storage.root_path / "failures" / f"{run.run_id}.json", record)
+    atomic_write_json(under(storage.root_path, "failures", f"{run.run_id}.json"), record)
     webhook = os.environ.get("TUNELINE_FAILURE_WEBHOOK")
     if webhook:
         try:

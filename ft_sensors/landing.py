@@ -1,10 +1,12 @@
 """Landing-zone sensor: new product folders become partitions, new or changed files trigger ingestion.
 
-Cursor: JSON {hash of relative path: fingerprint}. A file's run_key is derived from (path, size,
-mtime/ETag), so a file is never ingested twice and a changed file is ingested again. Files
-modified in the last `min_age_seconds` are still being written and wait for a later tick.
-Paths are stored hashed: file names can hold customer names or emails, and the cursor and run
-keys live in the Dagster instance, downstream of nothing that redacts them.
+Cursor: JSON {"ingested": {file id: fingerprint}, "pending": {file id: fingerprint}, "skipped": {entry id:
+reason}}. A file is requested once its fingerprint (size + mtime/ETag) was the same on the previous tick and
+it is at least `min_age_seconds` old: a file still being appended changes between ticks and waits. Its
+run_key is derived from (id, fingerprint), so a file is never ingested twice and a changed file is ingested
+again. Ids are hashes: file names can hold customer names or emails, and the cursor and run keys live in the
+Dagster instance, downstream of nothing that redacts them. Entries that are skipped (invalid product names,
+symlinks, unsupported types) are listed with their reason and never become partitions.
 """
 
 
@@ -16,32 +18,43 @@ import time
 import dagster as dg
 
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
-from ft_resources.landing import LandingZone, scan_landing
+from ft_resources.landing import LandingZone
+from tuneline.landing import LandingScan
 
-__all__ = ["landing_zone_sensor", "plan_landing_tick", "scan_landing"]
+__all__ = ["landing_zone_sensor", "plan_landing_tick"]
 
 INGEST_ASSETS = [dg.AssetKey("raw_tickets"), dg.AssetKey("rejected_tickets")]
 
 
-def path_key(path: str) -> str:
-    return hashlib.sha256(path.encode()).hexdigest()[:20]
+def _read_cursor(raw: str | None) -> dict[str, dict[str, str]]:
+    state = json.loads(raw) if raw else {}
+    if state and "ingested" not in state:  # the flat {id: fingerprint} cursor of earlier versions
+        state = {"ingested": state}
+    return {part: dict(state.get(part, {})) for part in ("ingested", "pending", "skipped")}
 
 
-def plan_landing_tick(found: dict[str, dict[str, str]], seen: dict[str, str], known_products: set[str]):
-    """Pure: which partitions to add, which runs to request, and the next cursor."""
-    new_products = sorted(set(found) - known_products)
-    run_requests = []
-    cursor = dict(seen)
-    for product, files in found.items():
-        keyed = {path_key(p): fp for p, fp in files.items()}
-        changed = sorted(k for k, fp in keyed.items() if seen.get(k) != fp)
-        if not changed:
+def plan_landing_tick(scan: LandingScan, cursor: str | None, known_products: set[str], now: float,
+                      min_age_seconds: float):
+    """Pure: which partitions to add, which runs to request, and the next cursor (a JSON string)."""
+    state = _read_cursor(cursor)
+    ingested, previous = state["ingested"], state["pending"]
+    pending: dict[str, str] = {}
+    ready: dict[str, dict[str, str]] = {}
+    for f in scan.files:
+        if ingested.get(f.key) == f.fingerprint:
             continue
-        digest = hashlib.sha256("|".join(f"{k}@{keyed[k]}" for k in changed).encode()).hexdigest()[:20]
-        run_requests.append(dg.RunRequest(run_key=f"{product}|{len(changed)} files|{digest}", partition_key=product,
+        if previous.get(f.key) == f.fingerprint and now - f.modified >= min_age_seconds:
+            ready.setdefault(f.product, {})[f.key] = f.fingerprint
+        else:
+            pending[f.key] = f.fingerprint
+    run_requests = []
+    for product, files in sorted(ready.items()):
+        digest = hashlib.sha256("|".join(f"{k}@{files[k]}" for k in sorted(files)).encode()).hexdigest()[:20]
+        run_requests.append(dg.RunRequest(run_key=f"{product}|{len(files)} files|{digest}", partition_key=product,
                                           asset_selection=INGEST_ASSETS, tags={"tuneline/trigger": "landing_sensor"}))
-        cursor.update({k: keyed[k] for k in changed})
-    return new_products, run_requests, cursor
+        ingested.update(files)
+    next_cursor = {"ingested": ingested, "pending": pending, "skipped": dict(sorted(scan.skipped.items()))}
+    return sorted(scan.products - known_products), run_requests, json.dumps(next_cursor, sort_keys=True)
 
 
 def default_status() -> dg.DefaultSensorStatus:
@@ -54,13 +67,17 @@ def default_status() -> dg.DefaultSensorStatus:
            default_status=default_status(), asset_selection=INGEST_ASSETS)
 def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
     """Watch `<landing>/<product>/<file>` (a directory or an S3 prefix) and ingest what arrived."""
-    seen = json.loads(context.cursor) if context.cursor else {}
     known = set(context.instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME))
-    found = landing.scan(min_age_seconds=landing.min_age_seconds, now=time.time())
-    new_products, run_requests, cursor = plan_landing_tick(found, seen, known)
+    scan = landing.scan()
+    new_products, run_requests, cursor = plan_landing_tick(scan, context.cursor, known, time.time(),
+                                                           landing.min_age_seconds)
+    if scan.skipped:
+        reasons: dict[str, int] = {}
+        for reason in scan.skipped.values():
+            reasons[reason] = reasons.get(reason, 0) + 1
+        context.log.warning(f"landing entries skipped (ids and reasons in the cursor): {reasons}")
     requests = [dg.AddDynamicPartitionsRequest(PRODUCTS_PARTITION_NAME, new_products)] if new_products else []
-    return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=requests,
-                           cursor=json.dumps(cursor, sort_keys=True))
+    return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=requests, cursor=cursor)
 
 
 automation_sensor = dg.AutomationConditionSensorDefinition(

@@ -15,6 +15,17 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 
+def age_files(root: Path, seconds: float = 120) -> None:
+    """Back-date every file under `root`: landing files younger than min_age_seconds are still being written
+    and are not ingested, so tests that write a landing zone and ingest at once mark it as delivered."""
+    import time
+
+    past = time.time() - seconds
+    for path in Path(root).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.utime(path, (past, past))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

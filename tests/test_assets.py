@@ -10,6 +10,7 @@ from ft_assets.definitions import Settings, all_assets, build_resources, defs, p
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
 from ft_resources.io_manager import asset_partition_path
 from ft_resources.pii import PiiEngine
+from tests.conftest import age_files
 from tuneline.synthetic import write_landing_zone
 
 MODEL_ASSETS = {"lora_adapter", "input_drift", "eval_report", "preference_adapter", "registered_model"}
@@ -23,6 +24,7 @@ RUN_CONFIG = {"ops": {
 @pytest.fixture
 def graph_env(home, tiny_model_dir):
     truth = write_landing_zone(home / "landing", ["billing", "shipping"], 60)
+    age_files(home / "landing")
     resources = build_resources(Settings(home=str(home), model_source="local", model=str(tiny_model_dir)))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, ["billing", "shipping"])

@@ -6,6 +6,7 @@ import polars as pl
 from ft_assets.definitions import Settings, all_assets, build_resources
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
 from ft_resources.io_manager import asset_partition_path
+from tests.conftest import age_files
 from tuneline.ingest import split_by_product
 
 DATA_ASSETS = {"raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits",
@@ -17,6 +18,7 @@ BITEXT_MAPPING = {"id_column": "none", "thread_column": "none", "user_column": "
 def test_bitext_categories_materialize_as_products(tmp_path, shared_data, tiny_model_dir):
     home = tmp_path / "home"
     counts = split_by_product(shared_data / "bitext" / "tickets.csv", home / "landing", "category")
+    age_files(home / "landing")
     resources = build_resources(Settings(home=str(home), model_source="local", model=str(tiny_model_dir)))
     assets = [a for a in all_assets() if {k.to_user_string() for k in a.keys} <= DATA_ASSETS]
     totals = {"in": 0, "kept": 0, "rejected": 0, "final": 0, "dedup": 0}

@@ -9,6 +9,7 @@ import time
 import dagster as dg
 import polars as pl
 
+from tests.conftest import age_files
 from tuneline.storage import atomic_write, atomic_write_text, sweep_orphans
 
 
@@ -56,6 +57,7 @@ def test_an_exception_halfway_through_the_exports_keeps_the_previous_exports(hom
     from tuneline.synthetic import write_landing_zone
 
     write_landing_zone(home / "landing", ["billing"], 40)
+    age_files(home / "landing")
     resources = build_resources(Settings(home=str(home), model_source="local", model=str(tiny_model_dir)))
     data = ["raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits"]
     exports = home / "exports" / "billing"
@@ -68,10 +70,12 @@ def test_an_exception_halfway_through_the_exports_keeps_the_previous_exports(hom
 
         # new tickets arrive, then the HF export dies after the JSONL files were written in staging
         write_landing_zone(home / "more", ["billing"], 10, seed=5)
+        age_files(home / "more")
         more = pl.read_csv(home / "more" / "billing" / "tickets-0001.csv", infer_schema=False)
         more.with_columns(pl.format("late-{}", "ticket_id").alias("ticket_id"),
                           pl.format("late-{}", "thread_id").alias("thread_id")).write_csv(
             home / "landing" / "billing" / "tickets-0002.csv")
+        age_files(home / "landing")
 
         def disk_full(self, *args, **kwargs):
             raise OSError(28, "No space left on device")

@@ -76,10 +76,10 @@ def test_cross_product_index_flags_examples_already_in_another_products_splits(t
     rules = CurationRules()
     shared = "user: my parcel never arrived and the tracking page has not changed for a whole week\n" \
              "assistant: I have asked the carrier to trace it and will send the new tracking link today"
-    index = NearDuplicateIndex(tmp_path / "idx.pkl", rules)
+    index = NearDuplicateIndex(tmp_path / "idx.npz", rules)
     index.replace_product("shipping", {"h1": shared})
     index.save()
-    reloaded = NearDuplicateIndex(tmp_path / "idx.pkl", rules)
+    reloaded = NearDuplicateIndex(tmp_path / "idx.npz", rules)
     assert len(reloaded) == 1
     assert reloaded.duplicates_in_other_products(shared + " Thanks.", "billing") == ["shipping/h1"]
     assert reloaded.duplicates_in_other_products(shared, "shipping") == []  # own entries are ignored

@@ -55,6 +55,6 @@ def test_huge_row_and_the_same_file_delivered_twice(tmp_path):
     (folder / "a.jsonl").write_text(json.dumps(ROW) + "\n" + json.dumps(big) + "\n")
     (folder / "b.jsonl").write_text(json.dumps(ROW) + "\n")  # redelivered
     result = ingest_product(folder, "p")
-    assert sorted(result.kept["ticket_id"].to_list()) == ["1", "big"]
-    assert result.rejected["reason"].to_list() == ["duplicate_ticket_id"]
+    assert sorted(result.kept["ticket_id"].to_list()) == ["1"]
+    assert sorted(result.rejected["reason"].to_list()) == ["duplicate_ticket_id", "too_long"]
     assert result.records_in == 3

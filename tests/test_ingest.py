@@ -3,6 +3,7 @@ import json
 import polars as pl
 import pytest
 
+from tests.conftest import age_files
 from tuneline.ingest import ColumnMapping, ingest_file, ingest_product
 from tuneline.synthetic import PlantedTruth, write_landing_zone
 
@@ -65,6 +66,7 @@ def test_duplicate_ticket_ids_across_files_keep_the_first(tmp_path):
 
 def test_generated_landing_zone_conserves_every_record(tmp_path):
     truth = write_landing_zone(tmp_path, ["billing", "shipping"], 40)
+    age_files(tmp_path)
     total_in = total_kept = total_rejected = 0
     for product in ("billing", "shipping"):
         result = ingest_product(tmp_path / product, product)
@@ -134,5 +136,6 @@ def test_split_by_product_keeps_every_row(tmp_path, shared_data):
     from tuneline.ingest import split_by_product
 
     counts = split_by_product(shared_data / "bitext" / "tickets.csv", tmp_path, "category")
+    age_files(tmp_path)
     assert len(counts) == 11 and sum(counts.values()) == 1801
     assert (tmp_path / "account" / "tickets.parquet").is_file()

@@ -8,6 +8,7 @@ import polars as pl
 
 from ft_assets.definitions import Settings, build_resources, product_assets
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
+from tests.conftest import age_files
 from tuneline.synthetic import write_landing_zone
 
 KB_EMAIL, KB_PHONE = "escalations.lead@acme-support.example", "+1 415 555 0199"
@@ -30,6 +31,7 @@ def _plant(landing):
     pl.DataFrame(rows).write_csv(landing / "billing" / f"export-from-{FILE_EMAIL}.csv")
     planted = [KB_EMAIL, KB_PHONE, META_EMAIL, META_CARD, FILE_EMAIL]
     planted += [v for kind in ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD") for v in truth.pii_values[kind]]
+    age_files(landing)
     return planted
 
 

@@ -6,6 +6,7 @@ import dagster as dg
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
 from ft_resources.landing import S3LandingZone
 from ft_resources.pii import PiiEngine
+from tests.conftest import age_files
 from tuneline.ingest import ingest_product
 from tuneline.synthetic import write_landing_zone
 
@@ -19,6 +20,7 @@ def _zone(endpoint, min_age=0.0):
 
 def _upload(endpoint, tmp_path):
     write_landing_zone(tmp_path / "local", ["billing", "shipping"], 30)
+    age_files(tmp_path / "local")
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     client.create_bucket(Bucket="tickets")
     for path in (tmp_path / "local").rglob("*.*"):
@@ -37,7 +39,9 @@ def _tick(instance, cursor, zone):
 def test_sensor_over_s3_adds_partitions_and_reacts_to_changed_objects(s3_endpoint, tmp_path):
     client = _upload(s3_endpoint, tmp_path)
     with dg.instance_for_test() as instance:
-        result = _tick(instance, None, _zone(s3_endpoint))
+        first = _tick(instance, None, _zone(s3_endpoint))
+        assert first.run_requests == [], "an object is requested once it was seen unchanged on two ticks"
+        result = _tick(instance, first.cursor, _zone(s3_endpoint))
         assert result.dynamic_partitions_requests[0].partition_keys == ["billing", "shipping"]
         assert sorted(r.partition_key for r in result.run_requests) == ["billing", "shipping"]
         instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, ["billing", "shipping"])
@@ -45,9 +49,10 @@ def test_sensor_over_s3_adds_partitions_and_reacts_to_changed_objects(s3_endpoin
         assert quiet.run_requests == []
         client.put_object(Bucket="tickets", Key="exports/shipping/tickets-0002.jsonl",
                           Body=b'{"ticket_id": "n1", "customer_message": "late parcel?", "agent_response": "Today."}\n')
-        changed = _tick(instance, quiet.cursor, _zone(s3_endpoint))
+        seen = _tick(instance, quiet.cursor, _zone(s3_endpoint))
+        changed = _tick(instance, seen.cursor, _zone(s3_endpoint))
         assert [r.partition_key for r in changed.run_requests] == ["shipping"]
-        waiting = _tick(instance, quiet.cursor, _zone(s3_endpoint, 600))
+        waiting = _tick(instance, seen.cursor, _zone(s3_endpoint, 600))
         assert waiting.run_requests == [], "objects younger than min_age_seconds wait for a later tick"
 
 

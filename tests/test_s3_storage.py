@@ -19,11 +19,14 @@ from dagster_aws.s3 import S3Resource
 from ft_assets.definitions import Settings, build_resources, product_assets
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
 from ft_resources.io_manager import S3PartitionedIOManager
+from tests.conftest import age_files
 from tuneline.synthetic import write_landing_zone
 
 DATA_ASSETS = {"raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits",
                "stg_tickets", "product_ticket_stats", "curation_funnel", "split_stats"}
-TRAIN_CONFIG = {"ops": {"lora_adapter": {"config": {"max_steps": 2, "gradient_accumulation_steps": 1}}}}
+# the objects were uploaded a moment ago and are complete: read them now rather than after min_age_seconds
+TRAIN_CONFIG = {"ops": {"lora_adapter": {"config": {"max_steps": 2, "gradient_accumulation_steps": 1}},
+                        "ingest_tickets": {"config": {"min_file_age_seconds": 0}}}}
 EVAL_CONFIG = {"ops": {"eval_report": {"config": {"max_examples": 3, "max_new_tokens": 4}}}}
 
 
@@ -38,6 +41,7 @@ def test_s3_home_holds_every_asset_and_another_machine_continues_from_it(s3_endp
     client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     client.create_bucket(Bucket="ml-store")
     write_landing_zone(tmp_path / "drop", ["billing"], 40)
+    age_files(tmp_path / "drop")
     for path in (tmp_path / "drop" / "billing").iterdir():
         client.upload_file(str(path), "ml-store", f"tuneline/landing/billing/{path.name}")
 
@@ -58,7 +62,7 @@ def test_s3_home_holds_every_asset_and_another_machine_continues_from_it(s3_endp
         assert "tuneline/assets/lora_adapter/billing.json" in stored
         for name in ("train.jsonl", "val.jsonl", "test.jsonl", "alpaca.json", ".tuneline-manifest.json"):
             assert f"tuneline/exports/billing/{name}" in stored
-        assert "tuneline/indexes/near_duplicates.pkl" in stored
+        assert "tuneline/indexes/near_duplicates.npz" in stored
         adapter_objects = {k for k in stored if k.startswith("tuneline/adapters/billing/")}
         assert any(k.endswith("adapter_model.safetensors") for k in adapter_objects)
 

@@ -7,6 +7,7 @@ import dagster as dg
 
 from ft_assets.definitions import Settings, build_resources, product_assets
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
+from tests.conftest import age_files
 from tests.openai_stub import OpenAIStub
 from tuneline.synthetic import write_landing_zone
 
@@ -19,6 +20,7 @@ def test_sentinel_secrets_appear_nowhere(tmp_path, monkeypatch, tiny_model_dir):
         monkeypatch.setenv(name, value)
     home = tmp_path / "home"
     write_landing_zone(home / "landing", ["billing"], 40)
+    age_files(home / "landing")
     rubric = json.dumps({"helpfulness": 4, "accuracy": 4, "tone": 4, "completeness": 4})
     (tmp_path / "dagster_home").mkdir()
     with OpenAIStub() as stub, dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:

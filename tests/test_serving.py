@@ -45,6 +45,9 @@ def server(tiny_model_dir, tmp_path_factory):
     thread.join(timeout=10)
 
 
+AUTH = {"authorization": "Bearer serve-secret"}
+
+
 def _client(server, key="serve-secret"):
     from openai import OpenAI
 
@@ -59,7 +62,8 @@ def test_models_and_a_completion_per_product(server):
                                                messages=[{"role": "user", "content": "Where is my refund?"}])
         assert reply.model == product and reply.choices[0].finish_reason in ("stop", "length")
         assert reply.usage.completion_tokens <= 5 and reply.usage.prompt_tokens > 0
-    metrics = httpx.get(server["url"] + "/metrics").json()
+    assert httpx.get(server["url"] + "/metrics").status_code == 401, "/metrics is behind the key by default"
+    metrics = httpx.get(server["url"] + "/metrics", headers=AUTH).json()
     assert metrics["requests"] >= 2 and metrics["p50_seconds"] > 0 and metrics["p99_seconds"] >= metrics["p50_seconds"]
     assert server["metrics_file"].is_file()
 
@@ -135,4 +139,4 @@ def test_bounded_load_on_loopback(server):
     p95 = latencies[int(0.95 * len(latencies)) - 1]
     print(f"load: 200 requests, concurrency 8, client P95 {p95 * 1000:.0f} ms")
     assert len(results) == 200 and all(reason in ("stop", "length") for _, reason in results)
-    assert httpx.get(server["url"] + "/metrics").json()["requests"] >= 200
+    assert httpx.get(server["url"] + "/metrics", headers=AUTH).json()["requests"] >= 200

@@ -2,6 +2,7 @@ import polars as pl
 import pytest
 
 from ft_assets.sql_models import SQL_DIR, load_sql_assets, run_sql_model, upstream_tables
+from tests.conftest import age_files
 from tuneline.cleaning import clean_conversations
 from tuneline.curation import score_conversations
 from tuneline.ingest import ingest_product
@@ -30,6 +31,7 @@ def test_every_sql_file_is_one_asset_with_parsed_deps():
 def upstream_parquet(tmp_path_factory, redactor):
     root = tmp_path_factory.mktemp("sql")
     write_landing_zone(root / "landing", ["billing"], 40)
+    age_files(root / "landing")
     raw = ingest_product(root / "landing" / "billing", "billing").kept
     scored = score_conversations(clean_conversations(raw, redactor))
     paths = {"raw_tickets": root / "raw.parquet", "scored_dataset": root / "scored.parquet",

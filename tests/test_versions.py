@@ -12,6 +12,7 @@ from dagster._core.loader import LoadingContextForTest
 from ft_assets.definitions import Settings, build_resources, product_assets
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
 from ft_resources.io_manager import asset_partition_path
+from tests.conftest import age_files
 from tuneline.synthetic import write_landing_zone
 
 DATA = ["raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits"]
@@ -31,6 +32,7 @@ def _with_code_version(assets, name, version):
 
 def test_unchanged_input_stays_fresh_new_tickets_and_rule_changes_make_partitions_stale(home, tiny_model_dir):
     write_landing_zone(home / "landing", ["billing", "shipping"], 40)
+    age_files(home / "landing")
     resources = build_resources(Settings(home=str(home), model_source="local", model=str(tiny_model_dir)))
     assets = product_assets()
     with dg.instance_for_test() as instance:
@@ -47,10 +49,12 @@ def test_unchanged_input_stays_fresh_new_tickets_and_rule_changes_make_partition
 
         # new tickets for billing: billing's downstream is stale, shipping's is not
         write_landing_zone(home / "more", ["billing"], 10, seed=99)
+        age_files(home / "more")
         more = pl.read_csv(home / "more" / "billing" / "tickets-0001.csv", infer_schema=False)
         more.with_columns(pl.format("new-{}", "ticket_id").alias("ticket_id"),
                           pl.format("new-{}", "thread_id").alias("thread_id")).write_csv(
             home / "landing" / "billing" / "tickets-0099.csv")
+        age_files(home / "landing")
         dg.materialize(assets, instance=instance, resources=resources, partition_key="billing",
                        selection=["raw_tickets", "rejected_tickets"])
         assert _status(instance, assets, "cleaned_conversations", "billing") == StaleStatus.STALE
@@ -79,6 +83,7 @@ def _materialize_in_process(home, model, barrier, errors):
 
 def test_two_runs_on_one_partition_leave_one_complete_version(home, tiny_model_dir):
     write_landing_zone(home / "landing", ["billing"], 60)
+    age_files(home / "landing")
     ctx = multiprocessing.get_context("spawn")
     barrier, errors = ctx.Barrier(2), ctx.Queue()
     splits_file = asset_partition_path(home, "dataset_splits", "billing", "parquet")

@@ -7,6 +7,7 @@
     tuneline registry   show a product's champion adapter, or roll it back to an earlier version
     tuneline pii-eval   measure PII recall/precision per entity type on a labeled file
     tuneline generate   write seeded synthetic tickets into a landing zone
+    tuneline products   register the landing zone's product folders as partitions (and list skipped entries)
     tuneline train      train one adapter from a YAML TrainConfig, without Dagster
     tuneline eval       evaluate an adapter (or the base model) on any chat JSONL file
 """
@@ -45,6 +46,7 @@ def ensure_dagster_home(home: Path | None = None) -> Path:
 
 def _demo_run_config(max_steps: int, eval_examples: int, max_new_tokens: int, learning_rate: float) -> dict:
     return {"ops": {
+        "ingest_tickets": {"config": {"min_file_age_seconds": 0}},  # the demo wrote its files itself: complete
         "lora_adapter": {"config": {"max_steps": max_steps, "gradient_accumulation_steps": 1,
                                     "per_device_batch_size": 4, "learning_rate": learning_rate,
                                     "max_length": 384}},
@@ -72,7 +74,6 @@ def run_demo(home: Path, products: list[str], tickets_per_product: int, max_step
     import dagster as dg
 
     from ft_assets.definitions import Settings, build_resources, product_assets
-    from ft_assets.partitions import PRODUCTS_PARTITION_NAME
     from tuneline.synthetic import write_landing_zone
 
     settings = Settings.from_env()
@@ -87,10 +88,9 @@ def run_demo(home: Path, products: list[str], tickets_per_product: int, max_step
     if not landing.exists() or not any(landing.iterdir()):
         truth = write_landing_zone(landing, products, tickets_per_product)
         print(f"wrote {truth.rows_written} demo tickets for {', '.join(products)} into {landing}")
-    products = sorted(p.name for p in landing.iterdir() if p.is_dir() and p.name in products) or products
     instance = dg.DagsterInstance.get()
-    known = set(instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME))
-    instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, [p for p in products if p not in known])
+    found, _, _ = sync_products(instance, resources["landing"])
+    products = [p for p in found if p in products] or products
 
     rows = []
     for product in products:
@@ -206,10 +206,17 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
     if ns.api_key_env and not key:
         print(f"--api-key-env {ns.api_key_env} is not set in the environment", file=sys.stderr)
         return 2
+    if not key and not ns.no_auth:
+        print("refusing to serve without an API key: give --api-key-env VAR (a variable holding the bearer token), "
+              "or --no-auth to serve anyone who can reach the port", file=sys.stderr)
+        return 2
+    if ns.no_auth:
+        print("warning: --no-auth: anyone who can reach the port can use the models", file=sys.stderr)
     server = AdapterServer(ns.base_model or base_model_of(next(iter(adapters.values()))), adapters)
     metrics = Path(ns.home).resolve() / "serving" / "metrics.json"
     print(f"serving {server.products} on http://{ns.host}:{ns.port}/v1 (auth: {'on' if key else 'off'})")
-    uvicorn.run(create_app(server, api_key=key, metrics_file=metrics), host=ns.host, port=ns.port, log_level="warning")
+    app = create_app(server, api_key=key, metrics_file=metrics, metrics_open=ns.open_metrics)
+    uvicorn.run(app, host=ns.host, port=ns.port, log_level="warning")
     return 0
 
 
@@ -217,6 +224,45 @@ def _cmd_export_merged(ns: argparse.Namespace) -> int:
     from tuneline.export import export_merged
 
     print(json.dumps(export_merged(ns.adapter, ns.output), indent=2))
+    return 0
+
+
+def sync_products(instance, landing) -> tuple[list[str], list[str], dict[str, str]]:
+    """Add a partition for every product folder of `landing` that passes the product-key gate.
+    Returns (all products, newly added, {skipped entry id: reason})."""
+    from ft_assets.partitions import PRODUCTS_PARTITION_NAME
+
+    scan = landing.scan()
+    known = set(instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME))
+    added = sorted(scan.products - known)
+    if added:
+        instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, added)
+    return sorted(scan.products), added, scan.skipped
+
+
+def _cmd_products(ns: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from ft_assets.definitions import Settings, build_resources
+    from tuneline.names import PRODUCT_KEY_RULE
+
+    os.environ["TUNELINE_HOME"] = str(Path(ns.home).resolve())
+    ensure_dagster_home()
+    landing = build_resources(Settings.from_env())["landing"]
+    with dg.DagsterInstance.get() as instance:
+        if ns.action == "list":
+            from ft_assets.partitions import PRODUCTS_PARTITION_NAME
+
+            print("\n".join(sorted(instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME))) or "(no products)")
+            return 0
+        products, added, skipped = sync_products(instance, landing)
+    print(f"landing zone {landing.describe()}: products {', '.join(products) or '(none)'}; "
+          f"added {', '.join(added) or 'none'}")
+    for entry, reason in sorted(skipped.items(), key=lambda kv: kv[1]):
+        print(f"skipped {entry}: {reason}", file=sys.stderr)
+    if any(r.startswith("invalid_product_name") for r in skipped.values()):
+        print(f"a product folder name has {PRODUCT_KEY_RULE}; map others with TUNELINE_PRODUCT_ALIASES",
+              file=sys.stderr)
     return 0
 
 
@@ -288,7 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--adapter", action="append", default=[], metavar="PRODUCT=DIR", help="repeatable")
     serve.add_argument("--from-registry", metavar="P1,P2", help="serve these products' champion adapters")
     serve.add_argument("--base-model", help="default: the adapters' base_model_name_or_path")
-    serve.add_argument("--api-key-env", help="name of the environment variable holding the bearer token")
+    serve.add_argument("--api-key-env", help="name of the environment variable holding the bearer token (required "
+                       "unless --no-auth)")
+    serve.add_argument("--no-auth", action="store_true", help="serve without a key (prints a warning)")
+    serve.add_argument("--open-metrics", action="store_true", help="/metrics without the key (for a scraper)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--home", default=os.environ.get("TUNELINE_HOME", ".tuneline"))
@@ -313,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     pii.add_argument("--format", choices=("presidio", "conll", "abcd"), default="presidio")
     pii.add_argument("--output", help="also write the figures as JSON here")
     pii.set_defaults(func=_cmd_pii_eval)
+
+    products = sub.add_parser("products", help="sync: add a partition per landing-zone product folder; list: show them")
+    products.add_argument("action", choices=("sync", "list"))
+    products.add_argument("--home", default=os.environ.get("TUNELINE_HOME", ".tuneline"), help="storage root")
+    products.set_defaults(func=_cmd_products)
 
     gen = sub.add_parser("generate", help="write seeded synthetic tickets to <landing>/<product>/")
     gen.add_argument("--landing", required=True)

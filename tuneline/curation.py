@@ -10,7 +10,6 @@ import functools
 import hashlib
 import json
 import math
-import pickle
 import random
 import re
 from collections import Counter
@@ -197,10 +196,24 @@ class NearDuplicateIndex:
         self.lsh = new_lsh(rules)
         self.entries: dict[str, object] = {}
         if self.path.exists():
-            with self.path.open("rb") as fh:
-                state = pickle.load(fh)
-            if state["params"] == self._params():
-                self.lsh, self.entries = state["lsh"], state["entries"]
+            self._load()
+
+    def _load(self) -> None:
+        """Signatures from an .npz of plain arrays (allow_pickle=False: a planted file cannot run code);
+        the LSH is rebuilt from them."""
+        import numpy as np
+        from datasketch import MinHash
+
+        with np.load(self.path, allow_pickle=False) as state:
+            if tuple(state["params"].tolist()) != self._params():
+                return
+            keys, signatures = state["keys"].tolist(), state["signatures"]
+        permutations, scheme = _permutations(self.rules.num_perm)
+        for key, signature in zip(keys, signatures, strict=True):
+            mh = MinHash(num_perm=self.rules.num_perm, permutations=permutations, scheme=scheme,
+                         hashvalues=signature)
+            self.lsh.insert(key, mh)
+            self.entries[key] = mh
 
     def _params(self) -> tuple:
         return (self.rules.near_dup_threshold, self.rules.num_perm, self.rules.shingle_words)
@@ -224,10 +237,20 @@ class NearDuplicateIndex:
             self.entries[key] = mh
 
     def save(self) -> None:
+        import numpy as np
+
         from tuneline.storage import atomic_write
 
-        payload = pickle.dumps({"params": self._params(), "lsh": self.lsh, "entries": self.entries})
-        atomic_write(self.path, lambda p: p.write_bytes(payload))
+        keys = sorted(self.entries)
+        signatures = (np.stack([self.entries[k].hashvalues for k in keys]) if keys
+                      else np.zeros((0, self.rules.num_perm), dtype=np.uint64))
+        params = np.array(self._params(), dtype=np.float64)
+
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as fh:
+                np.savez(fh, params=params, keys=np.array(keys, dtype=str), signatures=signatures)
+
+        atomic_write(self.path, write)
 
 
 def sentiment_bucket(texts: list[str]) -> list[str]:

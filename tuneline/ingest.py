@@ -9,13 +9,18 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-SUPPORTED_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet", ".md")
+from tuneline.landing import PERMANENT_SKIPS, SUPPORTED_FORMATS, file_format, file_problem, read_regular_file
+from tuneline.names import product_key_problem
+from tuneline.paths import under
+
+SUPPORTED_SUFFIXES = SUPPORTED_FORMATS
 
 MESSAGE_DTYPE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 
@@ -40,6 +45,9 @@ REJECTED_SCHEMA = {
     "raw": pl.String,
 }
 
+MAX_RECORD_CHARS = 100_000  # a ticket longer than this is rejected as too_long (IngestConfig.max_record_chars)
+MAX_LINE_CHARS = 10 * MAX_RECORD_CHARS  # a line this long is too_long whatever the limit; never parsed
+
 VALID_ROLES = {"user", "assistant"}
 ROLE_ALIASES = {"customer": "user", "client": "user", "agent": "assistant", "support": "assistant"}
 
@@ -63,6 +71,7 @@ class IngestResult:
     kept: pl.DataFrame
     rejected: pl.DataFrame
     records_in: int
+    files: LandingFiles | None = None
 
 
 def stable_id(*parts: object) -> str:
@@ -96,9 +105,13 @@ def _normalise_messages(raw_messages: object) -> list[dict] | str:
     return turns
 
 
-def record_to_row(record: object, mapping: ColumnMapping, product: str, source: str, row: int) -> dict:
+def record_to_row(record: object, mapping: ColumnMapping, product: str, source: str, row: int,
+                  max_record_chars: int = MAX_RECORD_CHARS) -> dict:
     """Turn one source record into a kept row, or a rejected row (has a `reason` key)."""
-    raw = json.dumps(record, ensure_ascii=False, default=str)[:10_000]
+    full = json.dumps(record, ensure_ascii=False, default=str)
+    raw = full[:10_000]
+    if len(full) > max_record_chars:
+        return {"reason": "too_long", "raw": raw, "ticket_id": None}
     if not isinstance(record, dict):
         return {"reason": "not_an_object", "raw": raw, "ticket_id": None}
     ticket_id = record.get(mapping.id_column)
@@ -176,29 +189,62 @@ def decode_export(raw: bytes) -> tuple[str, str]:
         return raw.decode("cp1252", errors="strict").replace("\x00", ""), "cp1252"
 
 
-def _iter_records(path: Path) -> list[tuple[int, object]]:
-    """(row number, record) pairs; a JSON line that does not parse yields its raw text wrapped in an error."""
-    if path.suffix == ".csv":
-        text, _ = decode_export(path.read_bytes())
-        if not text.strip():
-            raise ValueError("empty file")
-        frame = pl.read_csv(io.StringIO(text), infer_schema=False)
-        return list(enumerate(frame.to_dicts(), start=1))
-    if path.suffix == ".parquet":
-        return list(enumerate(pl.read_parquet(path).to_dicts(), start=1))
-    if path.suffix == ".md":
-        return kb_article_to_records(decode_export(path.read_bytes())[0])
-    records: list[tuple[int, object]] = []
-    text, _ = decode_export(path.read_bytes())
+MAX_DECOMPRESSED_BYTES = 2 * 1024**3
+
+
+def _decompress(raw: bytes) -> bytes:
+    """gzip content whatever the file is called (a gzip renamed .csv is still read), bounded in size."""
+    import zlib
+
+    if not raw.startswith(b"\x1f\x8b"):
+        return raw
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        data = inflater.decompress(raw, MAX_DECOMPRESSED_BYTES)
+    except zlib.error as exc:
+        raise ValueError(f"gzip data is corrupt, its rows are unknown: {exc}") from None
+    if inflater.unconsumed_tail:
+        raise ValueError(f"gzip data inflates beyond {MAX_DECOMPRESSED_BYTES} bytes, its rows are unknown")
+    if not inflater.eof:
+        raise ValueError("gzip data is truncated, its rows are unknown")
+    return data
+
+
+def _is_blank(record: dict) -> bool:
+    return all(v is None or (isinstance(v, str) and not v.strip()) for v in record.values())
+
+
+def _iter_records(raw: bytes, fmt: str) -> list[tuple[int, object]]:
+    """(row number, record) pairs of one file's bytes; blank rows and lines are not records. A JSON line
+    that does not parse (or nests too deep) yields its raw text wrapped in an error."""
+    raw = _decompress(raw)
+    if fmt == ".parquet":
+        frame = pl.read_parquet(io.BytesIO(raw)).with_row_index("__row", offset=1)
+        return [(r.pop("__row"), r) for r in frame.to_dicts()]
+    text, _ = decode_export(raw)
+    if fmt == ".md":
+        return kb_article_to_records(text)
     if not text.strip():
         raise ValueError("empty file")
+    if fmt == ".csv":
+        frame = pl.read_csv(io.StringIO(text), infer_schema=False).with_row_index("__row", offset=1)
+        columns = [c for c in frame.columns if c != "__row"]
+        if columns:  # blank lines parse as all-null rows: they are not tickets
+            frame = frame.filter(~pl.all_horizontal(pl.col(columns).str.strip_chars().fill_null("") == ""))
+        return [(r.pop("__row"), r) for r in frame.to_dicts()]
+    records: list[tuple[int, object]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
+            continue
+        if len(line) > MAX_LINE_CHARS:
+            records.append((number, _MalformedLine(line[:10_000], "too_long")))
             continue
         try:
             records.append((number, json.loads(line)))
         except json.JSONDecodeError as exc:
             records.append((number, _MalformedLine(line, str(exc))))
+        except RecursionError:
+            records.append((number, _MalformedLine(line[:10_000], "nested too deep")))
     return records
 
 
@@ -208,27 +254,39 @@ class _MalformedLine:
     error: str
 
 
-def ingest_file(path: Path, product: str, mapping: ColumnMapping = ColumnMapping()) -> IngestResult:
-    """Ingest one landing file. Never raises for bad content: it quarantines."""
+def _unreadable(product: str, source: str, exc: BaseException) -> IngestResult:
+    rejected = [{"product": product, "source_file": source, "source_row": None, "ticket_id": None,
+                 "reason": "unreadable_file", "raw": f"{type(exc).__name__}: {exc}"[:2000]}]
+    return IngestResult(pl.DataFrame(schema=KEPT_SCHEMA), pl.DataFrame(rejected, schema=REJECTED_SCHEMA), 1)
+
+
+def ingest_file(path: Path, product: str, mapping: ColumnMapping = ColumnMapping(),
+                max_record_chars: int = MAX_RECORD_CHARS) -> IngestResult:
+    """Ingest one landing file. Never raises for bad content: it quarantines. Reads the bytes of a
+    regular file only (never through a symlink), and never takes the name for a pattern."""
     source = path.name
+    fmt = file_format(source)
     try:
-        records = _iter_records(path)
-    except (pl.exceptions.PolarsError, UnicodeDecodeError, OSError, ValueError) as exc:
-        rejected = [{"product": product, "source_file": source, "source_row": None, "ticket_id": None,
-                     "reason": "unreadable_file", "raw": f"{type(exc).__name__}: {exc}"[:2000]}]
-        return IngestResult(pl.DataFrame(schema=KEPT_SCHEMA), pl.DataFrame(rejected, schema=REJECTED_SCHEMA), 1)
+        if fmt is None:
+            raise ValueError(f"unsupported file type; supported: {', '.join(SUPPORTED_SUFFIXES)} (optionally .gz)")
+        records = _iter_records(read_regular_file(path), fmt)
+    except (pl.exceptions.PolarsError, UnicodeDecodeError, OSError, ValueError, RecursionError) as exc:
+        return _unreadable(product, source, exc)
     kept, rejected = [], []
-    is_kb = path.suffix == ".md"
+    is_kb = fmt == ".md"
     for row, record in records:
         if is_kb:
             record = {mapping.id_column: stable_id(product, source, row), mapping.user_column: record["question"],
                       mapping.assistant_column: record["answer"]}
-        if isinstance(record, _MalformedLine):
-            rejected.append({"product": product, "source_file": source, "source_row": row, "ticket_id": None,
-                             "reason": "malformed_json", "raw": record.text[:10_000]})
-            continue
-        result = record_to_row(record, mapping, product, source, row)
         base = {"product": product, "source_file": source, "source_row": row}
+        if isinstance(record, _MalformedLine):
+            reason = "too_long" if record.error == "too_long" else "malformed_json"
+            rejected.append({**base, "ticket_id": None, "reason": reason, "raw": record.text[:10_000]})
+            continue
+        try:
+            result = record_to_row(record, mapping, product, source, row, max_record_chars)
+        except RecursionError:
+            result = {"reason": "malformed_json", "raw": "nested too deep", "ticket_id": None}
         if "reason" in result:
             rejected.append({**base, **result})
         else:
@@ -239,16 +297,57 @@ def ingest_file(path: Path, product: str, mapping: ColumnMapping = ColumnMapping
                         len(records))
 
 
-def list_landing_files(product_dir: Path) -> list[Path]:
-    return sorted(p for p in product_dir.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
-                  and not p.name.startswith("."))
+@dataclass
+class LandingFiles:
+    """One product folder's files: the ones to read, and every other entry's reason by name."""
+
+    readable: list[Path]
+    skipped: dict[str, str]
+
+    def skipped_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for reason in self.skipped.values():
+            counts[reason] = counts.get(reason, 0) + 1
+        return dict(sorted(counts.items()))
 
 
-def ingest_product(product_dir: Path, product: str, mapping: ColumnMapping = ColumnMapping()) -> IngestResult:
-    """All files of one product, in name order. Rows sharing a ticket_id keep the first; later ones are rejected."""
-    results = [ingest_file(p, product, mapping) for p in list_landing_files(product_dir)]
+def list_landing_files(product_dir: Path, min_age_seconds: float = 0.0, now: float | None = None) -> LandingFiles:
+    """Regular, visible, supported files of a product folder older than `min_age_seconds`, in name order."""
+    import time
+
+    now = time.time() if now is None else now
+    readable, skipped = [], {}
+    with os.scandir(os.fsencode(product_dir)) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            info = entry.stat(follow_symlinks=False)
+            display = os.fsdecode(entry.name)
+            problem = file_problem(entry.name, info.st_mode)
+            if problem is None and now - info.st_mtime < min_age_seconds:
+                problem = "not_ready"
+            if problem:
+                skipped[display] = problem
+            else:
+                readable.append(Path(os.fsdecode(entry.path)))
+    return LandingFiles(readable, skipped)
+
+
+def _skipped_rejections(product: str, files: LandingFiles) -> pl.DataFrame:
+    """A rejected record per file skipped for good (symlinks, unsupported types, invalid names)."""
+    rows = [{"product": product, "source_file": name.encode("utf-8", "replace").decode("utf-8"), "source_row": None,
+             "ticket_id": None, "reason": reason, "raw": f"file skipped: {reason}"}
+            for name, reason in files.skipped.items() if reason in PERMANENT_SKIPS]
+    return pl.DataFrame(rows, schema=REJECTED_SCHEMA)
+
+
+def ingest_product(product_dir: Path, product: str, mapping: ColumnMapping = ColumnMapping(),
+                   min_age_seconds: float = 0.0, max_record_chars: int = MAX_RECORD_CHARS) -> IngestResult:
+    """All ready files of one product, in name order. Rows sharing a ticket_id keep the first; later ones are
+    rejected. Files skipped for good count as one rejected record each; hidden and not-yet-ready files wait."""
+    files = list_landing_files(product_dir, min_age_seconds)
+    results = [ingest_file(p, product, mapping, max_record_chars) for p in files.readable]
+    skipped = _skipped_rejections(product, files)
     kept = pl.concat([r.kept for r in results]) if results else pl.DataFrame(schema=KEPT_SCHEMA)
-    rejected = pl.concat([r.rejected for r in results]) if results else pl.DataFrame(schema=REJECTED_SCHEMA)
+    rejected = pl.concat([r.rejected for r in results] + [skipped])
     duplicate_id = kept.select(pl.col("ticket_id").is_duplicated() & ~pl.col("ticket_id").is_first_distinct())
     duplicate_mask = duplicate_id.to_series()
     if duplicate_mask.any():
@@ -260,20 +359,30 @@ def ingest_product(product_dir: Path, product: str, mapping: ColumnMapping = Col
                                                                  ensure_ascii=False),
                                             return_dtype=pl.String).alias("raw"))])
         kept = kept.filter(~duplicate_mask)
-    return IngestResult(kept, rejected, sum(r.records_in for r in results))
+    return IngestResult(kept, rejected, sum(r.records_in for r in results) + skipped.height, files)
 
 
 def split_by_product(source: Path, landing: Path, product_column: str) -> dict[str, int]:
     """Write one landing file per product from a single export that has a product column (e.g. bitext's
-    `category`). Rows without a product go to `_unassigned` so that nothing is dropped."""
-    frame = pl.read_csv(source, infer_schema=False) if source.suffix == ".csv" else pl.read_parquet(source)
+    `category`). Values are lowercased and non-key characters become `_`; a value that still is no valid
+    product key (names.product_key), and rows without one, go to `unassigned`: nothing is dropped."""
+    raw = read_regular_file(source)
+    frame = (pl.read_csv(io.BytesIO(raw), infer_schema=False) if file_format(source.name) == ".csv"
+             else pl.read_parquet(io.BytesIO(raw)))
     if product_column not in frame.columns:
-        raise ValueError(f"{source} has no column {product_column!r}; columns: {frame.columns}")
+        raise ValueError(f"{source.name} has no column {product_column!r}; columns: {frame.columns}")
+
+    def folder_of(value: str | None) -> str:
+        candidate = re.sub(r"[^a-z0-9_-]+", "_", (value or "").lower()).strip("_-")
+        return candidate if product_key_problem(candidate) is None else "unassigned"
+
+    frame = frame.with_columns(pl.col(product_column).map_elements(folder_of, return_dtype=pl.String,
+                                                                  skip_nulls=False).alias("__folder"))
     counts = {}
-    frame = frame.with_columns(pl.col(product_column).fill_null("_unassigned").str.to_lowercase())
-    for (product,), part in frame.group_by(product_column, maintain_order=True):
-        folder = landing / re.sub(r"[^a-z0-9_-]+", "_", product)
+    for (product,), part in frame.group_by("__folder", maintain_order=True):
+        folder = under(landing, product)
         folder.mkdir(parents=True, exist_ok=True)
-        part.write_parquet(folder / f"{source.stem}.parquet")
-        counts[folder.name] = part.height
+        stem = source.name.split(".")[0] or "export"
+        part.drop("__folder").write_parquet(under(folder, f"{stem}.parquet"))
+        counts[product] = part.height
     return counts

@@ -56,3 +56,33 @@ def funnel_chart(stages: dict[str, int]):
     axis.set_title("curation funnel")
     plt.close(figure)
     return figure
+
+
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A cell a spreadsheet will show as text: a string starting like a formula gets a leading `'` (OWASP's
+    advice for CSV injection; full-width lookalikes too, since spreadsheets fold them)."""
+    if isinstance(value, str) and value.startswith(FORMULA_LEADS):
+        return "'" + value
+    return value
+
+
+def write_people_csv(path, rows: list[dict]) -> None:
+    """The one writer of CSV files meant for people (opened in a spreadsheet): every cell and header made
+    `spreadsheet_safe`, written atomically."""
+    import csv
+    from pathlib import Path
+
+    from tuneline.storage import atomic_write
+
+    fields = list(rows[0]) if rows else ["row"]
+
+    def write(tmp: Path):
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow([spreadsheet_safe(f) for f in fields])
+            writer.writerows([[spreadsheet_safe(row.get(f)) for f in fields] for row in rows])
+
+    atomic_write(Path(path), write)

@@ -10,6 +10,7 @@ CPU, one model); latency percentiles are served at /metrics and written to a JSO
 
 from __future__ import annotations
 
+import hmac
 import json
 import threading
 import time
@@ -24,6 +25,21 @@ from pydantic import BaseModel, Field, ValidationError
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_NEW_TOKENS = 512
+MAX_WAITING = 8  # requests queued for the one generation worker beyond this are answered 429
+REQUEST_TIMEOUT_SECONDS = 60.0  # generation stops at this wall time (finish_reason "length")
+
+
+class PromptTooLong(ValueError):
+    """The prompt plus the requested reply do not fit the model's context."""
+
+
+def neutralize_control_tokens(text: str, special_tokens: list[str]) -> str:
+    """A user typing `<|im_start|>system` gets literal text, not a turn marker: each special token's text
+    is broken by a zero-width space so the tokenizer no longer matches it."""
+    for token in sorted(special_tokens, key=len, reverse=True):
+        if len(token) > 1 and token in text:
+            text = text.replace(token, token[0] + "\u200b" + token[1:])
+    return text
 
 
 class ChatMessage(BaseModel):
@@ -95,19 +111,31 @@ class AdapterServer:
         self.model = PeftModel.from_pretrained(base, first[1], adapter_name=first[0]).eval()
         for name, path in rest:
             self.model.load_adapter(path, adapter_name=name)
+        self.context_tokens = int(getattr(base.config, "max_position_embeddings", 0) or 2048)
+        added = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+        self.special_tokens = sorted({*self.tokenizer.all_special_tokens,
+                                      *(t.content for t in added.values() if getattr(t, "special", False))})
 
-    def complete(self, product: str, messages: list[dict], max_new_tokens: int) -> tuple[str, int, int, str]:
-        """(reply, prompt tokens, completion tokens, finish reason); blocks until the worker ran it."""
-        return self._worker.submit(self._complete, product, messages, max_new_tokens).result()
+    def complete(self, product: str, messages: list[dict], max_new_tokens: int,
+                 max_seconds: float = REQUEST_TIMEOUT_SECONDS) -> tuple[str, int, int, str]:
+        """(reply, prompt tokens, completion tokens, finish reason); blocks until the worker ran it.
+        Raises PromptTooLong before any generation when the prompt cannot fit."""
+        return self._worker.submit(self._complete, product, messages, max_new_tokens, max_seconds).result()
 
-    def _complete(self, product: str, messages: list[dict], max_new_tokens: int) -> tuple[str, int, int, str]:
+    def _complete(self, product: str, messages: list[dict], max_new_tokens: int,
+                  max_seconds: float) -> tuple[str, int, int, str]:
         import torch
 
+        messages = [{**m, "content": neutralize_control_tokens(m["content"], self.special_tokens)} for m in messages]
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                  return_dict=True)
+        prompt_tokens = int(ids["input_ids"].shape[1])
+        if prompt_tokens + max_new_tokens > self.context_tokens:
+            raise PromptTooLong(f"the prompt is {prompt_tokens} tokens and max_tokens {max_new_tokens}; this model's "
+                                f"context holds {self.context_tokens} tokens in all")
         with torch.no_grad():
             self.model.set_adapter(product)
-            out = self.model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
+            out = self.model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, max_time=max_seconds,
                                       pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
                                       eos_token_id=self.tokenizer.eos_token_id)
         new = out[0, ids["input_ids"].shape[1]:]
@@ -122,11 +150,19 @@ def _error(status: int, message: str, kind: str):
     return JSONResponse(status_code=status, content={"error": {"message": message, "type": kind, "code": status}})
 
 
-def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: Path | None = None):
-    """The FastAPI app: /v1/models, /v1/chat/completions, /metrics, /health."""
+def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: Path | None = None,
+               metrics_open: bool = False, max_waiting: int = MAX_WAITING,
+               request_timeout: float = REQUEST_TIMEOUT_SECONDS):
+    """The FastAPI app: /v1/models, /v1/chat/completions, /metrics, /health.
+
+    `api_key` None serves without auth (the CLI only allows that with --no-auth). /metrics needs the key
+    too unless `metrics_open`. At most `max_waiting` completions wait for the worker; more get 429."""
     app = FastAPI(title="tuneline serving", docs_url=None, redoc_url=None)
     stats = LatencyStats()
     app.state.stats = stats
+    expected = f"Bearer {api_key}".encode() if api_key else None
+    waiting = {"n": 0}
+    waiting_lock = threading.Lock()
 
     def write_metrics():
         if metrics_file is not None:
@@ -134,16 +170,20 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
 
             atomic_write_json(metrics_file, {**stats.snapshot(), "products": server.products})
 
+    def authorized(request: Request) -> bool:
+        given = request.headers.get("authorization", "").encode("utf-8", "surrogateescape")
+        return expected is None or hmac.compare_digest(given, expected)
+
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        if request.url.path.startswith("/v1/"):
-            if api_key and request.headers.get("authorization") != f"Bearer {api_key}":
-                stats.record(0, error=True)
-                return _error(401, "missing or invalid bearer token", "authentication_error")
-            length = request.headers.get("content-length")
-            if length is not None and int(length) > MAX_BODY_BYTES:
-                stats.record(0, error=True)
-                return _error(413, f"request body over {MAX_BODY_BYTES} bytes", "invalid_request_error")
+        guarded = request.url.path.startswith("/v1/") or (request.url.path == "/metrics" and not metrics_open)
+        if guarded and not authorized(request):
+            stats.record(0, error=True)
+            return _error(401, "missing or invalid bearer token", "authentication_error")
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            stats.record(0, error=True)
+            return _error(413, f"request body over {MAX_BODY_BYTES} bytes", "invalid_request_error")
         return await call_next(request)
 
     @app.get("/health")
@@ -162,12 +202,14 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
         started = time.perf_counter()
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            stats.record(0, error=True)
-            return _error(413, f"request body over {MAX_BODY_BYTES} bytes", "invalid_request_error")
+        body = bytearray()
+        async for chunk in request.stream():  # counted while reading: a chunked upload has no content-length
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                stats.record(0, error=True)
+                return _error(413, f"request body over {MAX_BODY_BYTES} bytes", "invalid_request_error")
         try:
-            payload = ChatRequest.model_validate_json(body)
+            payload = ChatRequest.model_validate_json(bytes(body))
         except ValidationError as exc:
             stats.record(0, error=True)
             first = exc.errors()[0]
@@ -183,8 +225,22 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
         max_new = payload.max_completion_tokens or payload.max_tokens or 128
         import anyio
 
-        text, prompt_tokens, completion_tokens, finish = await anyio.to_thread.run_sync(
-            server.complete, payload.model, [m.model_dump() for m in payload.messages], max_new)
+        with waiting_lock:
+            full = waiting["n"] >= max_waiting
+            if not full:
+                waiting["n"] += 1
+        if full:
+            stats.record(0, error=True)
+            return _error(429, f"{max_waiting} requests are already waiting; retry later", "rate_limit_error")
+        try:
+            text, prompt_tokens, completion_tokens, finish = await anyio.to_thread.run_sync(
+                server.complete, payload.model, [m.model_dump() for m in payload.messages], max_new, request_timeout)
+        except PromptTooLong as exc:
+            stats.record(0, error=True)
+            return _error(400, str(exc), "invalid_request_error")
+        finally:
+            with waiting_lock:
+                waiting["n"] -= 1
         stats.record(time.perf_counter() - started, completion_tokens)
         write_metrics()
         return {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),

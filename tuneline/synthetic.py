@@ -14,6 +14,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tuneline.names import product_key
+from tuneline.paths import under
+
 FIRST_NAMES = ["Maria", "James", "Aisha", "Chen", "Olivia", "Lucas", "Priya", "Daniel", "Sofia", "Ethan",
                "Fatima", "Noah", "Hannah", "Mateo", "Grace", "Liam", "Yuki", "Omar", "Emma", "Jonas"]
 LAST_NAMES = ["Garcia", "Smith", "Khan", "Wang", "Johnson", "Müller", "Patel", "Brown", "Rossi", "Miller",
@@ -214,7 +217,7 @@ def write_landing_zone(landing: Path, products: list[str], tickets_per_product: 
     truth = PlantedTruth()
     for index, product in enumerate(products):
         rows = generate_product_tickets(product, tickets_per_product, seed, truth)
-        folder = landing / product
+        folder = under(landing, product_key(product))
         folder.mkdir(parents=True, exist_ok=True)
         if index % 2 == 0:
             path = folder / "tickets-0001.csv"
