@@ -6,7 +6,8 @@ import polars as pl
 
 from ft_assets.partitions import product_partitions
 from ft_resources.pii import PiiEngine
-from tuneline.cleaning import clean_conversations, count_entities
+from ft_resources.storage import TunelineStorage
+from tuneline.cleaning import clean_conversations, count_entities, pseudonymize_identifiers
 
 
 class CleaningConfig(dg.Config):
@@ -20,16 +21,19 @@ class CleaningConfig(dg.Config):
     partitions_def=product_partitions,
     group_name="curation",
     kinds={"polars", "presidio"},
-    code_version="1",
+    code_version="2",
     automation_condition=dg.AutomationCondition.eager(),
     check_specs=[dg.AssetCheckSpec("no_high_confidence_pii", asset="cleaned_conversations", blocking=True,
                                    description="A re-scan finds no email, phone, card, IBAN, IP or SSN left.")],
 )
 def cleaned_conversations(context: dg.AssetExecutionContext, config: CleaningConfig, raw_tickets: pl.DataFrame,
-                          pii: PiiEngine):
-    """NFKC/HTML/whitespace; internal notes, quoted replies and signatures out; then presidio on every turn."""
+                          pii: PiiEngine, storage: TunelineStorage):
+    """NFKC/HTML/whitespace; internal notes, quoted replies and signatures out; then presidio on every turn,
+    metadata value and file name; ticket and thread ids replaced by keyed hashes."""
     redactor = pii.redactor()
     cleaned = clean_conversations(raw_tickets, redactor, config.product_names, config.replace_urls)
+    key = pii.pseudonym_key.encode() if pii.pseudonym_key else storage.installation_key("pseudonym")
+    cleaned = pseudonymize_identifiers(cleaned, key)
     entities = count_entities(cleaned)
     yield dg.Output(cleaned, metadata={
         "dagster/row_count": cleaned.height,

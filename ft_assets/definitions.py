@@ -19,6 +19,8 @@ Environment (all optional):
   TUNELINE_MLFLOW_URI     MLflow tracking URI (default sqlite:///$TUNELINE_HOME/mlflow.db)
   TUNELINE_JUDGE_BASE_URL an OpenAI-compatible /v1 endpoint: turns the LLM judge on (OPENAI_API_KEY if needed)
   TUNELINE_JUDGE_MODEL    the judge's model name
+  TUNELINE_PSEUDONYM_KEY  key of the keyed hash replacing ticket/thread ids (default: a random per-root key)
+  TUNELINE_UMASK          octal umask for everything written (default 077: owner-only)
   TUNELINE_PRODUCT_ALIASES JSON {"landing folder name": "product-key"} for folders whose names are no valid key
 """
 
@@ -66,6 +68,8 @@ class Settings:
     judge_base_url: str | None = None
     judge_model: str | None = None
     product_aliases: dict = field(default_factory=dict)
+    pseudonym_key_configured: bool = False  # TUNELINE_PSEUDONYM_KEY is set: read through dg.EnvVar, never copied
+    umask: int = 0o077  # files and folders under the storage root are owner-only unless TUNELINE_UMASK says else
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -86,6 +90,8 @@ class Settings:
             judge_base_url=env.get("TUNELINE_JUDGE_BASE_URL"),
             judge_model=env.get("TUNELINE_JUDGE_MODEL"),
             product_aliases=product_aliases(env.get("TUNELINE_PRODUCT_ALIASES", "")),
+            pseudonym_key_configured=bool(env.get("TUNELINE_PSEUDONYM_KEY")),
+            umask=int(env.get("TUNELINE_UMASK", "077"), 8),
             extra={
                 k: env[v]
                 for k, v in (
@@ -122,6 +128,7 @@ def env_flag(value: str, name: str) -> bool:
 
 
 def build_resources(settings: Settings) -> dict:
+    os.umask(settings.umask)  # every file this process creates (assets, exports, adapters, mlflow.db) inherits it
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if settings.home.startswith("s3://"):
         bucket, prefix = split_s3_url(settings.home)
@@ -138,7 +145,8 @@ def build_resources(settings: Settings) -> dict:
         "io_manager": io_manager,
         "storage": storage,
         "landing": landing_zone_from(landing, endpoint, product_aliases=settings.product_aliases),
-        "pii": PiiEngine(n_process=settings.pii_processes),
+        "pii": PiiEngine(n_process=settings.pii_processes, **(
+            {"pseudonym_key": dg.EnvVar("TUNELINE_PSEUDONYM_KEY")} if settings.pseudonym_key_configured else {})),
         "base_model": BaseModel(source=settings.model_source, location=settings.model),
         "trainer": build_trainer(settings),
         "tracking": MlflowTracking(tracking_uri=settings.mlflow_uri or f"sqlite:///{root}/mlflow.db"),

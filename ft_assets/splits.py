@@ -24,6 +24,10 @@ from tuneline.validators import chat_format_problems, split_leakage
 SPLITS = ("train", "val", "test")
 
 
+class _ExportsRefused(Exception):
+    """Raised inside the staging block so that exports with PII are discarded, never swapped in."""
+
+
 def strings_in_jsonl(path) -> list[str]:
     """Every string value in a JSONL file (message contents, metadata), as a downstream reader sees them."""
     import json
@@ -88,23 +92,34 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
     records = to_chat_records(splits)
     export_dir = storage.exports_dir(product)
     sizes = {}
-    with atomic_directory(export_dir) as staging:  # all exports swap in together: never a mix of two runs
-        for name in SPLITS:
-            chosen = [r for r in records if r["split"] == name]
-            atomic_write_jsonl(staging / f"{name}.jsonl", chosen)
-            sizes[name] = len(chosen)
-        atomic_write_json(staging / "alpaca.json", to_alpaca(records))
-        flat = [{"messages": r["messages"], "example_id": r["metadata"]["example_id"],
-                 "ticket_id": r["metadata"]["ticket_id"], "split": r["split"]} for r in records]
-        by_split = {name: [r for r in flat if r["split"] == name] for name in SPLITS}
-        DatasetDict({name: Dataset.from_list(rows) for name, rows in by_split.items() if rows}).save_to_disk(
-            str(staging / "hf_dataset"))
-    with locked(storage.near_duplicate_index):
-        index = NearDuplicateIndex(storage.localize(storage.near_duplicate_index), rules_from(config.dedup))
-        index.replace_product(product, dict(zip(splits["content_hash"], splits["conversation_text"], strict=True)))
-        index.save()
-        storage.publish(storage.near_duplicate_index)
-    export_uri = storage.publish(export_dir)
+    found: list = []
+    try:
+        with atomic_directory(export_dir) as staging:  # all exports swap in together: never a mix of two runs
+            for name in SPLITS:
+                chosen = [r for r in records if r["split"] == name]
+                atomic_write_jsonl(staging / f"{name}.jsonl", chosen)
+                sizes[name] = len(chosen)
+            atomic_write_json(staging / "alpaca.json", to_alpaca(records))
+            flat = [{"messages": r["messages"], "example_id": r["metadata"]["example_id"],
+                     "ticket_id": r["metadata"]["ticket_id"], "split": r["split"]} for r in records]
+            by_split = {name: [r for r in flat if r["split"] == name] for name in SPLITS}
+            DatasetDict({name: Dataset.from_list(rows) for name, rows in by_split.items() if rows}).save_to_disk(
+                str(staging / "hf_dataset"))
+            # checked in staging: exports with PII are never swapped in; the previous exports stay
+            exported = sorted({text for name in SPLITS for text in strings_in_jsonl(staging / f"{name}.jsonl")})
+            found = pii.redactor().find_high_confidence(exported)
+            if found:
+                raise _ExportsRefused
+    except _ExportsRefused:
+        context.log.error(f"{len(found)} PII findings in the new exports: they were not published")
+    if not found:
+        with locked(storage.near_duplicate_index):
+            index = NearDuplicateIndex(storage.localize(storage.near_duplicate_index), rules_from(config.dedup))
+            index.replace_product(product, dict(zip(splits["content_hash"], splits["conversation_text"],
+                                                    strict=True)))
+            index.save()
+            storage.publish(storage.near_duplicate_index)
+    export_uri = storage.publish(export_dir) if not found else None
     yield dg.Output(splits, metadata={
         "dagster/row_count": splits.height, **{f"{k}_examples": v for k, v in sizes.items()},
         "export_dir": dg.MetadataValue.path(str(export_dir)),
@@ -116,10 +131,8 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
     problems = chat_format_problems(records) + token_length_problems(records, tokenizer, config.max_tokens)
     yield dg.AssetCheckResult(check_name="chat_format", passed=not problems,
                               metadata={"problems": dg.MetadataValue.json(problems)})
-    exported = sorted({text for name in SPLITS for text in strings_in_jsonl(export_dir / f"{name}.jsonl")})
-    found = pii.redactor().find_high_confidence(exported)
     yield dg.AssetCheckResult(check_name="no_pii_in_exports", passed=not found, metadata={
-        "texts_scanned": len(exported),
+        "texts_scanned": len(exported), "exports_published": not found,
         "found": dg.MetadataValue.json([{"type": kind, "text_index": i} for i, kind, _ in found[:50]])})
     leaks = split_leakage(splits)
     yield dg.AssetCheckResult(check_name="no_leakage_across_splits", passed=not leaks,

@@ -18,6 +18,9 @@ class PiiEngine(dg.ConfigurableResource):
     batch_size: int = 32
     allow_list: list[str] = list(DEFAULT_ALLOW_LIST)
     n_process: int = 1  # processes analysing text; >1 forks n_process - 1 workers that share the loaded model
+    # key of the keyed hash that replaces ticket/thread ids after raw_tickets (dg.EnvVar TUNELINE_PSEUDONYM_KEY);
+    # empty: a random per-installation key kept owner-only under the storage root
+    pseudonym_key: str = ""
 
     def redactor(self) -> PiiRedactor:
         return cached_redactor(tuple(self.entities), self.spacy_model, self.score_threshold, self.batch_size,

@@ -70,6 +70,24 @@ class TunelineStorage(dg.ConfigurableResource):
     def near_duplicate_index(self) -> Path:
         return self.root_path / "indexes" / "near_duplicates.npz"
 
+    def installation_key(self, name: str) -> bytes:
+        """A random secret created once per storage root (owner-only file `keys/<name>.key`, mirrored like
+        everything else), for installations that configure none."""
+        import os
+        import secrets
+
+        path = self.localize(under(self.root_path, "keys", f"{name}.key"))
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                return path.read_bytes().strip()
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+            self.publish(path)
+        return path.read_bytes().strip()
+
     @property
     def model_cache(self) -> Path:
         return self.root_path / "models"

@@ -79,6 +79,13 @@ def test_whole_graph_for_one_partition(graph_env, home):
     cleaned = pl.read_parquet(asset_partition_path(home, "cleaned_conversations", "shipping", "parquet"))
     text = "\n".join(t["content"] for conv in cleaned["messages"].to_list() for t in conv)
     assert "@" not in text and "[EMAIL]" in text
+    raw = pl.read_parquet(asset_partition_path(home, "raw_tickets", "shipping", "parquet"))
+    assert not set(raw["ticket_id"]) & set(cleaned["ticket_id"]), "ids are pseudonymized after raw_tickets"
+    assert cleaned["ticket_id"].str.contains(r"^[0-9a-f]{20}$").all()
+
+    # owner-only at rest: nothing under the root is readable by group or others
+    exposed = [p for p in home.rglob("*") if p.stat().st_mode & 0o077 and not p.is_symlink()]
+    assert exposed == [], exposed[:5]
 
     exports = home / "exports" / "shipping"
     sizes = {s: len((exports / f"{s}.jsonl").read_text().splitlines()) for s in ("train", "val", "test")}
@@ -162,6 +169,8 @@ def test_pii_in_the_exports_blocks_training(graph_env, home):
     instance, resources, _ = graph_env
     data_assets = [a for a in product_assets() if not MODEL_ASSETS & {k.to_user_string() for k in a.keys}]
     assert dg.materialize(data_assets, instance=instance, resources=resources, partition_key="billing").success
+    exports = home / "exports" / "billing"
+    before = {p.relative_to(exports): p.read_bytes() for p in exports.rglob("*") if p.is_file()}
     # PII that slipped past cleaning (say, a cleaning rule was switched off and the parquet edited by hand)
     path = asset_partition_path(home, "scored_dataset", "billing", "parquet")
     scored = pl.read_parquet(path)
@@ -178,3 +187,7 @@ def test_pii_in_the_exports_blocks_training(graph_env, home):
     assert "maria.gonzalez" not in str(checks["no_pii_in_exports"].metadata)  # the finding is not logged
     materialized = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "lora_adapter" not in materialized
+    after = {p.relative_to(exports): p.read_bytes() for p in exports.rglob("*") if p.is_file()}
+    assert after == before, "exports that failed the PII check were never swapped in: the previous ones stay"
+    assert not any(b"maria.gonzalez" in p.read_bytes() for p in home.rglob("*") if p.is_file()
+                   and not p.is_relative_to(home / "assets"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
 import json
 import re
@@ -77,7 +79,7 @@ def clean_conversations(raw: pl.DataFrame, redactor: PiiRedactor, product_names:
         else [{} for _ in conversations]
     sources = raw["source_file"].to_list() if "source_file" in raw.columns else [None] * len(conversations)
     flat = [clean_text(turn["content"], product_names, replace_urls) for conv in conversations for turn in conv]
-    flat += [str(v) for meta in metadata for v in meta.values() if isinstance(v, str)]
+    flat += [_metadata_text(v) for meta in metadata for v in meta.values() if _metadata_text(v) is not None]
     flat += [s for s in sources if s]
     redacted = iter(redactor.redact_many(flat))
     cleaned, entity_counts = [], []
@@ -95,7 +97,7 @@ def clean_conversations(raw: pl.DataFrame, redactor: PiiRedactor, product_names:
     for meta, counts in zip(metadata, entity_counts, strict=True):
         scrubbed = {}
         for key, value in meta.items():
-            if isinstance(value, str):
+            if _metadata_text(value) is not None:  # strings, and nested lists/objects as their JSON text
                 result = next(redacted)
                 counts.update(result.entities)
                 value = result.text
@@ -118,6 +120,46 @@ def clean_conversations(raw: pl.DataFrame, redactor: PiiRedactor, product_names:
     if "source_file" in raw.columns:
         columns.append(pl.Series("source_file", clean_sources, dtype=pl.String))
     return raw.with_columns(columns)
+
+
+def _metadata_text(value: object) -> str | None:
+    """The text of a metadata value to redact: strings, and lists/objects as JSON (numbers need none)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return None
+
+
+def pseudonym(value: str, key: bytes) -> str:
+    """A keyed hash of an identifier: stable for one key (splits and lineage keep working), and without
+    the key nobody can test a guess (an email used as a ticket id) against it."""
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:20]
+
+
+def _timestamp_or_none(value: str | None) -> str | None:
+    """An ISO date/time as normalised text; anything else (free text can hold PII) becomes null."""
+    from datetime import datetime
+
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00")).isoformat()
+    except ValueError:
+        return None
+
+
+def pseudonymize_identifiers(frame: pl.DataFrame, key: bytes) -> pl.DataFrame:
+    """After raw_tickets nothing carries a source identifier: ticket and thread ids become keyed hashes,
+    `created_at` keeps only a parseable timestamp."""
+    columns = []
+    for name in ("ticket_id", "thread_id"):
+        if name in frame.columns:
+            columns.append(frame[name].map_elements(lambda v: pseudonym(v, key), return_dtype=pl.String))
+    if "created_at" in frame.columns:
+        columns.append(frame["created_at"].map_elements(_timestamp_or_none, return_dtype=pl.String,
+                                                        skip_nulls=False))
+    return frame.with_columns(columns) if columns else frame
 
 
 def count_entities(cleaned: pl.DataFrame) -> dict[str, int]:

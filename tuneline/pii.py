@@ -76,6 +76,17 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
+_LINE_BREAK = re.compile(r"[ \t]*\n\s*")
+
+
+def line_joined_variants(text: str) -> list[str]:
+    """The text, and where it has line breaks also with them read as a space and as nothing: an email or a
+    phone number split across two lines is still found by the re-scan."""
+    if "\n" not in text:
+        return [text]
+    return [text, _LINE_BREAK.sub(" ", text), _LINE_BREAK.sub("", text)]
+
+
 MIN_TEXTS_PER_PROCESS = 200  # below this a second process costs more than it saves
 _FORK_SOURCE: PiiRedactor | None = None  # in a forked worker: the engine it was forked with
 
@@ -229,9 +240,13 @@ class PiiRedactor:
 
         Scans for every high-confidence type, whatever subset this redactor was configured to replace.
         """
+        variants = [(i, v) for i, text in enumerate(texts) for v in line_joined_variants(text)]
+        scanned = [v for _, v in variants]
         found = []
-        for i, (text, results) in enumerate(zip(texts, self.analyze(texts, list(HIGH_CONFIDENCE_TYPES)), strict=True)):
+        seen = set()
+        for (i, text), results in zip(variants, self.analyze(scanned, list(HIGH_CONFIDENCE_TYPES)), strict=True):
             for r in results:
-                if r.score >= 0.5:
+                if r.score >= 0.5 and (i, r.entity_type, text[r.start:r.end]) not in seen:
+                    seen.add((i, r.entity_type, text[r.start:r.end]))
                     found.append((i, r.entity_type, text[r.start:r.end]))
         return found

@@ -105,7 +105,9 @@ def atomic_directory(final: Path):
     final.parent.mkdir(parents=True, exist_ok=True)
     sweep_orphans(final)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
-    staging.chmod(0o755)
+    current = os.umask(0)
+    os.umask(current)
+    staging.chmod(0o777 & ~current)  # mkdtemp makes it 0700; the swapped-in directory follows the umask
     try:
         yield staging
     except BaseException:
