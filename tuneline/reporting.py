@@ -63,7 +63,7 @@ FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff
 
 def spreadsheet_safe(value: object) -> object:
     """A cell a spreadsheet will show as text: a string starting like a formula gets a leading `'` (OWASP's
-    advice for CSV injection; full-width lookalikes too, since spreadsheets fold them)."""
+    advice for CSV injection; full-width lookalikes too, since spreadsheets fold them). Numbers stay numbers."""
     if isinstance(value, str) and value.startswith(FORMULA_LEADS):
         return "'" + value
     return value
