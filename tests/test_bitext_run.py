@@ -2,6 +2,7 @@
 
 import dagster as dg
 import polars as pl
+import pytest
 
 from ft_assets.definitions import Settings, all_assets, build_resources
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
@@ -15,6 +16,7 @@ BITEXT_MAPPING = {"id_column": "none", "thread_column": "none", "user_column": "
                   "assistant_column": "response"}
 
 
+@pytest.mark.slow  # the whole data graph over 11 real categories (~80 s); test_assets keeps one whole-graph run
 def test_bitext_categories_materialize_as_products(tmp_path, shared_data, tiny_model_dir):
     home = tmp_path / "home"
     counts = split_by_product(shared_data / "bitext" / "tickets.csv", home / "landing", "category")

@@ -16,7 +16,12 @@ def test_demo_code_path_on_a_reduced_config(tmp_path, monkeypatch, tiny_model_di
     adapter = tmp_path / "home" / "adapters" / "account"
     assert row["adapter"].startswith(str(adapter)) and (Path(row["adapter"]) / "adapter_model.safetensors").is_file()
     # runs persist in DAGSTER_HOME so `make dev` shows them
-    assert (tmp_path / "dagster_home" / "history").exists() or list((tmp_path / "dagster_home").iterdir())
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        runs = instance.get_runs()
+        assert runs and all(r.tags.get("tuneline/trigger") == "demo" for r in runs)
+        assert "account" in instance.get_dynamic_partitions("products")
 
 
 def test_help_explains_each_command(capsys):

@@ -54,7 +54,11 @@ def test_planted_pii_appears_nowhere_after_cleaning(tmp_path, tiny_model_dir):
     assert (raw["source_kind"] == "kb").sum() == 2, "the KB article was ingested"
     assert FILE_EMAIL in "".join(raw["source_file"].to_list()), "the PII-named file was ingested"
     splits = pl.read_parquet(home / "assets" / "dataset_splits" / "billing.parquet")
-    assert (splits["source_kind"] == "kb").any() or splits.height > 0
+    cleaned = pl.read_parquet(home / "assets" / "cleaned_conversations" / "billing.parquet")
+    kb_text = " ".join(t["content"] for conv, kind in zip(cleaned["messages"].to_list(), cleaned["source_kind"],
+                                                          strict=True) if kind == "kb" for t in conv)
+    assert "[EMAIL]" in kb_text and "[PHONE]" in kb_text, "the KB article travelled on, redacted"
+    assert splits.height > 0
 
     searched = []
     for path in sorted(p for p in tmp_path.rglob("*") if p.is_file()):

@@ -63,7 +63,11 @@ def test_models_and_a_completion_per_product(server):
         assert reply.model == product and reply.choices[0].finish_reason in ("stop", "length")
         assert reply.usage.completion_tokens <= 5 and reply.usage.prompt_tokens > 0
     assert httpx.get(server["url"] + "/metrics").status_code == 401, "/metrics is behind the key by default"
-    metrics = httpx.get(server["url"] + "/metrics", headers=AUTH).json()
+    prometheus = httpx.get(server["url"] + "/metrics", headers=AUTH)
+    assert prometheus.headers["content-type"].startswith("text/plain")
+    assert 'tuneline_requests_total{outcome="ok"}' in prometheus.text
+    assert "tuneline_request_seconds_bucket" in prometheus.text
+    metrics = httpx.get(server["url"] + "/metrics.json", headers=AUTH).json()
     assert metrics["requests"] >= 2 and metrics["p50_seconds"] > 0 and metrics["p99_seconds"] >= metrics["p50_seconds"]
     assert server["metrics_file"].is_file()
 
@@ -121,6 +125,7 @@ def test_serving_metrics_asset_reads_what_the_server_wrote(server, tmp_path):
     assert metadata["requests"].value >= 2 and metadata["p95_seconds"].value > 0
 
 
+@pytest.mark.slow  # the serving load test; the fast suite keeps single requests and the hostile ones
 def test_bounded_load_on_loopback(server):
     """200 requests at concurrency 8: no errors, and the server's own percentiles agree."""
     from concurrent.futures import ThreadPoolExecutor
@@ -139,4 +144,4 @@ def test_bounded_load_on_loopback(server):
     p95 = latencies[int(0.95 * len(latencies)) - 1]
     print(f"load: 200 requests, concurrency 8, client P95 {p95 * 1000:.0f} ms")
     assert len(results) == 200 and all(reason in ("stop", "length") for _, reason in results)
-    assert httpx.get(server["url"] + "/metrics", headers=AUTH).json()["requests"] >= 200
+    assert httpx.get(server["url"] + "/metrics.json", headers=AUTH).json()["requests"] >= 200

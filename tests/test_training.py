@@ -211,6 +211,7 @@ def test_bf16_runs_the_adapter_path_under_autocast_and_batches_by_length(tiny_mo
     assert not isinstance(build_trainer(unsorted, tmp_path / "t2")[0]._get_train_sampler(), LengthGroupedSampler)
 
 
+@pytest.mark.slow  # ~45 s of torch.compile; the fast suite keeps the eager path
 def test_compiled_layers_match_eager_loss_and_gradients_and_save_the_same_adapter(tiny_model_dir, tmp_path):
     import torch
 

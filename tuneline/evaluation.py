@@ -176,15 +176,20 @@ def ragas_scores(predictions: list[str], references: list[str]) -> dict[str, flo
 
 
 def paired_bootstrap(tuned: list[float], base: list[float], samples: int = 2000, seed: int = 0) -> dict:
-    """Mean of tuned - base with a 95% percentile interval, resampling examples with replacement."""
-    deltas = [t - b for t, b in zip(tuned, base, strict=True)]
-    if not deltas:
+    """Mean of tuned - base with a 95% percentile interval (scipy.stats.bootstrap, resampling examples)."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    deltas = np.asarray([t - b for t, b in zip(tuned, base, strict=True)], dtype=float)
+    if deltas.size == 0:
         return {"delta": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
-    rng = random.Random(seed)
-    n = len(deltas)
-    means = sorted(sum(deltas[rng.randrange(n)] for _ in range(n)) / n for _ in range(samples))
-    return {"delta": round(sum(deltas) / n, 4), "ci_low": round(means[int(0.025 * samples)], 4),
-            "ci_high": round(means[int(0.975 * samples) - 1], 4)}
+    if deltas.size == 1 or np.all(deltas == deltas[0]):  # no spread: the interval is the value itself
+        value = round(float(deltas.mean()), 4)
+        return {"delta": value, "ci_low": value, "ci_high": value}
+    result = bootstrap((deltas,), np.mean, n_resamples=samples, confidence_level=0.95, method="percentile",
+                       rng=np.random.default_rng(seed))
+    return {"delta": round(float(deltas.mean()), 4), "ci_low": round(float(result.confidence_interval.low), 4),
+            "ci_high": round(float(result.confidence_interval.high), 4)}
 
 
 def rouge_per_example(predictions: list[str], references: list[str]) -> dict[str, list[float]]:

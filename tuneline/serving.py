@@ -4,7 +4,8 @@
     tuneline serve --from-registry billing,shipping          # champions from the MLflow registry
 
 The request's `model` picks the product's adapter. Generation is greedy and serialised (one
-CPU, one model); latency percentiles are served at /metrics and written to a JSON file that the
+CPU, one model); counters and a latency histogram are served in Prometheus' text format at /metrics,
+percentiles as JSON at /metrics.json and written to a JSON file that the
 `serving_metrics` asset reads.
 """
 
@@ -66,8 +67,28 @@ class LatencyStats:
     errors: int = 0
     completion_tokens: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    registry: object = None
+
+    def __post_init__(self):
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry()  # one per app: two servers in one process never share counters
+        self._requests = Counter("tuneline_requests", "Requests answered, by outcome", ["outcome"],
+                                 registry=self.registry)
+        self._tokens = Counter("tuneline_completion_tokens", "Tokens generated", registry=self.registry)
+        self._latency = Histogram("tuneline_request_seconds", "Latency of successful completions",
+                                  buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=self.registry)
+
+    def prometheus_text(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
 
     def record(self, seconds: float, tokens: int = 0, error: bool = False) -> None:
+        self._requests.labels("error" if error else "ok").inc()
+        if not error:
+            self._latency.observe(seconds)
+            self._tokens.inc(tokens)
         with self.lock:
             self.requests += 1
             self.errors += error
@@ -153,7 +174,7 @@ def _error(status: int, message: str, kind: str):
 def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: Path | None = None,
                metrics_open: bool = False, max_waiting: int = MAX_WAITING,
                request_timeout: float = REQUEST_TIMEOUT_SECONDS):
-    """The FastAPI app: /v1/models, /v1/chat/completions, /metrics, /health.
+    """The FastAPI app: /v1/models, /v1/chat/completions, /metrics (Prometheus), /metrics.json, /health.
 
     `api_key` None serves without auth (the CLI only allows that with --no-auth). /metrics needs the key
     too unless `metrics_open`. At most `max_waiting` completions wait for the worker; more get 429."""
@@ -176,7 +197,7 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        guarded = request.url.path.startswith("/v1/") or (request.url.path == "/metrics" and not metrics_open)
+        guarded = request.url.path.startswith("/v1/") or (request.url.path.startswith("/metrics") and not metrics_open)
         if guarded and not authorized(request):
             stats.record(0, error=True)
             return _error(401, "missing or invalid bearer token", "authentication_error")
@@ -192,6 +213,13 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
 
     @app.get("/metrics")
     def metrics():
+        from fastapi.responses import Response
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(stats.prometheus_text(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/metrics.json")
+    def metrics_json():
         return stats.snapshot()
 
     @app.get("/v1/models")
