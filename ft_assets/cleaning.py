@@ -5,7 +5,7 @@ import dagster as dg
 import polars as pl
 
 from ft_assets.partitions import product_partitions
-from ft_resources.pii import PiiEngine
+from ft_resources.pii import PiiEngine, pseudonym_key
 from ft_resources.storage import TunelineStorage
 from tuneline.cleaning import clean_conversations, count_entities, pseudonymize_identifiers
 
@@ -32,8 +32,7 @@ def cleaned_conversations(context: dg.AssetExecutionContext, config: CleaningCon
     metadata value and file name; ticket and thread ids replaced by keyed hashes."""
     redactor = pii.redactor()
     cleaned = clean_conversations(raw_tickets, redactor, config.product_names, config.replace_urls)
-    key = pii.pseudonym_key.encode() if pii.pseudonym_key else storage.installation_key("pseudonym")
-    cleaned = pseudonymize_identifiers(cleaned, key)
+    cleaned = pseudonymize_identifiers(cleaned, pseudonym_key(pii, storage))
     entities = count_entities(cleaned)
     yield dg.Output(cleaned, metadata={
         "dagster/row_count": cleaned.height,

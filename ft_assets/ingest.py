@@ -6,9 +6,9 @@ import polars as pl
 
 from ft_assets.partitions import product_partitions
 from ft_resources.landing import LandingZone
-from ft_resources.pii import PiiEngine
+from ft_resources.pii import PiiEngine, pseudonym_key
 from ft_resources.storage import TunelineStorage
-from tuneline.ingest import MAX_RECORD_CHARS, ColumnMapping, ingest_product
+from tuneline.ingest import MAX_RECORD_CHARS, ColumnMapping, ingest_product, suppress_forgotten
 from tuneline.storage import content_version
 from tuneline.validators import conservation_problems
 
@@ -58,6 +58,7 @@ def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, stor
     result = ingest_product(folder, product, mapping, max_record_chars=max_record_chars,
                             min_age_seconds=landing.min_age_seconds if min_age is None else min_age)
     files = result.files
+    result = suppress_forgotten(result, storage.suppressed_ids(product), pseudonym_key(pii, storage))
     # content hashes as data versions: re-ingesting unchanged files leaves everything downstream fresh
     yield dg.Output(result.kept, output_name="raw_tickets", data_version=dg.DataVersion(content_version(result.kept)),
                     metadata={

@@ -27,6 +27,11 @@ class PiiEngine(dg.ConfigurableResource):
                                tuple(self.allow_list), self.n_process)
 
 
+def pseudonym_key(pii: PiiEngine, storage) -> bytes:
+    """The key of the keyed hash for ids: the configured one, else the storage root's own."""
+    return pii.pseudonym_key.encode() if pii.pseudonym_key else storage.installation_key("pseudonym")
+
+
 @functools.lru_cache(maxsize=4)
 def cached_redactor(entities: tuple[str, ...], spacy_model: str, score_threshold: float, batch_size: int,
                     allow_list: tuple[str, ...], n_process: int = 1) -> PiiRedactor:

@@ -88,6 +88,14 @@ class TunelineStorage(dg.ConfigurableResource):
             self.publish(path)
         return path.read_bytes().strip()
 
+    def suppressed_path(self, product: str) -> Path:
+        """Keyed hashes of the ticket ids `tuneline forget` removed: ingestion never takes them in again."""
+        return under(self.root_path, "forgotten", f"{product_key(product)}.json")
+
+    def suppressed_ids(self, product: str) -> set[str]:
+        path = self.localize(self.suppressed_path(product))
+        return set(json.loads(path.read_text())) if path.exists() else set()
+
     @property
     def model_cache(self) -> Path:
         return self.root_path / "models"

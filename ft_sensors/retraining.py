@@ -35,14 +35,18 @@ class RetrainPolicy:
 
 
 def should_retrain(train_examples_now: int | None, trained_on: int | None, last_trained_at: float | None,
-                   now: float, in_progress: bool, policy: RetrainPolicy, drift: str | None = None) -> tuple[bool, str]:
-    """Pure decision with its reason, so the sensor's skips are explainable in the UI."""
+                   now: float, in_progress: bool, policy: RetrainPolicy, drift: str | None = None,
+                   forgotten: int = 0) -> tuple[bool, str]:
+    """Pure decision with its reason, so the sensor's skips are explainable in the UI. Examples the adapter
+    was trained on that a `tuneline forget` request removed retrain it at once: no cooldown holds that."""
     if train_examples_now is None:
         return False, "no curated splits yet"
     if in_progress:
         return False, "a training run is already queued or running"
     if trained_on is None:
         return True, "no adapter yet"
+    if forgotten:
+        return True, f"{forgotten} examples it was trained on were forgotten"
     if last_trained_at is not None and now - last_trained_at < policy.cooldown_seconds:
         return False, "in cooldown"
     new = train_examples_now - trained_on
@@ -77,6 +81,13 @@ def _drift_since(instance: dg.DagsterInstance, product: str, adapter) -> str | N
     return str(metadata["reason"].value) if "reason" in metadata else "drift"
 
 
+def _forgotten_since(splits, adapter) -> int:
+    """Examples removed by `tuneline forget` from the splits after the current adapter was trained."""
+    if splits is None or adapter is None or splits.timestamp < adapter.timestamp:
+        return 0
+    return _metadata_int(splits, "forgotten_examples") or 0
+
+
 def _in_progress(instance: dg.DagsterInstance, product: str) -> bool:
     active = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
               dg.DagsterRunStatus.STARTED]
@@ -95,7 +106,7 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         retrain, reason = should_retrain(
             _metadata_int(splits, "train_examples"), _metadata_int(adapter, "train_examples"),
             adapter.timestamp if adapter else None, now, _in_progress(context.instance, product), policy,
-            drift=_drift_since(context.instance, product, adapter))
+            drift=_drift_since(context.instance, product, adapter), forgotten=_forgotten_since(splits, adapter))
         decisions[product] = reason
         if retrain:
             requests.append(dg.RunRequest(

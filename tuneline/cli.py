@@ -7,6 +7,7 @@
     tuneline registry   show a product's champion adapter, or roll it back to an earlier version
     tuneline pii-eval   measure PII recall/precision per entity type on a labeled file
     tuneline generate   write seeded synthetic tickets into a landing zone
+    tuneline forget     remove one customer's tickets (--email / --ticket-id) from every stage, with an audit record
     tuneline products   register the landing zone's product folders as partitions (and list skipped entries)
     tuneline train      train one adapter from a YAML TrainConfig, without Dagster
     tuneline eval       evaluate an adapter (or the base model) on any chat JSONL file
@@ -266,6 +267,122 @@ def _cmd_products(ns: argparse.Namespace) -> int:
     return 0
 
 
+def forget_customer(instance, resources: dict, email: str | None = None, ticket_id: str | None = None):
+    """Remove one customer's tickets from raw, rejected, cleaned, scored, splits and exports of every product,
+    suppress them for later ingests, record a runless materialization per rewritten asset (so the UI and
+    the retraining sensor see the change) and write a PII-free audit record. Local storage roots only."""
+    import dagster as dg
+    import polars as pl
+
+    from ft_assets.partitions import PRODUCTS_PARTITION_NAME
+    from ft_resources.io_manager import PartitionedFileIOManager, asset_partition_path
+    from ft_resources.pii import pseudonym_key
+    from tuneline.cleaning import pseudonym
+    from tuneline.forget import (
+        EXPORT_FILES,
+        PSEUDONYM_ASSETS,
+        ForgetReport,
+        matching_raw_ids,
+        pseudonyms_of,
+        rejected_matches,
+        without_records,
+    )
+    from tuneline.paths import under
+    from tuneline.splits import to_alpaca
+    from tuneline.storage import atomic_directory, atomic_write_json, atomic_write_jsonl, atomic_write_parquet
+
+    if not isinstance(resources["io_manager"], PartitionedFileIOManager) or resources["storage"].remote:
+        raise SystemExit("tuneline forget works on a local storage root; this one is on S3 (not supported yet)")
+    storage = resources["storage"]
+    with dg.build_resources({"pii": resources["pii"]}) as built:
+        key = pseudonym_key(built.pii, storage)
+    kind, value = ("email", email.strip().lower()) if email else ("ticket_id", ticket_id)
+    report = ForgetReport(kind, pseudonym(value, key))
+    root = storage.root_path
+    for product in sorted(instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME)):
+        raw_path = asset_partition_path(root, "raw_tickets", product, "parquet")
+        if not raw_path.exists():
+            continue
+        raw = pl.read_parquet(raw_path, glob=False)
+        ids = matching_raw_ids(raw, email, ticket_id)
+        hashed = pseudonyms_of(ids, key)
+        counts: dict[str, int] = {}
+        rewritten: dict[str, dict] = {}
+        if ids:
+            atomic_write_parquet(raw_path, raw.filter(~pl.col("ticket_id").is_in(list(ids))))
+            counts["raw_tickets"] = len(ids)
+        rejected_path = asset_partition_path(root, "rejected_tickets", product, "parquet")
+        if rejected_path.exists():
+            rejected = pl.read_parquet(rejected_path, glob=False)
+            mask = rejected_matches(rejected, email, ids)
+            if mask.any():
+                atomic_write_parquet(rejected_path, rejected.filter(~mask))
+                counts["rejected_tickets"] = int(mask.sum())
+        for asset in PSEUDONYM_ASSETS:
+            path = asset_partition_path(root, asset, product, "parquet")
+            if hashed and path.exists():
+                frame = pl.read_parquet(path, glob=False)
+                kept = frame.filter(~pl.col("ticket_id").is_in(list(hashed)))
+                if kept.height < frame.height:
+                    atomic_write_parquet(path, kept)
+                    counts[asset] = frame.height - kept.height
+                    if asset == "dataset_splits":
+                        rewritten[asset] = {"train_examples": int((kept["split"] == "train").sum())}
+        exports = storage.exports_dir(product)
+        if hashed and exports.is_dir():
+            filtered = {name: without_records(exports / name, hashed) for name in EXPORT_FILES
+                        if (exports / name).exists()}
+            removed = sum(n for _, n in filtered.values())
+            if removed:
+                from datasets import Dataset, DatasetDict
+
+                with atomic_directory(exports) as staging:
+                    records = []
+                    for name, (kept_records, _) in filtered.items():
+                        atomic_write_jsonl(staging / name, kept_records)
+                        records += kept_records
+                    atomic_write_json(staging / "alpaca.json", to_alpaca(records))
+                    flat = {name.removesuffix(".jsonl"): [
+                        {"messages": r["messages"], "example_id": r["metadata"]["example_id"],
+                         "ticket_id": r["metadata"]["ticket_id"], "split": r["split"]} for r in kept]
+                        for name, (kept, _) in filtered.items()}
+                    DatasetDict({s: Dataset.from_list(rows) for s, rows in flat.items() if rows}).save_to_disk(
+                        str(staging / "hf_dataset"))
+                counts["exports"] = removed
+        if ids:
+            suppressed = storage.suppressed_ids(product) | hashed
+            atomic_write_json(storage.suppressed_path(product), sorted(suppressed))
+        report.removed[product] = counts
+        for asset, n in counts.items():
+            if asset == "exports":
+                continue
+            instance.report_runless_asset_event(dg.AssetMaterialization(
+                asset_key=asset, partition=product, metadata={
+                    "forget_request": report.request_hash, "rows_removed": n,
+                    **({"forgotten_examples": n} if asset == "dataset_splits" else {}),
+                    **rewritten.get(asset, {})}))
+    atomic_write_json(under(root, "audit", f"forget-{int(report.at)}-{report.request_hash[:8]}.json"),
+                      report.as_json())
+    return report
+
+
+def _cmd_forget(ns: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from ft_assets.definitions import Settings, build_resources
+
+    os.environ["TUNELINE_HOME"] = str(Path(ns.home).resolve())
+    ensure_dagster_home()
+    resources = build_resources(Settings.from_env())
+    with dg.DagsterInstance.get() as instance:
+        report = forget_customer(instance, resources, email=ns.email, ticket_id=ns.ticket_id)
+    print(json.dumps(report.as_json(), indent=2))
+    if report.products:
+        print(f"adapters of {', '.join(report.products)} were trained on removed tickets: the retraining sensor "
+              "retrains them (or materialize lora_adapter for those products)", file=sys.stderr)
+    return 0
+
+
 def _cmd_generate(ns: argparse.Namespace) -> int:
     from tuneline.synthetic import write_landing_zone
 
@@ -367,6 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
     products.add_argument("action", choices=("sync", "list"))
     products.add_argument("--home", default=os.environ.get("TUNELINE_HOME", ".tuneline"), help="storage root")
     products.set_defaults(func=_cmd_products)
+
+    forget = sub.add_parser("forget", help="remove one customer's tickets from every stage (audit record, no PII)")
+    who = forget.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email", help="every ticket whose text or metadata holds this email")
+    who.add_argument("--ticket-id", help="the ticket with this source id")
+    forget.add_argument("--home", default=os.environ.get("TUNELINE_HOME", ".tuneline"), help="storage root")
+    forget.set_defaults(func=_cmd_forget)
 
     gen = sub.add_parser("generate", help="write seeded synthetic tickets to <landing>/<product>/")
     gen.add_argument("--landing", required=True)

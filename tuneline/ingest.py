@@ -362,6 +362,23 @@ def ingest_product(product_dir: Path, product: str, mapping: ColumnMapping = Col
     return IngestResult(kept, rejected, sum(r.records_in for r in results) + skipped.height, files)
 
 
+def suppress_forgotten(result: IngestResult, suppressed: set[str], key: bytes) -> IngestResult:
+    """Tickets a `tuneline forget` request removed stay out: each becomes a rejected record `forgotten` with
+    neither its text nor its id, so in = kept + rejected still holds and nothing of it is stored."""
+    if not suppressed or result.kept.height == 0:
+        return result
+    from tuneline.cleaning import pseudonym
+
+    mask = result.kept["ticket_id"].map_elements(lambda v: pseudonym(v, key) in suppressed, return_dtype=pl.Boolean)
+    if not mask.any():
+        return result
+    gone = result.kept.filter(mask).select("product", "source_file", "source_row").with_columns(
+        pl.lit(None, dtype=pl.String).alias("ticket_id"), pl.lit("forgotten").alias("reason"),
+        pl.lit("").alias("raw")).select(list(REJECTED_SCHEMA))
+    return IngestResult(result.kept.filter(~mask), pl.concat([result.rejected, gone]), result.records_in,
+                        result.files)
+
+
 def split_by_product(source: Path, landing: Path, product_column: str) -> dict[str, int]:
     """Write one landing file per product from a single export that has a product column (e.g. bitext's
     `category`). Values are lowercased and non-key characters become `_`; a value that still is no valid

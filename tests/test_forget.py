@@ -1,0 +1,74 @@
+"""`tuneline forget`: one customer's tickets leave every stage, stay out of later ingests, the adapters trained
+on them are retrained by the sensor, and the audit record holds no PII."""
+
+import json
+
+import dagster as dg
+import polars as pl
+
+from ft_assets.definitions import Settings, build_resources, product_assets
+from ft_assets.partitions import PRODUCTS_PARTITION_NAME
+from ft_sensors.retraining import retraining_sensor
+from tests.conftest import age_files
+from tuneline.cli import forget_customer
+from tuneline.synthetic import write_landing_zone
+
+EMAIL = "jane.forgetme@example.org"
+DATA = ["raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits"]
+
+
+def _landing(home):
+    write_landing_zone(home / "landing", ["billing"], 40)
+    rows = [{"ticket_id": f"jane-{i}", "customer_message": f"Hi, this is Jane ({EMAIL}). Invoice {900 + i} "
+             f"charged me twice for the annual plan, please refund one of the payments.",
+             "agent_response": f"Sorry Jane, I refunded the duplicate payment on invoice {900 + i}; "
+             "it reaches your card in 3-5 business days."} for i in range(4)]
+    pl.DataFrame(rows).write_csv(home / "landing" / "billing" / "jane.csv")
+    age_files(home / "landing")
+
+
+def _everything(home) -> bytes:
+    return b"".join(p.read_bytes() for p in home.rglob("*") if p.is_file() and "landing" not in p.parts)
+
+
+def test_forget_removes_a_customer_everywhere_and_retrains(tmp_path, tiny_model_dir, monkeypatch):
+    home = tmp_path / "home"
+    _landing(home)
+    resources = build_resources(Settings(home=str(home), model_source="local", model=str(tiny_model_dir),
+                                         trainer="local"))
+    run_config = {"ops": {"lora_adapter": {"config": {"max_steps": 2, "gradient_accumulation_steps": 1}}}}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, ["billing"])
+        assets = product_assets()
+        assert dg.materialize(assets, instance=instance, resources=resources, partition_key="billing",
+                              selection=[*DATA, "lora_adapter"], run_config=run_config).success
+        raw = pl.read_parquet(home / "assets" / "raw_tickets" / "billing.parquet")
+        assert raw["ticket_id"].str.starts_with("jane-").sum() == 4
+
+        report = forget_customer(instance, resources, email=EMAIL.upper())
+        assert report.removed["billing"]["raw_tickets"] == 4
+        assert report.removed["billing"]["cleaned_conversations"] == 4
+        assert EMAIL.encode() not in _everything(home) and b"jane-" not in _everything(home)
+        audit = list((home / "audit").glob("forget-*.json"))
+        assert len(audit) == 1 and "jane" not in audit[0].read_text().lower()
+        for asset in DATA:
+            frame = pl.read_parquet(home / "assets" / asset / "billing.parquet")
+            assert frame.height > 0, asset  # everyone else is still there
+        exports = "".join((home / "exports" / "billing" / f"{s}.jsonl").read_text() for s in ("train", "val", "test"))
+        assert "Jane" not in exports and "duplicate payment on invoice 90" not in exports
+
+        # the adapter was trained on forgotten examples: the sensor retrains it now, cooldown or not
+        monkeypatch.setenv("TUNELINE_RETRAIN_COOLDOWN_SECONDS", "999999")
+        with dg.build_sensor_context(instance=instance) as context:
+            tick = retraining_sensor(context)
+        assert [r.partition_key for r in tick.run_requests] == ["billing"]
+        assert "forgotten" in json.loads(tick.cursor)["billing"]
+
+        # the landing files still hold them: a re-ingest keeps them out, without their text
+        assert dg.materialize(assets, instance=instance, resources=resources, partition_key="billing",
+                              selection=["raw_tickets", "rejected_tickets"]).success
+    raw = pl.read_parquet(home / "assets" / "raw_tickets" / "billing.parquet")
+    rejected = pl.read_parquet(home / "assets" / "rejected_tickets" / "billing.parquet")
+    assert not raw["ticket_id"].str.starts_with("jane-").any()
+    assert (rejected["reason"] == "forgotten").sum() == 4
+    assert EMAIL not in rejected.write_csv() and "Invoice 90" not in rejected.write_csv()
