@@ -20,6 +20,8 @@ Environment (all optional):
   TUNELINE_JUDGE_BASE_URL an OpenAI-compatible /v1 endpoint: turns the LLM judge on (OPENAI_API_KEY if needed)
   TUNELINE_JUDGE_MODEL    the judge's model name
   TUNELINE_PSEUDONYM_KEY  key of the keyed hash replacing ticket/thread ids (default: a random per-root key)
+  TUNELINE_RETENTION_DAYS landing files older than N days are deleted at ingest (default 0: kept); the
+                          raw_data_retention schedule (stopped by default) re-ingests every product daily
   TUNELINE_UMASK          octal umask for everything written (default 077: owner-only)
   TUNELINE_PRODUCT_ALIASES JSON {"landing folder name": "product-key"} for folders whose names are no valid key
 """
@@ -45,7 +47,7 @@ from ft_resources.storage import TunelineStorage, split_s3_url
 from ft_resources.tracking import MlflowTracking
 from ft_resources.trainer import EcsTrainer, LocalTrainer, OpenAIFineTuneTrainer, SubprocessTrainer, TrainerResource
 from ft_sensors.failures import run_failure_sensor
-from ft_sensors.landing import automation_sensor, landing_zone_sensor
+from ft_sensors.landing import automation_sensor, landing_zone_sensor, raw_data_retention, retention_job
 from ft_sensors.retraining import retrain_job, retraining_sensor, weekly_retraining
 
 DEFAULT_HOME = ".tuneline"
@@ -69,6 +71,7 @@ class Settings:
     judge_model: str | None = None
     product_aliases: dict = field(default_factory=dict)
     pseudonym_key_configured: bool = False  # TUNELINE_PSEUDONYM_KEY is set: read through dg.EnvVar, never copied
+    retention_days: float = 0  # TUNELINE_RETENTION_DAYS: landing files older than this are deleted at ingest
     umask: int = 0o077  # files and folders under the storage root are owner-only unless TUNELINE_UMASK says else
     extra: dict = field(default_factory=dict)
 
@@ -92,6 +95,7 @@ class Settings:
             product_aliases=product_aliases(env.get("TUNELINE_PRODUCT_ALIASES", "")),
             pseudonym_key_configured=bool(env.get("TUNELINE_PSEUDONYM_KEY")),
             umask=int(env.get("TUNELINE_UMASK", "077"), 8),
+            retention_days=float(env.get("TUNELINE_RETENTION_DAYS", "0")),
             extra={
                 k: env[v]
                 for k, v in (
@@ -144,7 +148,8 @@ def build_resources(settings: Settings) -> dict:
     return {
         "io_manager": io_manager,
         "storage": storage,
-        "landing": landing_zone_from(landing, endpoint, product_aliases=settings.product_aliases),
+        "landing": landing_zone_from(landing, endpoint, product_aliases=settings.product_aliases,
+                                     retention_days=settings.retention_days),
         "pii": PiiEngine(n_process=settings.pii_processes, **(
             {"pseudonym_key": dg.EnvVar("TUNELINE_PSEUDONYM_KEY")} if settings.pseudonym_key_configured else {})),
         "base_model": BaseModel(source=settings.model_source, location=settings.model),
@@ -200,8 +205,8 @@ def product_assets() -> list:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     sensors = [landing_zone_sensor, automation_sensor, retraining_sensor, run_failure_sensor]
-    return dg.Definitions(assets=all_assets(), sensors=sensors, schedules=[weekly_retraining], jobs=[retrain_job],
-                          resources=build_resources(settings))
+    return dg.Definitions(assets=all_assets(), sensors=sensors, schedules=[weekly_retraining, raw_data_retention],
+                          jobs=[retrain_job, retention_job], resources=build_resources(settings))
 
 
 defs = build_definitions(Settings.from_env())

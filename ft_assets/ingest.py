@@ -1,6 +1,8 @@
 """raw_tickets and rejected_tickets: the product's landing files, split into usable and quarantined."""
 
 
+import time
+
 import dagster as dg
 import polars as pl
 
@@ -47,6 +49,7 @@ def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, stor
     """Read every CSV/JSONL/Parquet/Markdown file of the product's landing folder; quarantine what cannot
     be used. Transient storage errors (S3) are retried by the retry policy."""
     product = context.partition_key
+    expired = landing.expire(product, time.time())  # retention: old landing files go before anything is read
     folder = landing.product_files(product, storage.work_dir(product))
     if folder is None:
         raise dg.Failure(f"no landing folder for product {product!r}: expected {landing.describe()}/{product}/",
@@ -66,6 +69,7 @@ def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, stor
         # files in = files read + files skipped (hidden and not-yet-ready files wait for a later run)
         "files_in": len(files.readable) + len(files.skipped), "files_read": len(files.readable),
         "files_skipped": dg.MetadataValue.json(files.skipped_counts()),
+        "files_expired": expired,
         # file names can carry a customer's name or email: the UI shows them redacted
         "files": dg.MetadataValue.json([r.text for r in pii.redactor().redact_many([f.name for f in files.readable])]),
         "kb_examples": int((result.kept["source_kind"] == "kb").sum()),

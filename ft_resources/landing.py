@@ -15,7 +15,15 @@ from pathlib import Path
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from tuneline.landing import LandingFile, LandingScan, entry_key, file_problem, product_folders, scan_local
+from tuneline.landing import (
+    LandingFile,
+    LandingScan,
+    entry_key,
+    file_problem,
+    product_folders,
+    scan_folder,
+    scan_local,
+)
 from tuneline.names import InvalidName, file_name, product_key
 from tuneline.paths import remove_tree, under
 
@@ -31,6 +39,14 @@ class LandingZone(dg.ConfigurableResource, ABC):
 
     min_age_seconds: float = 5.0
     product_aliases: dict[str, str] = {}
+    retention_days: float = 0  # > 0: landing files older than this are deleted at ingest (TUNELINE_RETENTION_DAYS)
+
+    def expired(self, modified: float, now: float) -> bool:
+        return self.retention_days > 0 and now - modified > self.retention_days * 86400
+
+    @abstractmethod
+    def expire(self, product: str, now: float) -> int:
+        """Delete the product's landing files older than `retention_days`; returns how many went."""
 
     @abstractmethod
     def scan(self) -> LandingScan:
@@ -52,6 +68,17 @@ class LocalLandingZone(LandingZone):
 
     def product_files(self, product: str, work_dir: Path) -> Path | None:
         return product_folders(Path(self.path), self.product_aliases, LandingScan()).get(product_key(product))
+
+    def expire(self, product: str, now: float) -> int:
+        scan = LandingScan()
+        folder = product_folders(Path(self.path), self.product_aliases, scan).get(product_key(product))
+        if folder is None or self.retention_days <= 0:
+            return 0
+        scan_folder(folder, product, scan)
+        old = [f for f in scan.files if self.expired(f.modified, now)]
+        for f in old:  # regular files that passed the gate, deleted inside the landing root only
+            remove_tree(self.path, under(folder, f.name))
+        return len(old)
 
     def describe(self) -> str:
         return str(Path(self.path).resolve())
@@ -124,6 +151,16 @@ class S3LandingZone(LandingZone):
             os.utime(local, (modified, modified))
             count += 1
         return target if count else None
+
+    def expire(self, product: str, now: float) -> int:
+        if self.retention_days <= 0:
+            return 0
+        client = self.s3.get_client()
+        old = [item["Key"] for _, _, item in self._objects(LandingScan(), only=product_key(product))
+               if self.expired(item["LastModified"].timestamp(), now)]
+        for key in old:
+            client.delete_object(Bucket=self.bucket, Key=key)
+        return len(old)
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix.strip('/')}"

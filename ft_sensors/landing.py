@@ -17,7 +17,7 @@ import time
 
 import dagster as dg
 
-from ft_assets.partitions import PRODUCTS_PARTITION_NAME
+from ft_assets.partitions import PRODUCTS_PARTITION_NAME, product_partitions
 from ft_resources.landing import LandingZone
 from tuneline.landing import LandingScan
 
@@ -84,3 +84,18 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     "data_automation", target=dg.AssetSelection.all(), default_status=default_status(),
     minimum_interval_seconds=int(os.environ.get("TUNELINE_SENSOR_INTERVAL", "30")),
     description="Evaluates the eager conditions: curated data follows ingestion without anyone clicking.")
+
+
+retention_job = dg.define_asset_job("raw_data_retention", selection=dg.AssetSelection.assets(*INGEST_ASSETS),
+                                    partitions_def=product_partitions,
+                                    description="Re-ingest a product: landing files past TUNELINE_RETENTION_DAYS are "
+                                                "deleted first, so raw and rejected tickets no longer hold them.")
+
+
+@dg.schedule(cron_schedule="0 2 * * *", job=retention_job, default_status=dg.DefaultScheduleStatus.STOPPED)
+def raw_data_retention(context: dg.ScheduleEvaluationContext):
+    """Daily at 02:00 (stopped by default): every product is re-ingested under the retention setting."""
+    day = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    for product in context.instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME):
+        yield dg.RunRequest(partition_key=product, run_key=f"retention:{product}:{day}",
+                            tags={"tuneline/trigger": "retention"})

@@ -72,3 +72,42 @@ def test_forget_removes_a_customer_everywhere_and_retrains(tmp_path, tiny_model_
     assert not raw["ticket_id"].str.starts_with("jane-").any()
     assert (rejected["reason"] == "forgotten").sum() == 4
     assert EMAIL not in rejected.write_csv() and "Invoice 90" not in rejected.write_csv()
+
+
+def test_retention_deletes_old_landing_files_at_ingest_and_the_schedule_covers_every_product(tmp_path):
+    import os
+    import time
+    from datetime import datetime
+
+    from ft_assets.ingest import ingest_tickets
+    from ft_resources.io_manager import PartitionedFileIOManager
+    from ft_resources.landing import LocalLandingZone
+    from ft_resources.pii import PiiEngine
+    from ft_resources.storage import TunelineStorage
+    from ft_sensors.landing import raw_data_retention
+
+    home = tmp_path / "home"
+    folder = home / "landing" / "billing"
+    folder.mkdir(parents=True)
+    row = "ticket_id,customer_message,agent_response\n{id},Where is my parcel number {id}?,It left today.\n"
+    for name, days in (("old.csv", 40), ("new.csv", 2)):
+        (folder / name).write_text(row.format(id=name))
+        past = time.time() - days * 86400
+        os.utime(folder / name, (past, past))
+    outside = tmp_path / "keep.csv"
+    outside.write_text(row.format(id="outside"))
+    os.utime(outside, (0, 0))
+    (folder / "link.csv").symlink_to(outside)
+    resources = {"landing": LocalLandingZone(path=str(home / "landing"), retention_days=30),
+                 "storage": TunelineStorage(root=str(home)), "io_manager": PartitionedFileIOManager(root=str(home)),
+                 "pii": PiiEngine()}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, ["billing", "shipping"])
+        result = dg.materialize([ingest_tickets], instance=instance, partition_key="billing", resources=resources)
+        when = datetime(2026, 11, 28)
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when) as context:
+            requests = list(raw_data_retention(context))
+    assert result.asset_materializations_for_node("ingest_tickets")[0].metadata["files_expired"].value == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["link.csv", "new.csv"] and outside.exists()
+    assert pl.read_parquet(home / "assets" / "raw_tickets" / "billing.parquet")["ticket_id"].to_list() == ["new.csv"]
+    assert sorted(r.partition_key for r in requests) == ["billing", "shipping"]
