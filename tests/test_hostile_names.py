@@ -125,6 +125,10 @@ def test_hostile_local_landing_zone(tmp_path):
     for bad in ("..bad", "Has Space", "a*", "[x]", "x" * 60):
         _write(landing / bad / "t.jsonl")
     os.mkfifo(landing / "billing" / "pipe.jsonl")
+    bad_name = os.fsencode(landing / "billing") + b"/t\xff\xfe.jsonl"  # a file name that is not UTF-8
+    with open(bad_name, "wb") as fh:
+        fh.write(json.dumps({**ROW, "ticket_id": "bad-name"}).encode())
+    os.utime(bad_name, (time.time() - 120, time.time() - 120))
 
     zone = LocalLandingZone(path=str(landing))
     scan = zone.scan()
@@ -133,8 +137,17 @@ def test_hostile_local_landing_zone(tmp_path):
     assert reasons.count("symlink") == 4 and reasons.count("invalid_product_name:invalid_characters") == 3
     assert reasons.count("hidden_folder") == 1  # ..bad
     assert "invalid_product_name:not_utf8" in reasons and "invalid_product_name:too_long" in reasons
-    assert "not_a_regular_file" in reasons and "unsupported_type" in reasons
+    assert "not_a_regular_file" in reasons and "unsupported_type" in reasons and "invalid_file_name" in reasons
     json.dumps(scan.skipped)  # a cursor can always hold it (ids, not names)
+    from ft_sensors.landing import landing_zone_sensor
+
+    with dg.instance_for_test() as instance:  # every tick runs to the end, whatever the names
+        cursor = None
+        for _ in range(2):
+            with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"landing": zone}) as context:
+                tick = landing_zone_sensor(context)
+            cursor = tick.cursor
+        assert sorted(r.partition_key for r in tick.run_requests) == ["billing", "shipping"]
 
     result = ingest_product(zone.product_files("billing", tmp_path / "work"), "billing")
     kept = sorted(result.kept["ticket_id"].to_list())
@@ -144,6 +157,9 @@ def test_hostile_local_landing_zone(tmp_path):
     skipped = result.files.skipped
     assert skipped["env.jsonl"] == skipped["outside.jsonl"] == skipped["other.jsonl"] == "symlink"
     assert skipped[".hidden.jsonl"] == "hidden_file" and skipped["pipe.jsonl"] == "not_a_regular_file"
+    assert skipped[os.fsdecode(b"t\xff\xfe.jsonl")] == "invalid_file_name"
+    rejected_names = result.rejected["source_file"].to_list()
+    assert all(isinstance(n, str) and n.encode("utf-8") for n in rejected_names), "stored names are valid UTF-8"
     files_in = len(os.listdir(landing / "billing"))
     assert files_in == len(result.files.readable) + len(skipped), "files in = read + skipped"
     assert result.records_in == result.kept.height + result.rejected.height

@@ -35,11 +35,14 @@ def sweep_orphans(path: Path, older_than: float = ORPHAN_AGE_SECONDS) -> list[Pa
 
     removed = []
     cutoff = time.time() - older_than
-    for pattern in (f".{path.name}.tmp-*", f".{path.name}.staging-*", f".{path.name}.old-*"):
-        for orphan in path.parent.glob(pattern):
+    prefixes = tuple(f".{path.name}.{kind}-" for kind in ("tmp", "staging", "old"))
+    if not path.parent.is_dir():
+        return removed
+    for orphan in path.parent.iterdir():  # prefix match, never a glob: names may hold pattern characters
+        if orphan.name.startswith(prefixes):
             try:
                 if orphan.lstat().st_mtime < cutoff:
-                    shutil.rmtree(orphan) if orphan.is_dir() else orphan.unlink()
+                    shutil.rmtree(orphan) if orphan.is_dir() and not orphan.is_symlink() else orphan.unlink()
                     removed.append(orphan)
             except FileNotFoundError:
                 pass
