@@ -37,9 +37,9 @@ def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
     return json.loads(urllib.request.urlopen(request, timeout=30).read())["data"]
 
 
-def _materializations(url: str, product: str) -> dict[str, str]:
+def _materializations(url: str, product: str, assets=DATA_ASSETS) -> dict[str, str]:
     """{asset: latest run id} of the data assets for one product partition."""
-    keys = ",".join(f'{{path: ["{a}"]}}' for a in DATA_ASSETS)
+    keys = ",".join(f'{{path: ["{a}"]}}' for a in assets)
     data = _graphql(url, f"{{ assetNodes(assetKeys: [{keys}]) {{ assetKey {{ path }} "
                          f"assetMaterializations(partitions: [\"{product}\"], limit: 1) {{ runId }} }} }}")
     return {n["assetKey"]["path"][0]: n["assetMaterializations"][0]["runId"]
@@ -197,7 +197,11 @@ def test_the_ui_in_chromium(dagster_dev):
     url, home = dagster_dev
     base = url.removesuffix("/graphql")
     _wait_for_data_assets(url, PRODUCTS, time.time() + 600)
-    _train_and_evaluate(url, "billing")  # the tiny model fails the promotion gate; the report still renders
+    # the tiny model fails the blocking promotion gate, so the run ends FAILURE after eval_report was written
+    status = _train_and_evaluate(url, "billing")
+    assert status in ("SUCCESS", "FAILURE"), status
+    written = _materializations(url, "billing", ("lora_adapter", "eval_report"))
+    assert set(written) == {"lora_adapter", "eval_report"}, (status, written)
     ARTIFACTS.mkdir(exist_ok=True)
     runs_before = _graphql(url, "{ runsOrError { ... on Runs { results { runId } } } }")["runsOrError"]["results"]
 
