@@ -71,13 +71,20 @@ def _serve(uri, home, port, key):
     raise AssertionError("tuneline serve did not come up")
 
 
-def _answer(port, key) -> str:
+def _served_answer(uri, home) -> str:
+    """Start `tuneline serve --from-registry billing`, ask it one question with the openai client, stop it."""
     from openai import OpenAI
 
-    client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
-    reply = client.chat.completions.create(model="billing", max_tokens=8, messages=[
-        {"role": "user", "content": "Question number 99 about my order?"}])
-    return reply.choices[0].message.content
+    key, port = "registry-path-key", _free_port()
+    server = _serve(uri, home, port, key)
+    try:
+        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
+        reply = client.chat.completions.create(model="billing", max_tokens=8, messages=[
+            {"role": "user", "content": "Question number 99 about my order?"}])
+        return reply.choices[0].message.content
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 @pytest.mark.slow  # two `tuneline serve` processes (~1 min); CI runs it with the slow suite
@@ -95,18 +102,7 @@ def test_promotion_serving_and_rollback_change_the_answers(tmp_path, tiny_model_
         assert _register(instance, home, uri, second, 0.4)["version"].value == 2
     assert champion_version(uri, "tuneline-billing")["version"] == 2, "the second promotion moved the alias"
 
-    key, port = "registry-path-key", _free_port()
-    server = _serve(uri, home, port, key)
-    try:
-        served_second = _answer(port, key)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    served_second = _served_answer(uri, home)
     assert cli(["registry", "rollback", "--product", "billing", "--version", "1", "--tracking-uri", uri]) == 0
-    server = _serve(uri, home, port, key)
-    try:
-        served_first = _answer(port, key)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    served_first = _served_answer(uri, home)
     assert served_first != served_second, "rolling back the champion changed what is served"
