@@ -29,6 +29,26 @@ def test_scoring_counts_tp_fn_fp_and_pii_free_flags():
     assert report.by_type["PERSON"].f2 == pytest.approx(5 * 0.5 * 1 / (4 * 0.5 + 1))
 
 
+def test_masked_recall_counts_any_type_and_half_the_characters():
+    """The privacy reviewer's view: a span is found when >= half its characters are masked, by any type."""
+    records = [{"full_text": "Mrs Teresa Lopez, 64 years old, works at Acme Corp in Paris", "spans": [
+        {"entity_type": "PERSON", "start_position": 4, "end_position": 16},
+        {"entity_type": "AGE", "start_position": 18, "end_position": 30},
+        {"entity_type": "ORG", "start_position": 41, "end_position": 50},
+        {"entity_type": "GPE", "start_position": 54, "end_position": 59}]}]
+    detections = [[Detection(entity_type="LOCATION", start=4, end=11),   # 7 of 12 name chars, wrong type
+                   Detection(entity_type="PERSON", start=41, end=45),    # 4 of 9 organisation chars
+                   Detection(entity_type="LOCATION", start=54, end=59)]]
+    report = score_detections(records, detections)
+    person, age, org, location = (report.by_type[t] for t in ("PERSON", "AGE", "ORGANIZATION", "LOCATION"))
+    assert (person.masked, person.tp) == (1, 0), "masked by a LOCATION hit, but not typed recall"
+    assert age.masked == 0 and age.masked_recall == 0.0 and "AGE" in report.untargeted
+    assert org.masked == 0 and org.chars_masked == 4, "4 of 9 characters is less than half"
+    assert location.masked == location.tp == 1, "GPE is mapped to LOCATION, not dropped"
+    overall = report.overall()
+    assert overall.masked_recall == 0.5 and overall.char_share == (7 + 4 + 5) / (12 + 12 + 9 + 5)
+
+
 def test_conll_spans_point_at_the_entity_text(tmp_path):
     path = tmp_path / "x.conll"
     path.write_text("I\tO\nmet\tO\nJohn\tB-person\nSmith\tI-person\nin\tO\nRome\tB-location\n\nok\tO\n")

@@ -79,9 +79,11 @@ def test_a_product_from_the_shell_as_the_readme_says(tmp_path, tiny_model_dir):
         result = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
         if " generate " in command:
             age_files(tmp_path / ".tuneline" / "landing")
-        materialized = "RUN_SUCCESS" in result.stderr + result.stdout or result.returncode == 0
-        assert result.returncode == 0 or ("asset materialize" in command and materialized), \
-            (command, result.stdout[-2000:], result.stderr[-4000:])
+        # the tiny model cannot beat its base, so the blocking promotion gate stops registered_model (and the
+        # command's exit code); with the embedded model the gate passes. Anything else is a failure.
+        gate_only = "asset materialize" in command and "promotion_gate" in result.stderr and \
+            result.stderr.count("STEP_FAILURE") <= 1 and "eval_report" in result.stderr
+        assert result.returncode == 0 or gate_only, (command, result.stdout[-2000:], result.stderr[-4000:])
     assets = tmp_path / ".tuneline" / "assets"
     for asset in ("raw_tickets", "cleaned_conversations", "dataset_splits", "lora_adapter", "eval_report"):
         assert list((assets / asset).glob("billing.*")), asset

@@ -153,21 +153,23 @@ def _cmd_dev(ns: argparse.Namespace) -> int:
 
 def _cmd_pii_eval(ns: argparse.Namespace) -> int:
     from ft_resources.pii import PiiEngine
-    from tuneline.pii_eval import abcd_records, evaluate_records, load_conll_as_records, load_presidio_json
+    from tuneline.pii_eval import PiiReport, evaluate_records, load_labeled
     from tuneline.reporting import markdown_table
 
-    loaders = {"presidio": load_presidio_json, "conll": load_conll_as_records, "abcd": abcd_records}
-    records = loaders[ns.format](Path(ns.file))
-    report = evaluate_records(PiiEngine().redactor(), records)
-    print(f"{ns.file}: {report.texts} texts, {report.pii_free_texts} without PII")
-    print(markdown_table(["entity", "support", "tp", "fp", "recall", "precision", "f2"], report.rows()))
-    rate = report.to_dict()["pii_free_false_positive_rate"]
-    if rate is not None:
-        print(f"texts without PII that were flagged: {report.pii_free_flagged}/{report.pii_free_texts} ({rate:.1%})")
+    results = {}
+    for file in ns.file:  # each file's figures stay apart: a dev set and a held-out set are never pooled
+        report = evaluate_records(PiiEngine().redactor(), load_labeled(Path(file), ns.format))
+        print(f"{file}: {report.texts} texts, {report.pii_free_texts} without PII")
+        print(markdown_table(PiiReport.HEADERS, report.rows()))
+        rate = report.to_dict()["pii_free_false_positive_rate"]
+        if rate is not None:
+            flagged = f"{report.pii_free_flagged}/{report.pii_free_texts}"
+            print(f"texts without PII that were flagged: {flagged} ({rate:.1%})")
+        results[file] = report.to_dict()
     if ns.output:
         from tuneline.storage import atomic_write_json
 
-        atomic_write_json(Path(ns.output), report.to_dict())
+        atomic_write_json(Path(ns.output), results)
     return 0
 
 
@@ -475,8 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
     reg.set_defaults(func=_cmd_registry)
 
     pii = sub.add_parser("pii-eval", help="recall/precision/F2 per entity type of the redactor on labeled data")
-    pii.add_argument("file", help="labeled file: presidio-research JSON (full_text + spans), CoNLL BIO, or ABCD")
-    pii.add_argument("--format", choices=("presidio", "conll", "abcd"), default="presidio")
+    pii.add_argument("file", nargs="+", help="labeled files (each reported apart): presidio-research JSON "
+                     "(full_text + spans), CoNLL BIO (.conll), or ABCD conversations")
+    pii.add_argument("--format", choices=("presidio", "conll", "abcd"), help="default: from each file")
     pii.add_argument("--output", help="also write the figures as JSON here")
     pii.set_defaults(func=_cmd_pii_eval)
 

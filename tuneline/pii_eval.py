@@ -1,10 +1,16 @@
 """Measure the redactor on labeled data: recall, precision and F2 per entity type.
 
 Input format is presidio-research's JSON: a list of {full_text, spans: [{entity_type,
-start_position, end_position}]}. A gold span counts as found when a detection of a
-matching type overlaps it; a detection is a false positive when it overlaps no gold span
-of a matching type. Gold types the redactor does not target are reported but left out
-of the overall figure.
+start_position, end_position}]}. Two views of recall:
+
+- masked recall, the privacy reviewer's: a gold span counts as found when at least half of its
+  characters are masked by any detection, whatever its type; with it, the share of all gold PII
+  characters masked. Every gold type counts here, including types the redactor does not target
+  (reported as such): a leak of a type nobody asked for is still a leak.
+- typed recall: a detection of a matching type overlaps the gold span (targeted types only).
+
+A detection is a false positive when it overlaps no gold span of a matching type (and no gold span of an
+untargeted type).
 """
 
 from __future__ import annotations
@@ -30,11 +36,29 @@ GOLD_TO_PREDICTED: dict[str, tuple[str, ...]] = {
 }
 
 
+# gold labels of other tools and data sets -> the names used here (mapped, never dropped)
+GOLD_ALIASES = {"GPE": "LOCATION", "LOC": "LOCATION", "PER": "PERSON", "ORG": "ORGANIZATION",
+                "STREET_ADDRESS": "ADDRESS", "WNUT_CORPORATION": "ORGANIZATION", "WNUT_GROUP": "ORGANIZATION"}
+MASKED_SHARE = 0.5  # a gold span counts as masked when at least this share of its characters is
+
+
 @dataclass
 class TypeScore:
     tp: int = 0
     fn: int = 0
     fp: int = 0
+    masked: int = 0  # gold spans with >= MASKED_SHARE of their characters masked, by any type
+    spans: int = 0  # every gold span of this type (targeted or not)
+    chars: int = 0
+    chars_masked: int = 0
+
+    @property
+    def masked_recall(self) -> float | None:
+        return self.masked / self.spans if self.spans else None
+
+    @property
+    def char_share(self) -> float | None:
+        return self.chars_masked / self.chars if self.chars else None
 
     @property
     def recall(self) -> float | None:
@@ -63,26 +87,32 @@ class PiiReport:
     def overall(self) -> TypeScore:
         total = TypeScore()
         for score in self.by_type.values():
-            total.tp += score.tp
-            total.fn += score.fn
-            total.fp += score.fp
+            for name in ("tp", "fn", "fp", "masked", "spans", "chars", "chars_masked"):
+                setattr(total, name, getattr(total, name) + getattr(score, name))
         return total
+
+    HEADERS = ["entity", "targeted", "support", "masked_recall", "char_share", "typed_recall", "fp", "precision",
+               "f2"]
 
     def rows(self) -> list[list]:
         def fmt(x):
             return "-" if x is None else f"{x:.3f}"
 
-        rows = [[t, s.tp + s.fn, s.tp, s.fp, fmt(s.recall), fmt(s.precision), fmt(s.f2)]
-                for t, s in sorted(self.by_type.items())]
-        o = self.overall()
-        rows.append(["OVERALL", o.tp + o.fn, o.tp, o.fp, fmt(o.recall), fmt(o.precision), fmt(o.f2)])
+        def row(name, s, targeted):
+            return [name, targeted, s.spans, fmt(s.masked_recall), fmt(s.char_share), fmt(s.recall), s.fp,
+                    fmt(s.precision), fmt(s.f2)]
+
+        rows = [row(t, s, "yes" if t in GOLD_TO_PREDICTED else "no") for t, s in sorted(self.by_type.items())]
+        rows.append(row("OVERALL", self.overall(), "all"))
         return rows
 
     def to_dict(self) -> dict:
         return {
-            "by_type": {t: {"support": s.tp + s.fn, "tp": s.tp, "fp": s.fp, "recall": s.recall,
+            "by_type": {t: {"support": s.spans, "targeted": t in GOLD_TO_PREDICTED, "tp": s.tp, "fp": s.fp,
+                            "masked_recall": s.masked_recall, "char_share": s.char_share, "recall": s.recall,
                             "precision": s.precision, "f2": s.f2} for t, s in sorted(self.by_type.items())},
-            "overall": {"recall": self.overall().recall, "precision": self.overall().precision,
+            "overall": {"masked_recall": self.overall().masked_recall, "char_share": self.overall().char_share,
+                        "recall": self.overall().recall, "precision": self.overall().precision,
                         "f2": self.overall().f2},
             "untargeted_gold_types": dict(self.untargeted),
             "texts": self.texts,
@@ -105,8 +135,16 @@ def score_detections(records: list[dict], detections: list[list], report: PiiRep
         if not spans:
             report.pii_free_texts += 1
             report.pii_free_flagged += bool(found)
+        masked_positions = {i for d in found for i in range(d.start, d.end)}
         for span in spans:
-            gold = span["entity_type"]
+            gold = GOLD_ALIASES.get(span["entity_type"], span["entity_type"])
+            score = report.by_type[gold]
+            length = span["end_position"] - span["start_position"]
+            covered = sum(1 for i in range(span["start_position"], span["end_position"]) if i in masked_positions)
+            score.spans += 1
+            score.chars += length
+            score.chars_masked += covered
+            score.masked += length > 0 and covered / length >= MASKED_SHARE
             if gold not in GOLD_TO_PREDICTED:
                 report.untargeted[gold] += 1
                 continue
@@ -118,10 +156,11 @@ def score_detections(records: list[dict], detections: list[list], report: PiiRep
             else:
                 report.by_type[gold].fn += 1
         for d in found:
-            matched = any(d.entity_type in GOLD_TO_PREDICTED.get(s["entity_type"], ())
+            matched = any(d.entity_type in GOLD_TO_PREDICTED.get(GOLD_ALIASES.get(s["entity_type"], s["entity_type"]),
+                                                                  ())
                           and _overlaps(d.start, d.end, s["start_position"], s["end_position"]) for s in spans)
             # a detection over an untargeted gold span (an organisation, a date) is not a leak but is not wrong either
-            over_untargeted = any(s["entity_type"] not in GOLD_TO_PREDICTED
+            over_untargeted = any(GOLD_ALIASES.get(s["entity_type"], s["entity_type"]) not in GOLD_TO_PREDICTED
                                   and _overlaps(d.start, d.end, s["start_position"], s["end_position"])
                                   for s in spans)
             if not matched and not over_untargeted:
@@ -201,6 +240,18 @@ def abcd_records(path: Path) -> list[dict]:
                             spans.append({"entity_type": kind, "start_position": start, "end_position": end})
             records.append({"full_text": text, "spans": spans})
     return records
+
+
+def load_labeled(path: Path, fmt: str | None = None) -> list[dict]:
+    """Records of a labeled file; the format from `fmt`, else from the file (.conll, ABCD or presidio JSON)."""
+    path = Path(path)
+    if fmt is None:
+        if path.suffix.lower() == ".conll":
+            fmt = "conll"
+        else:
+            head = json.loads(path.read_text())
+            fmt = "abcd" if isinstance(head, list) and head and "original" in head[0] else "presidio"
+    return {"presidio": load_presidio_json, "conll": load_conll_as_records, "abcd": abcd_records}[fmt](path)
 
 
 def evaluate_records(redactor, records: list[dict]) -> PiiReport:
