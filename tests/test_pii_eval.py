@@ -88,4 +88,4 @@ def test_false_positive_rate_on_pii_free_social_media(redactor, shared_data):
     from tuneline.pii_eval import evaluate_records
 
     report = evaluate_records(redactor, load_conll_as_records(shared_data / "wnut17" / "emerging.dev.conll"))
-    assert report.pii_free_flagged <= 18 and report.pii_free_texts == 381  # the README's 4.7% (18 of 381)
+    assert report.pii_free_flagged <= 39 and report.pii_free_texts == 527  # the README's 7.4% (39 of 527)

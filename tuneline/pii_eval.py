@@ -39,6 +39,8 @@ GOLD_TO_PREDICTED: dict[str, tuple[str, ...]] = {
 # gold labels of other tools and data sets -> the names used here (mapped, never dropped)
 GOLD_ALIASES = {"GPE": "LOCATION", "LOC": "LOCATION", "PER": "PERSON", "ORG": "ORGANIZATION",
                 "STREET_ADDRESS": "ADDRESS", "WNUT_CORPORATION": "ORGANIZATION", "WNUT_GROUP": "ORGANIZATION"}
+# labeled entities that are not personal data (WNUT'17's products and creative works): neither recall nor FP
+NOT_PII = {"WNUT_CREATIVE-WORK", "WNUT_PRODUCT"}
 MASKED_SHARE = 0.5  # a gold span counts as masked when at least this share of its characters is
 
 
@@ -132,12 +134,14 @@ def score_detections(records: list[dict], detections: list[list], report: PiiRep
     for record, found in zip(records, detections, strict=True):
         report.texts += 1
         spans = record.get("spans") or []
-        if not spans:
+        if not [s for s in spans if s["entity_type"] not in NOT_PII]:
             report.pii_free_texts += 1
             report.pii_free_flagged += bool(found)
         masked_positions = {i for d in found for i in range(d.start, d.end)}
         for span in spans:
             gold = GOLD_ALIASES.get(span["entity_type"], span["entity_type"])
+            if gold in NOT_PII:
+                continue
             score = report.by_type[gold]
             length = span["end_position"] - span["start_position"]
             covered = sum(1 for i in range(span["start_position"], span["end_position"]) if i in masked_positions)
