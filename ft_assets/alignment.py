@@ -9,7 +9,7 @@ from ft_assets.partitions import product_partitions
 from ft_resources.models import BaseModel
 from ft_resources.storage import TunelineStorage
 from ft_resources.trainer import TrainerResource
-from tuneline.preference import PreferenceConfig, build_preference_pairs, main
+from tuneline.preference import PreferenceConfig, build_preference_pairs
 from tuneline.storage import atomic_write_jsonl
 
 
@@ -43,13 +43,12 @@ def preference_adapter(context: dg.AssetExecutionContext, config: PreferenceRunC
     product = context.partition_key
     if preference_pairs.height == 0:
         raise dg.Failure(f"product {product!r} has no preference pairs", allow_retries=False)
-    trainer.plan()
     pairs_file = atomic_write_jsonl(storage.work_dir(product) / "preference_pairs.jsonl",
                                     preference_pairs.select("prompt", "chosen", "rejected").to_dicts())
-    summary = main(PreferenceConfig(
+    summary = trainer.train_preference(context, PreferenceConfig(
         model=base_model.resolve(storage.model_cache), sft_adapter=str(storage.localize_adapter(lora_adapter)),
         pairs_file=str(pairs_file), output_dir=str(storage.product_dir("preference_adapters", product)),
-        device=trainer.device, **config.model_dump()))
+        **config.model_dump()))
     storage.publish(Path(summary["adapter_dir"]))
     return dg.Output(summary, metadata={"adapter_dir": dg.MetadataValue.path(summary["adapter_dir"]),
                                         "method": summary["method"], "pairs": summary["pairs"],

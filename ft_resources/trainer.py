@@ -15,6 +15,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from tuneline.preference import PreferenceConfig
+from tuneline.preference import main as preference_main
 from tuneline.storage import atomic_write_text
 from tuneline.training import DevicePlan, TrainConfig, cpu_has_native_bf16, main, plan_device
 
@@ -55,6 +57,11 @@ class TrainerResource(dg.ConfigurableResource, ABC):
     @abstractmethod
     def train(self, context: dg.AssetExecutionContext | None, config: TrainConfig) -> dict: ...
 
+    def train_preference(self, context: dg.AssetExecutionContext | None, config: PreferenceConfig) -> dict:
+        """DPO/ORPO on top of an SFT adapter; in the step's process unless the trainer runs elsewhere."""
+        self.plan()
+        return preference_main(replace(config, device=self.device))
+
 
 class LocalTrainer(TrainerResource):
     """In the Dagster step's own process: simplest, used by tests and notebooks."""
@@ -71,17 +78,22 @@ class SubprocessTrainer(TrainerResource):
 
     python: str = sys.executable
 
-    def command(self, config_path: Path) -> list[str]:
-        return [self.python, "-m", "tuneline.training", "--config", str(config_path)]
-
-    def train(self, context, config: TrainConfig) -> dict:
-        self.plan()
-        config = self.configured(config)
+    def _run(self, context, module: str, config) -> dict:
+        """`python -m <module> --config <json>` through Dagster Pipes; the summary comes back as a message."""
         config_path = Path(config.output_dir).parent / f".{Path(config.output_dir).name}.train-config.json"
         atomic_write_text(config_path, json.dumps(asdict(config)))
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
-        invocation = dg.PipesSubprocessClient(env=env).run(context=context, command=self.command(config_path))
-        return reported_summary(invocation, "the training subprocess")
+        command = [self.python, "-m", module, "--config", str(config_path)]
+        invocation = dg.PipesSubprocessClient(env=env).run(context=context, command=command)
+        return reported_summary(invocation, f"the {module} subprocess")
+
+    def train(self, context, config: TrainConfig) -> dict:
+        self.plan()
+        return self._run(context, "tuneline.training", self.configured(config))
+
+    def train_preference(self, context, config: PreferenceConfig) -> dict:
+        self.plan()
+        return self._run(context, "tuneline.preference", replace(config, device=self.device))
 
 
 class EcsTrainer(TrainerResource):

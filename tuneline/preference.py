@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -115,3 +116,29 @@ def main(config: PreferenceConfig) -> dict:
 
         shutil.rmtree(staging / "_t", ignore_errors=True)
     return summary
+
+
+def _cli() -> None:
+    """`python -m tuneline.preference --config file.json`: the same run as `main`, reporting its summary over
+    Dagster Pipes when a Pipes client launched it (the trainer resources do)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Preference-train a LoRA adapter (DPO/ORPO), no Dagster needed.")
+    parser.add_argument("--config", required=True, help="JSON file with PreferenceConfig fields")
+    config = PreferenceConfig(**json.loads(Path(parser.parse_args().config).read_text()))
+    from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR
+
+    if os.environ.get(DAGSTER_PIPES_CONTEXT_ENV_VAR):
+        from dagster_pipes import open_dagster_pipes
+
+        with open_dagster_pipes() as pipes:
+            summary = main(config)
+            pipes.report_custom_message({"summary": summary})
+    else:
+        summary = main(config)
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _cli()
