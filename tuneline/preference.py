@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from tuneline.storage import atomic_directory
-from tuneline.training import TrainingConfigError, plan_device, read_chat_jsonl
+from tuneline.training import TrainingConfigError, plan_device, read_chat_jsonl, report_over_pipes
 
 METHODS = ("dpo", "orpo")
 
@@ -126,17 +126,7 @@ def _cli() -> None:
     parser = argparse.ArgumentParser(description="Preference-train a LoRA adapter (DPO/ORPO), no Dagster needed.")
     parser.add_argument("--config", required=True, help="JSON file with PreferenceConfig fields")
     config = PreferenceConfig(**json.loads(Path(parser.parse_args().config).read_text()))
-    from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR
-
-    if os.environ.get(DAGSTER_PIPES_CONTEXT_ENV_VAR):
-        from dagster_pipes import open_dagster_pipes
-
-        with open_dagster_pipes() as pipes:
-            summary = main(config)
-            pipes.report_custom_message({"summary": summary})
-    else:
-        summary = main(config)
-    print(json.dumps(summary, indent=2))
+    report_over_pipes(lambda _reporter: main(config))
 
 
 if __name__ == "__main__":

@@ -459,17 +459,24 @@ def _cli() -> None:
     ns = parser.parse_args()
     fields = json.loads(ns.config_json) if ns.config_json else yaml.safe_load(Path(ns.config).read_text())
     config = TrainConfig(**fields)
+    report_over_pipes(lambda reporter: main(config, reporter=reporter))
+
+
+def report_over_pipes(run) -> dict:
+    """`run(reporter)` and print its summary; when a Dagster Pipes client launched this process (the trainer
+    resources do), progress events go to its log and the summary back as a custom message."""
     from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR
 
-    if os.environ.get(DAGSTER_PIPES_CONTEXT_ENV_VAR):  # launched by a Dagster Pipes client
+    if os.environ.get(DAGSTER_PIPES_CONTEXT_ENV_VAR):
         from dagster_pipes import open_dagster_pipes
 
         with open_dagster_pipes() as pipes:
-            summary = main(config, reporter=lambda event: pipes.log.info(json.dumps(event, default=str)))
+            summary = run(lambda event: pipes.log.info(json.dumps(event, default=str)))
             pipes.report_custom_message({"summary": summary})
     else:
-        summary = main(config)
+        summary = run(None)
     print(json.dumps(summary, indent=2))
+    return summary
 
 
 if __name__ == "__main__":
