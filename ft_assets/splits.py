@@ -11,17 +11,16 @@ from ft_resources.storage import TunelineStorage
 from tuneline.curation import NearDuplicateIndex
 from tuneline.splits import (
     DEFAULT_SYSTEM_PROMPT,
+    EXPORT_SPLITS,
     SplitRatios,
     assign_splits,
     stratum_ratio_problems,
-    to_alpaca,
     to_chat_records,
     token_length_problems,
+    write_exports,
 )
-from tuneline.storage import atomic_directory, atomic_write_json, atomic_write_jsonl, locked
+from tuneline.storage import atomic_directory, locked
 from tuneline.validators import chat_format_problems, split_leakage
-
-SPLITS = ("train", "val", "test")
 
 
 class _ExportsRefused(Exception):
@@ -83,7 +82,6 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
                    storage: TunelineStorage, base_model: BaseModel, pii: PiiEngine):
     """Kept conversations with a `split`; exports under `<root>/exports/<product>/`:
     {train,val,test}.jsonl (OpenAI chat), alpaca.json, hf_dataset/ (DatasetDict)."""
-    from datasets import Dataset, DatasetDict
     from transformers import AutoTokenizer
 
     product = context.partition_key
@@ -91,22 +89,12 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
     splits = assign_splits(scored_dataset, ratios, config.system_prompt)
     records = to_chat_records(splits)
     export_dir = storage.exports_dir(product)
-    sizes = {}
     found: list = []
     try:
         with atomic_directory(export_dir) as staging:  # all exports swap in together: never a mix of two runs
-            for name in SPLITS:
-                chosen = [r for r in records if r["split"] == name]
-                atomic_write_jsonl(staging / f"{name}.jsonl", chosen)
-                sizes[name] = len(chosen)
-            atomic_write_json(staging / "alpaca.json", to_alpaca(records))
-            flat = [{"messages": r["messages"], "example_id": r["metadata"]["example_id"],
-                     "ticket_id": r["metadata"]["ticket_id"], "split": r["split"]} for r in records]
-            by_split = {name: [r for r in flat if r["split"] == name] for name in SPLITS}
-            DatasetDict({name: Dataset.from_list(rows) for name, rows in by_split.items() if rows}).save_to_disk(
-                str(staging / "hf_dataset"))
+            sizes = write_exports(staging, records)
             # checked in staging: exports with PII are never swapped in; the previous exports stay
-            exported = sorted({text for name in SPLITS for text in strings_in_jsonl(staging / f"{name}.jsonl")})
+            exported = sorted({text for name in EXPORT_SPLITS for text in strings_in_jsonl(staging / f"{name}.jsonl")})
             found = pii.redactor().find_high_confidence(exported)
             if found:
                 raise _ExportsRefused

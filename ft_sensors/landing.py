@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import time
+from collections import Counter
 
 import dagster as dg
 
@@ -72,9 +73,7 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZon
     new_products, run_requests, cursor = plan_landing_tick(scan, context.cursor, known, time.time(),
                                                            landing.min_age_seconds)
     if scan.skipped:
-        reasons: dict[str, int] = {}
-        for reason in scan.skipped.values():
-            reasons[reason] = reasons.get(reason, 0) + 1
+        reasons = dict(sorted(Counter(scan.skipped.values()).items()))
         context.log.warning(f"landing entries skipped (ids and reasons in the cursor): {reasons}")
     requests = [dg.AddDynamicPartitionsRequest(PRODUCTS_PARTITION_NAME, new_products)] if new_products else []
     return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=requests, cursor=cursor)

@@ -290,8 +290,8 @@ def forget_customer(instance, resources: dict, email: str | None = None, ticket_
         without_records,
     )
     from tuneline.paths import under
-    from tuneline.splits import to_alpaca
-    from tuneline.storage import atomic_directory, atomic_write_json, atomic_write_jsonl, atomic_write_parquet
+    from tuneline.splits import write_exports
+    from tuneline.storage import atomic_directory, atomic_write_json, atomic_write_parquet
 
     if not isinstance(resources["io_manager"], PartitionedFileIOManager) or resources["storage"].remote:
         raise SystemExit("tuneline forget works on a local storage root; this one is on S3 (not supported yet)")
@@ -336,20 +336,8 @@ def forget_customer(instance, resources: dict, email: str | None = None, ticket_
                         if (exports / name).exists()}
             removed = sum(n for _, n in filtered.values())
             if removed:
-                from datasets import Dataset, DatasetDict
-
                 with atomic_directory(exports) as staging:
-                    records = []
-                    for name, (kept_records, _) in filtered.items():
-                        atomic_write_jsonl(staging / name, kept_records)
-                        records += kept_records
-                    atomic_write_json(staging / "alpaca.json", to_alpaca(records))
-                    flat = {name.removesuffix(".jsonl"): [
-                        {"messages": r["messages"], "example_id": r["metadata"]["example_id"],
-                         "ticket_id": r["metadata"]["ticket_id"], "split": r["split"]} for r in kept]
-                        for name, (kept, _) in filtered.items()}
-                    DatasetDict({s: Dataset.from_list(rows) for s, rows in flat.items() if rows}).save_to_disk(
-                        str(staging / "hf_dataset"))
+                    write_exports(staging, [r for kept, _ in filtered.values() for r in kept])
                 counts["exports"] = removed
         if ids:
             suppressed = storage.suppressed_ids(product) | hashed

@@ -16,11 +16,12 @@ from pathlib import Path
 import polars as pl
 
 from tuneline.cleaning import pseudonym
+from tuneline.splits import EXPORT_SPLITS
 
 # assets whose rows carry the raw ticket id, and those carrying its pseudonym
 RAW_ID_ASSETS = ("raw_tickets", "rejected_tickets")
 PSEUDONYM_ASSETS = ("cleaned_conversations", "scored_dataset", "dataset_splits")
-EXPORT_FILES = ("train.jsonl", "val.jsonl", "test.jsonl")
+EXPORT_FILES = tuple(f"{name}.jsonl" for name in EXPORT_SPLITS)
 
 
 @dataclass

@@ -11,12 +11,13 @@ import io
 import json
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from tuneline.landing import PERMANENT_SKIPS, SUPPORTED_FORMATS, file_format, file_problem, read_regular_file
+from tuneline.landing import PERMANENT_SKIPS, SUPPORTED_FORMATS, file_format, folder_entries, read_regular_file
 from tuneline.names import product_key_problem
 from tuneline.paths import under
 
@@ -210,10 +211,6 @@ def _decompress(raw: bytes) -> bytes:
     return data
 
 
-def _is_blank(record: dict) -> bool:
-    return all(v is None or (isinstance(v, str) and not v.strip()) for v in record.values())
-
-
 def _iter_records(raw: bytes, fmt: str) -> list[tuple[int, object]]:
     """(row number, record) pairs of one file's bytes; blank rows and lines are not records. A JSON line
     that does not parse (or nests too deep) yields its raw text wrapped in an error."""
@@ -305,10 +302,7 @@ class LandingFiles:
     skipped: dict[str, str]
 
     def skipped_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for reason in self.skipped.values():
-            counts[reason] = counts.get(reason, 0) + 1
-        return dict(sorted(counts.items()))
+        return dict(sorted(Counter(self.skipped.values()).items()))
 
 
 def list_landing_files(product_dir: Path, min_age_seconds: float = 0.0, now: float | None = None) -> LandingFiles:
@@ -317,17 +311,13 @@ def list_landing_files(product_dir: Path, min_age_seconds: float = 0.0, now: flo
 
     now = time.time() if now is None else now
     readable, skipped = [], {}
-    with os.scandir(os.fsencode(product_dir)) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
-            info = entry.stat(follow_symlinks=False)
-            display = os.fsdecode(entry.name)
-            problem = file_problem(entry.name, info.st_mode)
-            if problem is None and now - info.st_mtime < min_age_seconds:
-                problem = "not_ready"
-            if problem:
-                skipped[display] = problem
-            else:
-                readable.append(Path(os.fsdecode(entry.path)))
+    for entry, info, problem in folder_entries(product_dir):
+        if problem is None and now - info.st_mtime < min_age_seconds:
+            problem = "not_ready"
+        if problem:
+            skipped[os.fsdecode(entry.name)] = problem
+        else:
+            readable.append(Path(os.fsdecode(entry.path)))
     return LandingFiles(readable, skipped)
 
 

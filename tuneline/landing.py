@@ -111,18 +111,24 @@ def product_folders(root: Path, aliases: Mapping[str, str] | None, scan: Landing
     return found
 
 
+def folder_entries(folder: Path) -> list[tuple[os.DirEntry, os.stat_result, str | None]]:
+    """Every entry of a product folder in name order, with its lstat and the reason it may not be read
+    (None: it may). The sensor's scan and the ingest both list a folder through this one function."""
+    with os.scandir(os.fsencode(folder)) as entries:
+        listed = sorted(entries, key=lambda e: e.name)
+    return [(entry, info, file_problem(entry.name, info.st_mode))
+            for entry, info in ((e, e.stat(follow_symlinks=False)) for e in listed)]
+
+
 def scan_folder(folder: Path, product: str, scan: LandingScan) -> None:
     """Add one product folder's readable files to `scan`, and its other entries with their reasons."""
     scan.products.add(product)
-    with os.scandir(os.fsencode(folder)) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
-            info = entry.stat(follow_symlinks=False)
-            problem = file_problem(entry.name, info.st_mode)
-            if problem:
-                scan.skipped[entry_key(os.fsencode(product) + b"/" + entry.name)] = problem
-                continue
-            scan.files.append(LandingFile(product, os.fsdecode(entry.name), f"{info.st_size}:{info.st_mtime_ns}",
-                                          info.st_mtime))
+    for entry, info, problem in folder_entries(folder):
+        if problem:
+            scan.skipped[entry_key(os.fsencode(product) + b"/" + entry.name)] = problem
+            continue
+        scan.files.append(LandingFile(product, os.fsdecode(entry.name), f"{info.st_size}:{info.st_mtime_ns}",
+                                      info.st_mtime))
 
 
 def scan_local(root: Path, aliases: Mapping[str, str] | None = None) -> LandingScan:

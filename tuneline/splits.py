@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
@@ -100,3 +101,24 @@ def token_length_problems(records: list[dict], tokenizer, max_tokens: int, limit
             if len(problems) >= limit:
                 break
     return problems
+
+
+EXPORT_SPLITS = ("train", "val", "test")
+
+
+def write_exports(directory: Path, records: list[dict]) -> dict[str, int]:
+    """The exports of chat records into `directory`: {train,val,test}.jsonl (OpenAI chat), alpaca.json and
+    hf_dataset/ (a DatasetDict). Returns the examples per split."""
+    from datasets import Dataset, DatasetDict
+
+    from tuneline.storage import atomic_write_json, atomic_write_jsonl
+
+    by_split = {name: [r for r in records if r["split"] == name] for name in EXPORT_SPLITS}
+    for name, chosen in by_split.items():
+        atomic_write_jsonl(directory / f"{name}.jsonl", chosen)
+    atomic_write_json(directory / "alpaca.json", to_alpaca(records))
+    DatasetDict({name: Dataset.from_list([
+        {"messages": r["messages"], "example_id": r["metadata"]["example_id"],
+         "ticket_id": r["metadata"]["ticket_id"], "split": r["split"]} for r in chosen])
+        for name, chosen in by_split.items() if chosen}).save_to_disk(str(directory / "hf_dataset"))
+    return {name: len(chosen) for name, chosen in by_split.items()}
