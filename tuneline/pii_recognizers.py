@@ -97,6 +97,17 @@ def common_english_words() -> frozenset[str]:
     return frozenset(top_n_list("en", 30000)) | frozenset(STOP_WORDS)
 
 
+EVERYDAY_ZIPF = 4.5  # wordfreq's Zipf scale: "will" 6.5, "mark" 5.0, "bill" 4.9 | "dawn" 4.3, "jeremy" 4.0
+
+
+@functools.lru_cache(maxsize=50_000)
+def everyday(word: str) -> bool:
+    """Whether a lowercase word is frequent enough in English to be read as a word before a name."""
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, "en") >= EVERYDAY_ZIPF
+
+
 _NAME_TOKEN = re.compile(r"[^\W\d_][\w'-]*[^\W\d_]|[^\W\d_]")  # letters of any script: "Honoré" is one word
 
 
@@ -118,7 +129,7 @@ class NameLexiconRecognizer(EntityRecognizer):
         common = common_english_words()
         for token in tokens:  # a capitalised first name that is not also an everyday word
             word = token.group()
-            if word[0].isupper() and word[1:].islower() and word.lower() in first and word.lower() not in common:
+            if word[0].isupper() and word[1:].islower() and word.lower() in first and not everyday(word.lower()):
                 results.append(RecognizerResult("PERSON", token.start(), token.end(), 0.5))
         for a, b in zip(tokens, tokens[1:], strict=False):
             x, y = a.group().lower(), b.group().lower()
@@ -127,6 +138,8 @@ class NameLexiconRecognizer(EntityRecognizer):
             if x not in first or not (y in last or y in first):
                 continue
             capitalised = a.group()[0].isupper() and b.group()[0].isupper()
+            if not capitalised and text != text.lower():
+                continue  # a text that uses capitals writes names with them: "sanda vara" is not a name there
             # lowercase pairs are mostly ordinary phrases ("love ya"): keep them only with a rare surname
             if not capitalised and y in common:
                 continue
@@ -151,29 +164,183 @@ def digit_gated_phone_recognizer() -> EntityRecognizer:
     return DigitGatedPhoneRecognizer(name="DigitGatedPhoneRecognizer")
 
 
-def drop_common_word_persons(text: str, results: list) -> list:
-    """Remove NER hits that are shouting (one all-caps word: "LMAOO"), and PERSON hits that are one ordinary
-    English word ("Dude") or all-lowercase words none of which is a name. Places keep common words: most
-    city names are also dictionary words."""
+_SOCIAL_NOISE = re.compile(r"^(?:(?:RT|rt)\b\s*|[@#]\w+\s*|&\w+;?\s*|[^\w\s]+\s*)+|(?:\s*(?:[@#]\w*|&\w+;?|[^\w\s]+))+$")
+NER_TYPES = ("PERSON", "LOCATION", "ORGANIZATION")
+
+
+def trim_social_noise(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span without a leading retweet mark, @handles, #tags, HTML entities or punctuation."""
+    span = text[start:end]
+    head = _SOCIAL_NOISE.match(span)
+    if head and head.end() > 0 and head.start() == 0:
+        start += head.end()
+        span = text[start:end]
+    tail = re.search(r"(?:\s*(?:[@#]\w*|&\w+;?|[^\w\s.]+))+$", span)
+    if tail and tail.start() > 0:
+        end = start + tail.start()
+    return start, end
+
+
+NAME_PARTICLES = frozenset({"of", "the", "and", "upon", "on", "de", "la", "del", "da", "do", "dos", "das", "di", "van", "von", "der", "den", "ter", "ten",
+                            "bin", "binti", "ibn", "al", "el", "le", "du", "y", "e", "mc", "o'"})
+CALENDAR_WORDS = frozenset(
+    "mon tue tues wed thu thur thurs fri sat sun monday tuesday wednesday thursday friday saturday sunday jan feb "
+    "mar apr jun jul aug sep sept oct nov dec january february march july august september october november "
+    "december christmas xmas easter noel halloween".split())
+_ELONGATED = re.compile(r"([a-z])\1\1|^(?:so|to|yes|no)o+$")
+
+
+def _inside_handle_or_link(text: str, start: int, end: int) -> bool:
+    """Whether [start, end) lies inside an @handle, a #tag or a web address."""
+    token_start = max(text.rfind(" ", 0, start), text.rfind("\n", 0, start)) + 1
+    token = text[token_start:end]
+    return token[:1] in ("@", "#") or "://" in token or token.startswith("www.")
+
+
+def mostly_english(text: str) -> bool:
+    """Whether the lowercase words of `text` are mostly English: the small NER model reads names into
+    other languages' ordinary words ("Bakit lagi na lang"). Texts with few lowercase words count as English."""
+    lowercase = [w for w in re.findall(r"\b[a-z]{2,}\b", text)]
+    if len(lowercase) < 4:
+        return True
+    common = common_english_words()
+    return sum(w in common for w in lowercase) / len(lowercase) >= 0.7
+
+
+def drop_implausible_names(text: str, results: list) -> list:
+    """Precision filter for NER hits (PERSON, LOCATION, ORGANIZATION) on informal text.
+
+    Drops: shouting (one all-caps word: "LMAOO"); @handles, #tags and retweet marks (trimmed off);
+    one ordinary English word ("Dude", "Wisdom", "Devil") that is not a first/last name (PERSON) or a
+    known place (LOCATION); lowercase words in a text that uses capitals, unless they are names or places;
+    organisations made only of everyday words. Streets named after someone stay inside the address.
+    """
     if not results:
         return results
+    from presidio_analyzer import RecognizerResult
+
+    from tuneline.pii_context import all_place_names
+
     names = first_and_common_last_names()
     common = common_english_words()
+    places = all_place_names()
+    mixed_case = text != text.lower()
+    foreign = not mostly_english(text)
     streets = [(r.start, r.end) for r in results if r.entity_type == "STREET_ADDRESS"]
     kept = []
     for r in results:
         if r.entity_type == "PERSON" and any(s <= r.start and r.end <= e for s, e in streets):
             continue  # "Nelson Mandela Drive": a street named after someone; the address placeholder covers it
-        if r.entity_type in ("PERSON", "LOCATION"):
-            span = text[r.start:r.end]
+        if r.entity_type in NER_TYPES and r.score < 0.9:  # not the titled names
+            start, end = trim_social_noise(text, r.start, r.end)
+            span = text[start:end]
             words = [w.lower() for w in _NAME_TOKEN.findall(span)]
-            if not words:
+            if not words or end <= start or "://" in span or "/" in span:
                 continue
-            if r.entity_type == "PERSON" and len(words) == 1 and words[0] in common and words[0] not in names:
+            known = {"PERSON": names, "LOCATION": places, "ORGANIZATION": frozenset()}[r.entity_type]
+            if foreign and not all(w in known for w in words):
                 continue
-            if len(words) == 1 and span.isupper() and len(span) > 3:
+            if (start, end) != (r.start, r.end):
+                r = RecognizerResult(r.entity_type, start, end, r.score)
+            if span.isupper() and len(span) > 3 and span.lower() not in known:
+                continue  # shouting ("LMAOO", "SUNDAY NIGHT"); capitals that are a known place stay
+            if r.entity_type == "PERSON" and any(w in CALENDAR_WORDS for w in words):
+                continue  # "Thu Jan", "Sunday Sept", "Merry Christmas"
+            if len(words) == 1 and words[0] in common and words[0] not in known:
                 continue
-            if r.entity_type == "PERSON" and span.islower() and not any(w in names for w in words):
+            if mixed_case and span.islower() and not any(w in known for w in words) \
+                    and span.lower() not in known:
                 continue
+            if r.entity_type == "ORGANIZATION" and all(w in common for w in words):
+                continue
+            if _inside_handle_or_link(text, start, end) or any(_ELONGATED.search(w) for w in words):
+                continue  # "Suzie" in "@Suzie55"; "Wheeee", "Soo Glad"
+            if r.entity_type == "PERSON" and len(words) > 1 and all(w in common and w not in names for w in words):
+                continue  # "Guitar Hero", "Sun Care", "Merry Christmas"
+            if mixed_case and any(w[0].islower() and w.lower() not in NAME_PARTICLES for w in span.split()):
+                continue  # a text with capitals writes names with them: "Sana sa", "Reda c'est mon"
         kept.append(r)
     return kept
+
+class RegexValueRecognizer(EntityRecognizer):
+    """Patterns whose named group `v` is the value and whose rest is the context that makes it PII
+    ("my driver's license number is (v)", "(v) office"): Python's lookbehind cannot vary in width."""
+
+    def __init__(self, entity: str, name: str, patterns: list[str], score: float = 0.6, validate=None):
+        super().__init__(supported_entities=[entity], name=name, supported_language="en")
+        self.patterns = [re.compile(p) for p in patterns]
+        self.score = score
+        self.validate = validate
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        results = []
+        for pattern in self.patterns:
+            for m in pattern.finditer(text):
+                start, end = m.span("v")
+                if end > start and (self.validate is None or self.validate(m.group("v"))):
+                    results.append(RecognizerResult(self.supported_entities[0], start, end, self.score))
+        return results
+
+
+def luhn_valid(value: str) -> bool:
+    digits = [int(c) for c in value if c.isdigit()]
+    if not 12 <= len(digits) <= 19 or len(set(digits)) == 1:
+        return False
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        total += d if i % 2 == 0 else (d * 2 - 9 if d * 2 > 9 else d * 2)
+    return total % 10 == 0
+
+
+_DIGIT_WORD = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|\d)"
+_PHONE_CONTEXT = (r"(?i:\b(?:call(?:ed|ing)?|phone|tel(?:ephone)?|mobile|cell|reach(?: me)?|text(?: me)?|"
+                  r"whatsapp|answering at|fax|dial|contact(?: number)?)\b)")
+_TLDS = (r"com|net|org|edu|gov|io|co|uk|de|fr|es|it|nl|be|ch|at|se|no|dk|fi|pl|cz|ru|jp|cn|in|au|ca|br|mx|info|"
+         r"biz|me|us|eu|hu|is|si|tn|nz|za|pt|gr|ie|tv|app|dev|mail")
+
+
+def context_recognizers() -> list[EntityRecognizer]:
+    """Values that only context makes personal: ages, dates of birth, local phone numbers, licence and
+    account numbers, obfuscated emails, spelled-out digits, cards by Luhn, personal web addresses."""
+    age = RegexValueRecognizer("AGE", "AgeRecognizer", [
+        r"(?i)\b(?P<v>\d{1,3})(?:[- ](?:years?|yrs?)[- ]old|[- ]year[- ]old|\s?y/?o\b)",
+        r"(?i)\b(?:aged?|age:|age is|i am|i'm|im|turned|turning)\s+(?P<v>\d{1,3})\b(?=\s*(?:years?|yrs?|$|[.,!;)]|"
+        r"and|but|so|now))",
+    ], 0.6, validate=lambda v: 0 < int(v) < 125)
+    date = PatternRecognizer(supported_entity="DATE_TIME", name="PersonalDateRecognizer", patterns=[
+        Pattern("numeric date with year", r"(?<![\w/.-])(?:\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)\d{2}|"
+                r"(?:19|20)\d{2}[/.-]\d{1,2}[/.-]\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?(?![\w/.-])", 0.6),
+        Pattern("month name date with year, of a birth",
+                r"(?i)(?<=\b(?:born|birth|dob|birthday|b\.)\W{1,4}(?:on|is|:)?\W{0,2})\b(?:\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|"
+                r"dec)[a-z]*\.?\s+(?:\d{1,2}(?:st|nd|rd|th)?,?\s+)?(?:19|20)\d{2}\b", 0.55),
+    ])
+    phone = RegexValueRecognizer("PHONE_NUMBER", "ContextPhoneRecognizer", [
+        _PHONE_CONTEXT + r"[^\d\n]{0,25}?(?P<v>\+?\(?\d[\d()]{0,4}\)?(?:[ .-]?\(?\d{2,5}\)?){1,5}(?:\s?(?:x|ext\.?)\s?\d{1,6})?)"
+        r"(?![\w-]*\d)",
+        r"(?<![\w.+-])(?P<v>\+?\(?\d[\d()]{0,4}\)?(?:[ .-]?\(?\d{2,5}\)?){1,5}(?:\s?(?:x|ext\.?)\s?\d{1,6})?)"
+        r"\s*-?\s*(?i:office|fax|mobile|cell|home|work|direct)\b",
+        r"(?i)\b(?P<v>(?:" + _DIGIT_WORD + r"[\s,-]+){6,14}" + _DIGIT_WORD + r")\b",
+    ], 0.55, validate=lambda v: 6 <= sum(c.isdigit() for c in v) <= 15 or len(v.split()) >= 7)
+    licence = RegexValueRecognizer("US_DRIVER_LICENSE", "LicenceNumberRecognizer", [
+        r"(?i)\b(?:driver'?s?|driving)\s+licen[cs]e(?:\s+(?:number|no\.?|#))?\s*(?:is|:|#)?\s*(?P<v>[A-Z0-9][A-Z0-9-]{4,19})\b",
+        r"(?i)\b(?:licen[cs]e|passport|dl|id|identity card|national id|tax id|member(?:ship)?|customer|policy|"
+        r"loyalty|employee)\s*(?:number|no\.?|#|id)\s*(?:is|:|#)?\s*(?P<v>[A-Z0-9][A-Z0-9-]{4,19})\b",
+    ], 0.6, validate=lambda v: any(c.isdigit() for c in v))
+    card = RegexValueRecognizer("CREDIT_CARD", "LuhnCardRecognizer", [
+        r"(?<![\w-])(?P<v>\d(?:[ -]?\d){11,18})(?![\w-])",
+    ], 0.6, validate=luhn_valid)
+    obfuscated_email = RegexValueRecognizer("EMAIL_ADDRESS", "ObfuscatedEmailRecognizer", [
+        r"(?i)(?<![\w.])(?P<v>[a-z0-9_+-]+(?:(?:\s+dot\s+|\s*[\[({]dot[\])}]\s*|\.)[a-z0-9_+-]+)*"
+        r"(?:\s+at\s+|\s*[\[({]at[\])}]\s*|\s*@\s*)[a-z0-9-]+(?:(?:\s+dot\s+|\s*[\[({]dot[\])}]\s*|\.)[a-z0-9-]+)*"
+        r"(?:\s+dot\s+|\s*[\[({]dot[\])}]\s*|\.)(?:" + _TLDS + r"))\b",
+    ], 0.6, validate=lambda v: bool(re.search(r"(?i)\sdot\s|[\[({](?:at|dot)[\])}]|\s@|@\s", v)))
+    url = PatternRecognizer(supported_entity="URL", name="WebAddressRecognizer", patterns=[
+        # a web address the writer owns: "my website is ...", "check out my blog ...", "posted a photo ..."
+        Pattern("own web address", r"(?i)(?<=\bmy (?:website|site|blog|page|homepage|portfolio|shop|store|profile) is )"
+                r"(?:https?://)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:" + _TLDS + r")\b[^\s<>\"'|]*", 0.6),
+        Pattern("posted link", r"(?i)(?<=\bposted a (?:photo|picture|video) )https?://[^\s<>\"'|]+", 0.6),
+    ])
+    return [age, date, phone, licence, card, obfuscated_email, url]

