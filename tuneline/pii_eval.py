@@ -33,12 +33,21 @@ GOLD_TO_PREDICTED: dict[str, tuple[str, ...]] = {
     "ADDRESS": ("STREET_ADDRESS", "LOCATION"),
     "STREET_ADDRESS": ("STREET_ADDRESS", "LOCATION"),
     "LOCATION": ("LOCATION", "STREET_ADDRESS"),
+    "ORGANIZATION": ("ORGANIZATION",),
+    "AGE": ("AGE",),
+    "DATE_TIME": ("DATE_TIME",),
+    "DOMAIN_NAME": ("URL",),
+    "URL": ("URL",),
+    "US_DRIVER_LICENSE": ("US_DRIVER_LICENSE", "ACCOUNT_NUMBER"),
+    "ZIP_CODE": ("STREET_ADDRESS",),
 }
 
 
 # gold labels of other tools and data sets -> the names used here (mapped, never dropped)
 GOLD_ALIASES = {"GPE": "LOCATION", "LOC": "LOCATION", "PER": "PERSON", "ORG": "ORGANIZATION",
-                "STREET_ADDRESS": "ADDRESS", "WNUT_CORPORATION": "ORGANIZATION", "WNUT_GROUP": "ORGANIZATION"}
+                "STREET_ADDRESS": "ADDRESS", "ZIPCODE": "ZIP_CODE", "ZIP": "ZIP_CODE", "POSTCODE": "ZIP_CODE",
+                "NORP": "NRP", "DATE": "DATE_TIME", "DOB": "DATE_TIME", "WNUT_CORPORATION": "ORGANIZATION",
+                "WNUT_GROUP": "ORGANIZATION"}
 # labeled entities that are not personal data (WNUT'17's products and creative works): neither recall nor FP
 NOT_PII = {"WNUT_CREATIVE-WORK", "WNUT_PRODUCT"}
 MASKED_SHARE = 0.5  # a gold span counts as masked when at least this share of its characters is
@@ -174,7 +183,7 @@ def score_detections(records: list[dict], detections: list[list], report: PiiRep
 
 
 def _predicted_to_gold(predicted: str) -> str:
-    return {"STREET_ADDRESS": "ADDRESS"}.get(predicted, predicted)
+    return {"STREET_ADDRESS": "ADDRESS", "URL": "DOMAIN_NAME"}.get(predicted, predicted)
 
 
 def load_presidio_json(path: Path) -> list[dict]:

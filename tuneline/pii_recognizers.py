@@ -164,7 +164,7 @@ def digit_gated_phone_recognizer() -> EntityRecognizer:
     return DigitGatedPhoneRecognizer(name="DigitGatedPhoneRecognizer")
 
 
-_SOCIAL_NOISE = re.compile(r"^(?:(?:RT|rt)\b\s*|[@#]\w+\s*|&\w+;?\s*|[^\w\s]+\s*)+|(?:\s*(?:[@#]\w*|&\w+;?|[^\w\s]+))+$")
+_SOCIAL_NOISE = re.compile(r"^(?:(?:RT|rt)\b\s*|[@#]\w+\s*|&\w+;?\s*|[^\w\s]+\s*)+")
 NER_TYPES = ("PERSON", "LOCATION", "ORGANIZATION")
 
 
@@ -181,7 +181,8 @@ def trim_social_noise(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-NAME_PARTICLES = frozenset({"of", "the", "and", "upon", "on", "de", "la", "del", "da", "do", "dos", "das", "di", "van", "von", "der", "den", "ter", "ten",
+NAME_PARTICLES = frozenset({"of", "the", "and", "upon", "on",
+                            "de", "la", "del", "da", "do", "dos", "das", "di", "van", "von", "der", "den", "ter", "ten",
                             "bin", "binti", "ibn", "al", "el", "le", "du", "y", "e", "mc", "o'"})
 CALENDAR_WORDS = frozenset(
     "mon tue tues wed thu thur thurs fri sat sun monday tuesday wednesday thursday friday saturday sunday jan feb "
@@ -312,13 +313,14 @@ def context_recognizers() -> list[EntityRecognizer]:
     ], 0.6, validate=lambda v: 0 < int(v) < 125)
     date = PatternRecognizer(supported_entity="DATE_TIME", name="PersonalDateRecognizer", patterns=[
         Pattern("numeric date with year", r"(?<![\w/.-])(?:\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)\d{2}|"
-                r"(?:19|20)\d{2}[/.-]\d{1,2}[/.-]\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?(?![\w/.-])", 0.6),
+                r"(?:19|20)\d{2}[/.-]\d{1,2}[/.-]\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?(?![\w/-]|\.\d)", 0.6),
         Pattern("month name date with year, of a birth",
                 r"(?i)(?<=\b(?:born|birth|dob|birthday|b\.)\W{1,4}(?:on|is|:)?\W{0,2})\b(?:\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|"
                 r"dec)[a-z]*\.?\s+(?:\d{1,2}(?:st|nd|rd|th)?,?\s+)?(?:19|20)\d{2}\b", 0.55),
     ])
     phone = RegexValueRecognizer("PHONE_NUMBER", "ContextPhoneRecognizer", [
-        _PHONE_CONTEXT + r"[^\d\n]{0,25}?(?P<v>\+?\(?\d[\d()]{0,4}\)?(?:[ .-]?\(?\d{2,5}\)?){1,5}(?:\s?(?:x|ext\.?)\s?\d{1,6})?)"
+        _PHONE_CONTEXT + r"[^\d\n]{0,25}?"
+        r"(?P<v>\+?\(?\d[\d()]{0,4}\)?(?:[ .-]?\(?\d{2,5}\)?){1,5}(?:\s?(?:x|ext\.?)\s?\d{1,6})?)"
         r"(?![\w-]*\d)",
         r"(?<![\w.+-])(?P<v>\+?\(?\d[\d()]{0,4}\)?(?:[ .-]?\(?\d{2,5}\)?){1,5}(?:\s?(?:x|ext\.?)\s?\d{1,6})?)"
         r"\s*-?\s*(?i:office|fax|mobile|cell|home|work|direct)\b",
@@ -343,4 +345,49 @@ def context_recognizers() -> list[EntityRecognizer]:
                 r"(?:https?://)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:" + _TLDS + r")\b[^\s<>\"'|]*", 0.6),
         Pattern("posted link", r"(?i)(?<=\bposted a (?:photo|picture|video) )https?://[^\s<>\"'|]+", 0.6),
     ])
-    return [age, date, phone, licence, card, obfuscated_email, url]
+    post_code = RegexValueRecognizer("STREET_ADDRESS", "PostCodeRecognizer", [
+        r"(?i)\b(?:zip|postal|post|postcode)(?:\s*code)?\s*(?:is|:|#)?\s*(?P<v>\d{3,6}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s?"
+        r"\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d|\d{2}-\d{3}|\d{3}\s\d{2})(?![\w-])",
+    ], 0.6)
+    return [age, date, phone, licence, card, obfuscated_email, url, post_code, *organization_recognizers()]
+
+
+_ORG_SUFFIX = (r"inc|llc|ltd|plc|gmbh|corp|corporation|company|co|group|partners|consulting|technologies|"
+               r"labs|holdings|bank|insurance|associates|ag|sa|sas|bv|nv|ab|oy|pty|llp|foundation|university")
+_CAPS_RUN = r"(?:[A-Z0-9][\w&'’.-]*)(?:\s+(?:[A-Z0-9][\w&'’.-]*|of|and|&|de|für)){0,4}"
+
+
+def organization_recognizers() -> list[EntityRecognizer]:
+    """Organisations NER misses: a company suffix ("Mclaughlin Ltd.", "nationwide mutual insurance company"),
+    surnames in a firm's style ("Rose, Turner and Thompson", "Vazquez-Riggs"), and a capitalised name where
+    only an organisation fits ("the X office is at", "spent a year at X", "works for X")."""
+    suffixed = PatternRecognizer(supported_entity="ORGANIZATION", name="CompanySuffixRecognizer", patterns=[
+        Pattern("words and a company suffix", rf"\b{_CAPS_RUN},?\s+(?i:{_ORG_SUFFIX})\b\.?", 0.6),
+        Pattern("lowercase words and a company suffix",
+                rf"(?<![\w])(?:[a-z][\w'-]*\s+){{1,3}}(?:{_ORG_SUFFIX})\b\.?(?=\s+(?:is|was|has|invested|office)\b)",
+                0.5),
+    ])
+    firm = RegexValueRecognizer("ORGANIZATION", "FirmNameRecognizer", [
+        r"(?i)(?P<v>\b[^\W\d_][\w'-]+,\s+[^\W\d_][\w'-]+,?\s+(?:and|&)\s+[^\W\d_][\w'-]+)\b",
+        r"(?P<v>\b[A-Z][a-z]+-[A-Z][a-z]+)\b",
+    ], 0.55, validate=_surnames_only)
+    by_role = RegexValueRecognizer("ORGANIZATION", "OrganizationRoleRecognizer", [
+        rf"(?i:\bthe\s)(?P<v>{_CAPS_RUN})(?=\s(?i:office|headquarters|team|company)\b)",
+        rf"(?i:\baddress of\s)(?P<v>{_CAPS_RUN})(?=\s(?i:is)\b)",
+        rf"(?i:\b(?:works?|worked|working|employed|job|year|years|months?|intern(?:ed)?)\s(?:at|for|by|with)\s)"
+        rf"(?P<v>{_CAPS_RUN})",
+        rf"(?i:\b(?:recorded|signed|acquired|founded|joined)\s(?:for|by|with)?\s?)(?P<v>{_CAPS_RUN})",
+        rf"(?P<v>{_CAPS_RUN})(?=\s(?i:is the brainchild|invested|is a 501))",
+    ], 0.55, validate=_not_everyday_words)
+    return [suffixed, firm, by_role]
+
+
+def _surnames_only(value: str) -> bool:
+    _, _, last = name_lexicon()
+    words = [w.lower() for w in re.split(r"[\s,&-]+", value) if w and w.lower() not in ("and", "&")]
+    return len(words) >= 2 and all(w in last for w in words)
+
+
+def _not_everyday_words(value: str) -> bool:
+    words = [w.lower().strip(".") for w in value.split() if w.lower() not in ("of", "and", "&")]
+    return bool(words) and not all(everyday(w) for w in words)
