@@ -4,6 +4,8 @@ import pytest
 
 from tuneline.pii_eval import load_conll_as_records, score_detections
 
+FLAGGED_WNUT_DEV = 58  # README: PII-free WNUT'17 dev sentences with any detection (58 of 527, 11.0%)
+
 
 def test_scoring_counts_tp_fn_fp_and_pii_free_flags():
     records = [
@@ -11,7 +13,7 @@ def test_scoring_counts_tp_fn_fp_and_pii_free_flags():
             {"entity_type": "PERSON", "start_position": 5, "end_position": 8},
             {"entity_type": "PHONE_NUMBER", "start_position": 12, "end_position": 15}]},
         {"full_text": "nothing here", "spans": []},
-        {"full_text": "Acme Corp", "spans": [{"entity_type": "ORGANIZATION", "start_position": 0,
+        {"full_text": "Publicist", "spans": [{"entity_type": "TITLE", "start_position": 0,
                                                "end_position": 9}]},
     ]
     detections = [
@@ -23,7 +25,7 @@ def test_scoring_counts_tp_fn_fp_and_pii_free_flags():
     assert (report.by_type["PERSON"].tp, report.by_type["PERSON"].fn, report.by_type["PERSON"].fp) == (1, 0, 1)
     assert (report.by_type["PHONE_NUMBER"].tp, report.by_type["PHONE_NUMBER"].fn) == (0, 1)
     assert report.by_type["LOCATION"].fp == 1
-    assert report.untargeted == {"ORGANIZATION": 1}
+    assert report.untargeted == {"TITLE": 1}
     assert report.pii_free_texts == 1 and report.pii_free_flagged == 1
     assert report.overall().recall == pytest.approx(0.5)
     assert report.by_type["PERSON"].f2 == pytest.approx(5 * 0.5 * 1 / (4 * 0.5 + 1))
@@ -42,7 +44,7 @@ def test_masked_recall_counts_any_type_and_half_the_characters():
     report = score_detections(records, detections)
     person, age, org, location = (report.by_type[t] for t in ("PERSON", "AGE", "ORGANIZATION", "LOCATION"))
     assert (person.masked, person.tp) == (1, 0), "masked by a LOCATION hit, but not typed recall"
-    assert age.masked == 0 and age.masked_recall == 0.0 and "AGE" in report.untargeted
+    assert age.masked == 0 and age.masked_recall == 0.0 and age.fn == 1, "ages are targeted"
     assert org.masked == 0 and org.chars_masked == 4, "4 of 9 characters is less than half"
     assert location.masked == location.tp == 1, "GPE is mapped to LOCATION, not dropped"
     overall = report.overall()
@@ -74,13 +76,17 @@ def test_lowercase_names_and_common_words(redactor):
         assert redactor.redact_many([sentence])[0].text == sentence
 
 
-def test_recall_targets_on_presidio_research_sample(redactor, shared_data):
+def test_figures_on_the_untuned_presidio_set_hold(redactor, shared_data):
+    """The README's held-out column (presidio-research generated_small, never tuned on) must not drop."""
     from tuneline.pii_eval import evaluate_records, load_presidio_json
 
     report = evaluate_records(redactor, load_presidio_json(shared_data / "presidio" / "generated_small.json"))
     for kind in ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IP_ADDRESS", "US_SSN"):
-        assert report.by_type[kind].recall >= 0.95, kind
-    assert report.by_type["PERSON"].recall >= 47 / 55  # the README's figure (0.855): 47 of 55 names
+        assert report.by_type[kind].masked_recall >= 0.95, kind
+    overall = report.overall()
+    assert overall.char_share >= 0.845, overall.char_share  # README: 0.848 of all gold PII characters masked
+    assert report.by_type["PERSON"].masked >= 47, report.by_type["PERSON"]  # README: 47 of 55 names
+    assert report.by_type["ADDRESS"].masked >= 40, report.by_type["ADDRESS"]  # README: 40 of 46 addresses
     assert report.pii_free_flagged == 0
 
 
@@ -88,4 +94,5 @@ def test_false_positive_rate_on_pii_free_social_media(redactor, shared_data):
     from tuneline.pii_eval import evaluate_records
 
     report = evaluate_records(redactor, load_conll_as_records(shared_data / "wnut17" / "emerging.dev.conll"))
-    assert report.pii_free_flagged <= 39 and report.pii_free_texts == 527  # the README's 7.4% (39 of 527)
+    assert report.pii_free_texts == 527
+    assert report.pii_free_flagged <= FLAGGED_WNUT_DEV, report.pii_free_flagged  # the README's figure

@@ -13,7 +13,7 @@ from collections import Counter
 import polars as pl
 
 from tuneline.ingest import MESSAGE_DTYPE
-from tuneline.pii import PiiRedactor, Redaction, customer_field_values, mask_known_values
+from tuneline.pii import PiiRedactor, customer_field_values
 
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"[ \t\f\v\u00a0]+")
@@ -78,10 +78,17 @@ def clean_conversations(raw: pl.DataFrame, redactor: PiiRedactor, product_names:
     metadata = [json.loads(m) if m else {} for m in raw["metadata"].to_list()] if "metadata" in raw.columns \
         else [{} for _ in conversations]
     sources = raw["source_file"].to_list() if "source_file" in raw.columns else [None] * len(conversations)
-    flat = [clean_text(turn["content"], product_names, replace_urls) for conv in conversations for turn in conv]
-    flat += [_metadata_text(v) for meta in metadata for v in meta.values() if _metadata_text(v) is not None]
-    flat += [s for s in sources if s]
-    redacted = iter(consistently_masked(redactor.redact_many(flat), conversations, metadata, sources))
+    # one group per ticket: its turns, its metadata texts, its file name (one decision per entity in it)
+    groups = [[clean_text(turn["content"], product_names, replace_urls) for turn in conv]
+              + [_metadata_text(v) for v in meta.values() if _metadata_text(v) is not None]
+              + ([source] if source else [])
+              for conv, meta, source in zip(conversations, metadata, sources, strict=True)]
+    by_ticket = redactor.redact_groups(groups, [customer_field_values(meta) for meta in metadata])
+    turns_of = [iter(group) for group in by_ticket]
+    redacted = iter([next(it) for it, conv in zip(turns_of, conversations, strict=True) for _ in conv]
+                    + [next(it) for it, meta in zip(turns_of, metadata, strict=True) for v in meta.values()
+                       if _metadata_text(v) is not None]
+                    + [next(it) for it, source in zip(turns_of, sources, strict=True) if source])
     cleaned, entity_counts = [], []
     for conv in conversations:
         counts: Counter = Counter()
@@ -120,32 +127,6 @@ def clean_conversations(raw: pl.DataFrame, redactor: PiiRedactor, product_names:
     if "source_file" in raw.columns:
         columns.append(pl.Series("source_file", clean_sources, dtype=pl.String))
     return raw.with_columns(columns)
-
-
-def consistently_masked(redactions: list[Redaction], conversations: list, metadata: list[dict],
-                        sources: list) -> list[Redaction]:
-    """One decision per entity per ticket: a value detected anywhere in a ticket (a turn, the reply, a
-    signature, a metadata field), or given by its customer columns, is masked at every occurrence in it.
-
-    `redactions` is in clean_conversations' order: every turn, then every metadata text, then every source.
-    """
-    per_ticket_texts = [len(conv) for conv in conversations]
-    meta_counts = [sum(_metadata_text(v) is not None for v in meta.values()) for meta in metadata]
-    owners: list[int] = []
-    for ticket, n in enumerate(per_ticket_texts):
-        owners += [ticket] * n
-    for ticket, n in enumerate(meta_counts):
-        owners += [ticket] * n
-    owners += [ticket for ticket, source in enumerate(sources) if source]
-    known: list[dict[str, str]] = [customer_field_values(meta) for meta in metadata]
-    for owner, redaction in zip(owners, redactions, strict=True):
-        for value, kind in redaction.values.items():
-            known[owner].setdefault(value, kind)
-    out = []
-    for owner, redaction in zip(owners, redactions, strict=True):
-        text, extra = mask_known_values(redaction.text, known[owner])
-        out.append(Redaction(text, redaction.entities + extra, redaction.values) if extra else redaction)
-    return out
 
 
 def _metadata_text(value: object) -> str | None:

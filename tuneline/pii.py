@@ -189,23 +189,25 @@ def occurrences_to_mask(known: dict[str, str]) -> dict[str, str]:
     return wanted
 
 
-def mask_known_values(text: str, known: dict[str, str]) -> tuple[str, Counter]:
-    """Replace every whole-word, case-insensitive occurrence of the known values by their placeholders.
+def known_value_spans(text: str, known: dict[str, str]) -> list[tuple[str, int, int]]:
+    """(type, start, end) of every whole-word, case-insensitive occurrence of the known values in `text`.
 
-    Values are escaped, never read as patterns; longer values win over their parts."""
+    Values are escaped, never read as patterns; a longer value wins over its parts."""
     wanted = occurrences_to_mask(known)
     if not wanted or not text:
-        return text, Counter()
+        return []
     alternatives = "|".join(re.escape(v) for v in sorted(wanted, key=len, reverse=True))
     pattern = re.compile(rf"(?<![\w@.])(?:{alternatives})(?![\w@])", re.IGNORECASE)
+    return [(wanted[m.group().lower()], m.start(), m.end()) for m in pattern.finditer(text)]
+
+
+def mask_known_values(text: str, known: dict[str, str]) -> tuple[str, Counter]:
+    """`text` with every occurrence of the known values replaced by its type's placeholder."""
     counts: Counter = Counter()
-
-    def placeholder(match: re.Match) -> str:
-        kind = wanted[match.group().lower()]
+    for kind, start, end in reversed(known_value_spans(text, known)):
+        text = text[:start] + PLACEHOLDERS.get(kind, f"[{kind}]") + text[end:]
         counts[kind] += 1
-        return PLACEHOLDERS.get(kind, f"[{kind}]")
-
-    return pattern.sub(placeholder, text), counts
+    return text, counts
 
 
 class PiiRedactor:
@@ -329,18 +331,40 @@ class PiiRedactor:
         return [[(r.entity_type, r.start, r.end, r.score) for r in found] for found in results]
 
     def redact_many(self, texts: list[str]) -> list[Redaction]:
-        """Redact a list of texts; identical texts are analysed once."""
-        unique = list(dict.fromkeys(texts))
-        by_text: dict[str, Redaction] = {}
-        for text, results in zip(unique, self.analyze(unique), strict=True):
-            if not results:
-                by_text[text] = Redaction(text)
-                continue
-            anonymized = self._anonymizer.anonymize(text=text, analyzer_results=results, operators=self._operators)
-            counts = Counter(item.entity_type for item in anonymized.items)
-            values = {text[r.start:r.end]: r.entity_type for r in results if r.entity_type in self.entities}
-            by_text[text] = Redaction(anonymized.text, counts, values)
-        return [by_text[t] for t in texts]
+        """Redact a list of texts, each on its own; identical texts are analysed once."""
+        return [group[0] for group in self.redact_groups([[text] for text in texts])]
+
+    def redact_groups(self, groups: list[list[str]], known: list[dict[str, str]] | None = None) \
+            -> list[list[Redaction]]:
+        """Redact texts that belong together (one ticket's turns, metadata and file name) with one decision per
+        entity: a value detected in any of them, or given in `known` (the ticket's customer columns), is
+        replaced at every occurrence in all of them, by one placeholder (its first, most confident type)."""
+        from presidio_analyzer import RecognizerResult
+
+        unique = list(dict.fromkeys(text for group in groups for text in group))
+        found = dict(zip(unique, self.analyze(unique), strict=True))
+        out = []
+        for i, group in enumerate(groups):
+            values = dict(known[i]) if known else {}
+            for text in group:
+                for r in sorted(found[text], key=lambda r: -r.score):
+                    if r.entity_type in self.entities:
+                        values.setdefault(text[r.start:r.end], r.entity_type)
+            redactions = []
+            for text in group:
+                decided = [RecognizerResult(kind, a, b, 1.0) for kind, a, b in known_value_spans(text, values)]
+                results = [r for r in found[text] if not any(r.start < d.end and d.start < r.end for d in decided)]
+                redactions.append(self._replace(text, results + decided))
+            out.append(redactions)
+        return out
+
+    def _replace(self, text: str, results: list) -> Redaction:
+        if not results:
+            return Redaction(text)
+        anonymized = self._anonymizer.anonymize(text=text, analyzer_results=results, operators=self._operators)
+        counts = Counter(item.entity_type for item in anonymized.items)
+        values = {text[r.start:r.end]: r.entity_type for r in results if r.entity_type in self.entities}
+        return Redaction(anonymized.text, counts, values)
 
     def find_high_confidence(self, texts: list[str]) -> list[tuple[int, str, str]]:
         """(index, entity type, value) of high-confidence PII still present, for the post-clean gate.

@@ -40,7 +40,7 @@ STREET_PATTERNS = [
     re.compile(rf"(?<![\w.,-])(?:{_NUM}\s+){{1,2}}(?:{_WORD}\s+){{0,4}}(?:{_STREET_WORD}|{_WORD}\s+{_NUM})"
                rf"(?:\s+{_NUM})?(?![\w-])"),
     # street then number: "Brogade 68", "Freistädter Strasse 61", "Grote Baan 477", "rue Garneau 12"
-    re.compile(rf"(?<![\w-])(?:{_WORD}\s+){{0,3}}{_STREET_WORD}\s+{_NUM}(?:\s*(?:{_WORD}\s+){{0,2}}{_STREET_WORD})?"
+    re.compile(rf"(?<![\w@.-])(?:{_WORD}\s+){{0,3}}{_STREET_WORD}\s+{_NUM}(?:\s*(?:{_WORD}\s+){{0,2}}{_STREET_WORD})?"
                rf"(?![\w-])"),
     re.compile(r"(?i)(?<![\w.])p\.?\s?o\.?\s*box\s+\d+\b|\bunit\s+\d+\s+box\s+\d+\b|\bpsc\s+\d+,?\s+box\s+\d+\b"),
     re.compile(r"\b(?:USNS|USS|USCGC)\s+[^\W\d_][\w'-]+"),
@@ -64,29 +64,31 @@ _HAS_STREET_WORD = re.compile(rf"(?<![\w]){_STREET_WORD}(?![\w])")
 
 
 def _plausible_street(text: str, start: int, end: int) -> bool:
-    """A number-words-number run is a street when it names one: a street word, or words written like a
-    name ("Rua Papoula", "ΒΑΣΙΛΕΩΣ") at least one of which is not everyday English ("2014 at 02", "1 hour 2",
-    "4 4G Gen 3" are not), or any words right after "address"/"lives at"/"sent to"."""
+    """A run is a street when its name is written like one: capitalised or in capitals ("Rua Papoula 1998",
+    "12 Oak St", "ΒΑΣΙΛΕΩΣ 12") with at least one word that is not everyday English, or any case in a text
+    written all in lowercase; otherwise only right after "address"/"lives at"/"sent to". Not streets:
+    "2014 at 02", "1 hour 2", "5 minutes walk", "or ring 0161"."""
     from tuneline.pii_recognizers import common_english_words
 
     span = text[start:end]
-    if _HAS_STREET_WORD.search(span):
-        return True
-    words = re.findall(r"[^\W\d_][\w'’.-]*", span)
+    words = [w for w in re.findall(r"[^\W\d_][\w'’.-]*", span)]
     if not words:
         return False
-    common = common_english_words()
-    named = _title_or_upper(words) or text == text.lower()
-    if named and any(w.lower().strip(".") not in common for w in words):
+    if _ADDRESS_CONTEXT.search(text[max(0, start - 40):start]):
         return True
-    return bool(_ADDRESS_CONTEXT.search(text[max(0, start - 40):start]))
+    common = common_english_words()
+    named = [w for w in words if not re.fullmatch(_STREET_WORD, w)] or words
+    if text == text.lower():
+        return any(w.lower().strip(".") not in common for w in named)
+    return _title_or_upper(named) and (bool(_HAS_STREET_WORD.search(span)) or
+                                       any(w.lower().strip(".") not in common for w in named))
 
 
 def street_anchors(text: str) -> list[tuple[int, int]]:
     spans = []
     for i, pattern in enumerate(STREET_PATTERNS):
         for m in pattern.finditer(text):
-            if i > 1 or _plausible_street(text, m.start(), m.end()):
+            if i > 1 or _plausible_street(text, m.start(), m.end()):  # (boxes, military mail: as they are)
                 spans.append((m.start(), m.end()))
     return spans
 

@@ -30,7 +30,7 @@ def support_recognizers() -> list[EntityRecognizer]:
     ], context=["address", "street", "ship", "deliver", "live", "billing"])
     order = PatternRecognizer(supported_entity="ORDER_ID", name="OrderIdRecognizer", patterns=[
         Pattern("order id after keyword",
-                r"(?i)(?<=\border(?:\s+(?:id|number|no\.?))?\s*[:#]?\s*)[A-Z0-9][A-Z0-9-]{5,}\b", 0.6),
+                r"(?i)(?<=\border(?:\s+(?:id|number|no\.?))?\s*[:#]?\s*)(?=[A-Z-]*\d)[A-Z0-9][A-Z0-9-]{5,}\b", 0.6),
     ])
     account = PatternRecognizer(supported_entity="ACCOUNT_NUMBER", name="AccountNumberRecognizer", patterns=[
         Pattern("account number after keyword",
@@ -41,8 +41,8 @@ def support_recognizers() -> list[EntityRecognizer]:
         Pattern("plus country code", r"(?<![\w+])\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}(?![\w-])", 0.55),
         Pattern("dotted or dashed groups",
                 r"(?<![\w.-])\d{3}[.-]\d{3}[.-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w.-])", 0.5),
-        Pattern("spaced digit groups", r"(?<![\w.,+-])(?:\+?\d{1,3}[\s.-])?\d{2,4}(?:[ .-]\d{2,4}){2,4}"
-                r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w.,-])", 0.4),
+        Pattern("spaced digit groups", r"(?<![\w.,+:-])(?!(?:19|20)\d\d-\d\d?-\d\d?)(?:\+?\d{1,3}[\s.-])?\d{2,4}"
+                r"(?:[ .-]\d{2,4}){2,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w.,:-])", 0.4),
     ], context=["phone", "call", "number", "mobile", "cell", "tel", "reach"])
     person_context = PatternRecognizer(supported_entity="PERSON", name="PersonContextRecognizer", patterns=[
         Pattern("honorific", r"(?<=\b(?:[Mm]r|[Mm]rs|[Mm]s|[Mm]iss|[Dd]r)\.?\s)[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.6),
@@ -312,7 +312,9 @@ def context_recognizers() -> list[EntityRecognizer]:
         r"and|but|so|now))",
     ], 0.6, validate=lambda v: 0 < int(v) < 125)
     date = PatternRecognizer(supported_entity="DATE_TIME", name="PersonalDateRecognizer", patterns=[
-        Pattern("numeric date with year", r"(?<![\w/.-])(?:\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)\d{2}|"
+        # a date is personal data when it is someone's: of birth, or asked for as an identity check
+        Pattern("numeric date with year, of a birth", r"(?i)(?<=\b(?:born|birth|dob|birthday|b\.)\W{1,4}(?:on|is|:|"
+                r"it's|it is)?\W{0,2}(?:on\s)?)(?<![\w/.-])(?:\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)\d{2}|"
                 r"(?:19|20)\d{2}[/.-]\d{1,2}[/.-]\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?(?![\w/-]|\.\d)", 0.6),
         Pattern("month name date with year, of a birth",
                 r"(?i)(?<=\b(?:born|birth|dob|birthday|b\.)\W{1,4}(?:on|is|:)?\W{0,2})\b(?:\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|"

@@ -1,0 +1,98 @@
+"""What support tickets carry, one case per kind, and the sentences that must stay as they are.
+
+Each case is written here, not taken from the labeled sets the redactor was tuned on."""
+
+import json
+
+import polars as pl
+import pytest
+
+from tuneline.cleaning import clean_conversations
+from tuneline.pii import mask_known_values
+
+
+def redacted(redactor, text: str) -> str:
+    return redactor.redact_many([text])[0].text
+
+
+@pytest.mark.parametrize("text, left_readable", [
+    # whole addresses, one span, several countries' orders
+    ("Please ship it to 221B Baker Street, London NW1 6XE, United Kingdom.", ["Baker", "London", "NW1", "6XE"]),
+    ("New address: Kastanienallee 12, 10435 Berlin, Germany", ["Kastanienallee", "10435", "Berlin"]),
+    ("I moved to 4521 Oak Ridge Drive, Apt 5B, Springfield, IL 62704 last week", ["Oak Ridge", "5B", "62704"]),
+    ("Send it to 17 Rua das Flores 230\nApt. 41\nCuritiba\nBrazil 80010", ["Flores", "41", "Curitiba", "80010"]),
+    ("my zip code is 30301 and the box is at PO Box 8812", ["30301", "8812"]),
+    # people: titles with their names, ages, dates of birth
+    ("Hello, this is Mrs. Teresa Okonkwo-Baptiste about my refund", ["Teresa", "Okonkwo"]),
+    ("dr. hurst said my father is 64 years old", ["hurst", "64"]),
+    ("My date of birth is 04/11/1987, please verify", ["1987"]),
+    # numbers: cards by Luhn whatever the first digit or length, phones from context, licences, obfuscation
+    ("card 2223 0000 4841 0010 was declined", ["4841"]),
+    ("the 19-digit card 6011 0009 9013 9424 123 failed", ["9424"]),
+    ("you can call me on 467 3395 after six", ["3395"]),
+    ("They're not answering at 9747 6578", ["6578"]),
+    ("my number is five five five two one two nine", ["five five five"]),
+    ("write to john dot smith at gmail dot com please", ["smith", "gmail"]),
+    ("reach me at jane [at] example [dot] org", ["jane", "example"]),
+    ("My driver's license number is LH329609T", ["LH329609T"]),
+    ("my website is https://www.janes-pottery.example.com/shop", ["janes-pottery"]),
+    ("I work for Brightwater Analytics LLC as a contractor", ["Brightwater"]),
+])
+def test_personal_data_in_tickets_is_masked(redactor, text, left_readable):
+    out = redacted(redactor, text)
+    for fragment in left_readable:
+        assert fragment not in out, (fragment, out)
+
+
+@pytest.mark.parametrize("text", [
+    "Version 2.3.14 fixed the crash; build 10.4.1234 is next.",
+    "The sync ran at 2015-01-04 02:28 and again at 14:05 today.",
+    "Capitalized words like Wisdom and Discipline are often mistaken for names.",
+    "I bought 2 iPhone 12 cases and 3 chargers, order arrived in 5 days.",
+    "Merry Christmas and thanks for the Guitar Hero tips!",
+    "The update is 250 MB, takes 3 to 4 minutes.",
+])
+def test_ordinary_sentences_stay_as_they_are(redactor, text):
+    assert redacted(redactor, text) == text
+
+
+def test_a_value_found_once_is_masked_everywhere_in_the_ticket(redactor):
+    """The name in the greeting is detected; the bare first name in the reply and the surname in the
+    signature are masked too, with the same placeholder; customer columns are matched exactly."""
+    raw = pl.DataFrame({
+        "messages": [[
+            {"role": "user", "content": "Hi, my name is Teresa Okafor and my card was charged twice."},
+            {"role": "assistant", "content": "Thanks Teresa, the refund is on its way. Okafor account noted."},
+            {"role": "user", "content": "Great, reply to t.okafor@corp.internal or ring 0161 496 0000 thx"},
+        ]],
+        "metadata": [json.dumps({"customer_phone": "0161 496 0000", "category": "billing"})],
+    })
+    out = clean_conversations(raw, redactor)
+    texts = " ".join(turn["content"] for turn in out["messages"].to_list()[0])
+    for fragment in ("Teresa", "Okafor", "okafor", "0161", "496"):
+        assert fragment not in texts, (fragment, texts)
+    assert texts.count("[PERSON]") == 3, "one placeholder per entity: Okafor is a PERSON wherever it appears"
+    assert json.loads(out["metadata"][0])["customer_phone"] == "[PHONE]"
+
+
+def test_known_values_are_escaped_not_patterns():
+    text, counts = mask_known_values("call a.b* or a.b* again; ab is fine", {"a.b*": "PERSON"})
+    assert text == "call [PERSON] or [PERSON] again; ab is fine" and counts == {"PERSON": 2}
+    assert mask_known_values("the and will stay", {"will": "PERSON", "th": "PERSON"})[0] == "the and will stay"
+
+
+def test_the_ner_model_is_chosen_by_configuration_and_never_downloaded(monkeypatch):
+    import spacy.cli
+
+    from ft_resources.pii import PiiEngine
+    from tuneline.pii import MEDIUM_SPACY_MODEL, SMALL_SPACY_MODEL, PiiRedactor, spacy_model_path
+
+    assert PiiEngine().spacy_model == MEDIUM_SPACY_MODEL
+    assert spacy_model_path(MEDIUM_SPACY_MODEL).endswith("_model")  # the vendored folder, found without import
+    assert spacy_model_path(SMALL_SPACY_MODEL) == SMALL_SPACY_MODEL  # an installed pipeline, by name
+    monkeypatch.setattr(spacy.cli, "download", lambda *a, **k: pytest.fail("tried to download a model"))
+    with pytest.raises(RuntimeError, match="nothing is downloaded"):
+        _ = PiiRedactor(spacy_model="en_core_web_lg").analyzer
+    small = PiiRedactor(spacy_model=SMALL_SPACY_MODEL).analyzer
+    assert small.nlp_engine.nlp["en"].meta["name"].startswith("core_web_sm")
+    assert PiiRedactor().analyzer.nlp_engine.nlp["en"].meta["name"] == "core_web_md"
