@@ -63,7 +63,7 @@ def _title_or_upper(words: list[str]) -> bool:
 _HAS_STREET_WORD = re.compile(rf"(?<![\w]){_STREET_WORD}(?![\w])")
 
 
-def _plausible_street(text: str, start: int, end: int) -> bool:
+def _plausible_street(text: str, start: int, end: int, number_first: bool = True) -> bool:
     """A run is a street when its name is written like one: capitalised or in capitals ("Rua Papoula 1998",
     "12 Oak St", "ΒΑΣΙΛΕΩΣ 12") with at least one word that is not everyday English, or any case in a text
     written all in lowercase; otherwise only right after "address"/"lives at"/"sent to". Not streets:
@@ -77,18 +77,24 @@ def _plausible_street(text: str, start: int, end: int) -> bool:
     if _ADDRESS_CONTEXT.search(text[max(0, start - 40):start]):
         return True
     common = common_english_words()
-    named = [w for w in words if not re.fullmatch(_STREET_WORD, w)] or words
-    if text == text.lower():
-        return any(w.lower().strip(".") not in common for w in named)
-    return _title_or_upper(named) and (bool(_HAS_STREET_WORD.search(span)) or
-                                       any(w.lower().strip(".") not in common for w in named))
+    from tuneline.pii_recognizers import everyday
+
+    street_words = [w for w in words if re.fullmatch(_STREET_WORD, w)]
+    named = [w for w in words if w not in street_words] or words
+    unusual_name = any(w.lower().strip(".") not in common for w in named)
+    if text == text.lower():  # chat-style text: a street word no sentence uses ("vej", "rue") or a block of lines
+        distinctive = any(not everyday(w.lower().strip(".")) for w in street_words)
+        return ("\n" in text or "|" in text or distinctive) and (unusual_name or bool(street_words))
+    if not _title_or_upper(named):
+        return False
+    return unusual_name or (number_first and bool(street_words))
 
 
 def street_anchors(text: str) -> list[tuple[int, int]]:
     spans = []
     for i, pattern in enumerate(STREET_PATTERNS):
         for m in pattern.finditer(text):
-            if i > 1 or _plausible_street(text, m.start(), m.end()):  # (boxes, military mail: as they are)
+            if i > 1 or _plausible_street(text, m.start(), m.end(), number_first=i == 0):  # (boxes: as they are)
                 spans.append((m.start(), m.end()))
     return spans
 
@@ -148,9 +154,10 @@ def merge_address_blocks(text: str, results: list) -> list:
             start = max(0, start - 20) + unit.start()
         end = _grow(text, start, end, locations, line_based)
         blocks.append((start, end))
-    for a, b in locations:  # "Bolivia 52626", "Cameroon 28272": a place and its post code
+    places = [(r.start, r.end) for r in results if r.entity_type == "LOCATION"]
+    for a, b in places:  # "Bolivia 52626", "Cameroon 28272": a place and its post code (not a year: "March 2010")
         code = re.match(rf"\s+{_POST_CODE}", text[b:])
-        if code:
+        if code and not re.fullmatch(r"\s+(?:19|20)\d\d", code.group()):
             blocks.append((a, b + code.end()))
     if not blocks:
         return results
@@ -228,6 +235,10 @@ def all_place_names() -> frozenset[str]:
     return countries | cities
 
 
+def _after_preposition(text: str, word: re.Match) -> bool:
+    return bool(re.search(r"\b(?:in|from|to|at|near|of)\s$", text[max(0, word.start() - 6):word.start()].lower()))
+
+
 _PLACE_RUN = re.compile(r"[^\W\d_][\w'’.-]*(?:[ -](?:[^\W\d_][\w'’.-]*)){0,4}")
 
 
@@ -259,12 +270,10 @@ class PlaceNameRecognizer(EntityRecognizer):
                 key = span.lower()
                 if key not in countries and key not in cities:
                     continue
-                if not (span[0].isupper() or text == text.lower()):
+                if not (span[0].isupper() or (text == text.lower() and (n > 1 or _after_preposition(text, first)))):
                     continue
-                if n == 1 and key in common:
-                    before = text[max(0, first.start() - 6):first.start()].lower()
-                    if not re.search(r"\b(?:in|from|to|at|of)\s$", before) or not span[0].isupper():
-                        continue
+                if n == 1 and key in common and not (span[0].isupper() and _after_preposition(text, first)):
+                    continue
                 found = (first.start(), first.start() + len(span), n)
                 break
             if found:
