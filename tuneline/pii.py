@@ -12,8 +12,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from tuneline.pii_context import PlaceNameRecognizer, TitledNameRecognizer, merge_address_blocks
+from tuneline.pii_context import (
+    PlaceNameRecognizer,
+    TitledNameRecognizer,
+    extend_name_lists,
+    merge_address_blocks,
+)
 from tuneline.pii_recognizers import (
+    NER_SCORE,
     context_recognizers,
     digit_gated_phone_recognizer,
     drop_implausible_names,
@@ -245,6 +251,7 @@ class PiiRedactor:
             "nlp_engine_name": "spacy",
             "models": [{"lang_code": "en", "model_name": model}],
             "ner_model_configuration": {
+                "default_score": NER_SCORE,
                 "labels_to_ignore": list(IGNORED_NER_LABELS),
                 "model_to_presidio_entity_mapping": {"PER": "PERSON", "PERSON": "PERSON", "LOC": "LOCATION",
                                                      "GPE": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"},
@@ -296,6 +303,8 @@ class PiiRedactor:
             results = [RecognizerResult(kind, a + start, a + end, score) for a, b in segs
                        for kind, start, end, score in found(text[a:b])]
             results = drop_implausible_names(text, results)
+            if "PERSON" in entities:
+                results = extend_name_lists(text, results)
             out.append(merge_address_blocks(text, results) if "STREET_ADDRESS" in entities else results)
         if len(cache) + len(fresh) > self.cache_size:
             cache.clear()

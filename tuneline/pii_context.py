@@ -35,7 +35,13 @@ _POST_CODE = (r"(?:\d{4,6}(?:-\d{4})?|\d{2}-\d{3}|\d{3}\s\d{2}|[A-Z]{1,2}\d[A-Z\
 _ADDRESS_CONTEXT = re.compile(r"(?i)\b(?:address(?:es)?|lives? at|living at|located at|ship(?:ped)? to|send (?:it )?to|"
                               r"sent to|deliver(?:ed)? to|office is at|moved to|mail(?:ed)? to)\W{0,3}$")
 
+# street types written before the street's name: "82 rue Beauvau", "53 place Stanislas", "C/ Manuel Iradier 77"
+PREFIX_STREET_WORDS = ("rue|place|avenue|av|boulevard|bd|chemin|allée|impasse|quai|cours|via|viale|piazza|corso|"
+                       "largo|vicolo|rua|travessa|avenida|estrada|praça|alameda|calle|c/|carrera|paseo|plaza|"
+                       "camino|ronda|carrer|avinguda|passeig|ulica|ul\\.|utca|odos|leoforos")
+_NAME_RUN = r"(?:[^\W\d_][\w'’.-]*)(?:\s+(?:[^\W\d_][\w'’.-]*)){0,4}"
 STREET_PATTERNS = [
+    re.compile(rf"(?<![\w.,-])(?:{_NUM}\s+){{1,2}}(?i:{PREFIX_STREET_WORDS})\.?\s+{_NAME_RUN}(?:\s+{_NUM})?(?![\w-])"),
     # number, up to five words, a house number or a street word: "64 Rua Papoula 1998", "12 Oak St"
     re.compile(rf"(?<![\w.,-])(?:{_NUM}\s+){{1,2}}(?:{_WORD}\s+){{0,4}}(?:{_STREET_WORD}|{_WORD}\s+{_NUM})"
                rf"(?:\s+{_NUM})?(?![\w-])"),
@@ -55,9 +61,10 @@ MAX_PARTS = 8
 
 
 def _title_or_upper(words: list[str]) -> bool:
-    small = {"de", "la", "del", "do", "da", "dos", "das", "van", "von", "der", "den", "u", "of", "the", "and", "y",
-             "e", "di", "el", "le", "les", "am", "an", "im", "sur", "en"}
-    return all(w[0].isupper() or w.lower() in small for w in words) and words[0][0].isupper()
+    small = {"de", "la", "del", "do", "da", "dos", "das", "des", "du", "van", "von", "der", "den", "u", "of", "the",
+             "and", "y", "e", "di", "della", "dei", "el", "le", "les", "am", "an", "im", "bei", "sur", "sous", "en",
+             "nad", "pod", "na", "op", "aan", "upon", "on", "rue", "place", "via", "rua", "calle"}
+    return all(w[0].isupper() or w.lower() in small for w in words) and any(w[0].isupper() for w in words)
 
 
 _HAS_STREET_WORD = re.compile(rf"(?<![\w]){_STREET_WORD}(?![\w])")
@@ -94,7 +101,7 @@ def street_anchors(text: str) -> list[tuple[int, int]]:
     spans = []
     for i, pattern in enumerate(STREET_PATTERNS):
         for m in pattern.finditer(text):
-            if i > 1 or _plausible_street(text, m.start(), m.end(), number_first=i == 0):  # (boxes: as they are)
+            if i > 2 or _plausible_street(text, m.start(), m.end(), number_first=i < 2):  # (boxes: as they are)
                 spans.append((m.start(), m.end()))
     return spans
 
@@ -117,13 +124,17 @@ def _grow(text: str, start: int, end: int, locations: list[tuple[int, int]], lin
             end = part.end()
             continue
         run = _CAPITALIZED_RUN.match(text, at)
-        if not run or not (crosses_line or has_comma):
+        if not run:
             break
+        same_line = not (crosses_line or has_comma)  # "Altafulla T 51890": on one line only before a post code
         taken = None
         for words in _prefixes(run.group()):  # the longest run of place words that a part or a break ends
             stop = at + len(words)
             after = text[stop:stop + 1]
-            closes = after in ("", ",", "\n", "|", ".", "?", "!", ";") or (after == " " and _PART.match(text, stop + 1))
+            by_part = after == " " and _PART.match(text, stop + 1)
+            closes = after in ("", ",", "\n", "|", ".", "?", "!", ";") or by_part
+            if same_line and not by_part:
+                continue
             if (_title_or_upper(words.split()) or (line_based and crosses_line)) and (closes or crosses_line):
                 taken = stop
                 break
@@ -149,7 +160,8 @@ def merge_address_blocks(text: str, results: list) -> list:
     line_based = "\n" in text or "|" in text
     blocks = []
     for start, end in sorted(anchors):
-        unit = re.search(rf"{_UNIT}\s*,?\s*$", text[max(0, start - 20):start])  # "Apt. 712 21 Rue de Pologne"
+        unit = re.search(rf"(?:{_UNIT}|(?i:suite|ste|apt|apartment|unit|flat)\.?)\s*,?\s*$",
+                         text[max(0, start - 20):start])  # "Apt. 712 21 Rue de Pologne", "Apt. 870 59 Bouciña 65"
         if unit:
             start = max(0, start - 20) + unit.start()
         end = _grow(text, start, end, locations, line_based)
@@ -169,7 +181,70 @@ def merge_address_blocks(text: str, results: list) -> list:
         else:
             merged.append([a, b])
     kept = [r for r in results if not any(a <= r.start and r.end <= b for a, b in merged)]
-    return kept + [RecognizerResult("STREET_ADDRESS", a, b, 0.85) for a, b in merged]
+    from tuneline.pii_recognizers import name_lexicon
+
+    first_names = name_lexicon()[0]
+    heading = [RecognizerResult("PERSON" if text[a:b].split()[0].lower() in first_names else "ORGANIZATION",
+                                a, b, 0.6)
+               for block_start, _ in merged for a, b in _heading_lines(text, block_start, kept)]
+    return kept + heading + [RecognizerResult("STREET_ADDRESS", a, b, 0.85) for a, b in merged]
+
+
+_LIST_ITEM = r"[^\W\d_][\w'’-]*"
+NAME_LIST = re.compile(rf"{_LIST_ITEM}(?:,\s+{_LIST_ITEM}){{1,8}},?\s+(?:and|&)\s+{_LIST_ITEM}")
+
+
+def extend_name_lists(text: str, results: list) -> list:
+    """In a list of single words ("Hélène, Adam, Pamela, John and Melinda"), when at least two items are
+    names (detected, or first names), every item is: a list keeps one kind of thing."""
+    from tuneline.pii_recognizers import name_lexicon
+
+    first_names = name_lexicon()[0]
+    added = []
+    for m in NAME_LIST.finditer(text):
+        items = [(w.start(), w.end()) for w in re.finditer(_LIST_ITEM, m.group()) if w.group() not in ("and",)]
+        items = [(m.start() + a, m.start() + b) for a, b in items]
+        lowercase = text == text.lower()
+        if not lowercase and not all(text[a].isupper() for a, b in items):
+            continue
+        named = sum(1 for a, b in items if text[a:b].lower() in first_names or
+                    any(r.entity_type == "PERSON" and r.start <= a and b <= r.end for r in results))
+        if named >= 2 and named >= len(items) // 2:
+            added += [RecognizerResult("PERSON", a, b, 0.6) for a, b in items
+                      if not any(r.start < b and a < r.end for r in results)]
+    return results + added
+
+
+def _heading_lines(text: str, block_start: int, results: list) -> list[tuple[int, int]]:
+    """The lines an address block in a list of lines starts under: up to two short lines of names that no
+    detection covers yet ("Jane Roe | Acme Holdings | Payroll clerk | 12 Oak St ..."): the company and the
+    job title of a signature or a contact card."""
+    from tuneline.pii_recognizers import everyday
+
+    line_start = max(text.rfind("\n", 0, block_start), text.rfind("|", 0, block_start)) + 1
+    if text[line_start:block_start].strip(" >?•*-–\t"):
+        return []  # the address does not begin its line
+    spans = []
+    end = line_start - 1
+    for _ in range(4):
+        if end <= 0 or len(spans) == 3:
+            break
+        start = max(text.rfind("\n", 0, end), text.rfind("|", 0, end)) + 1
+        line = text[start:end]
+        body = line.strip(" >?•*-–\t")
+        if not body and not spans:  # one blank line between a contact's name and the address
+            end = start - 1
+            continue
+        if not body or any(r.start < end and start < r.end for r in results):
+            break
+        words = re.findall(r"[^\W\d_][\w'’&.-]*", body)
+        if not words or len(words) > 6 or re.search(r"\d|[.!?:]$", body) or \
+                not (_title_or_upper(words) or text == text.lower()) or all(everyday(w.lower()) for w in words):
+            break
+        offset = start + line.index(body)
+        spans.append((offset, offset + len(body)))
+        end = start - 1
+    return spans
 
 
 TITLES = r"mr|mrs|ms|miss|mx|dr|prof|professor|sir|madam|dame|lord|lady|rev|fr|capt|sgt|col|gen"

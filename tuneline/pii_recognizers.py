@@ -49,12 +49,24 @@ def support_recognizers() -> list[EntityRecognizer]:
         Pattern("introduced name", r"(?<=\b(?:[Mm]y name is|[Nn]ame is|[Cc]all me|[Tt]his is|[Nn]ame:)\s)"
                 r"[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.6),
         # chat users type in lowercase: after an unambiguous introduction any case is a name
-        Pattern("introduced name, any case", r"(?<=\b(?i:my name is|name is|call me|name:)\s)"
+        Pattern("introduced name, any case", r"(?<=\b(?i:my name is|name is|call me|calls me|name:)\s)"
                 r"(?i:[a-z][\w'-]+(?:\s[a-z][\w'-]+)?)", 0.6),
         Pattern("agent introduction", r"(?<=\b(?i:this is)\s)(?i:[a-z][\w'-]+(?:\s[a-z][\w'-]+)?)"
                 r"(?=\s(?i:from|with|at|here|speaking)\b)", 0.6),
         # names by their role in the sentence: who said, who lives where, whose kid, who made what
-        Pattern("speaker", r"(?<=\b(?:said|asked|told|replied|wrote|thanked)\s)[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.55),
+        Pattern("speaker", r"(?<=\b(?:said|asked|told|replied|wrote|thanked|given|gave|emailed|called|texted|met|"
+                r"contacted|shouted at|calls me|starring|assistant to|cc|forwarded to|spoke to|spoke with)\s)"
+                r"[A-Z][\w'’-]+(?:\s[A-Z][\w'’-]+)?", 0.55),
+        # greetings and sign-offs address someone by name: "Hi Ella,", "Thanks Teresa!", "Dear Mr. Okafor"
+        Pattern("greeted", r"(?<=\b(?i:hi|hello|hey|dear|thanks|thank you|thx|cheers|regards|sincerely|best|welcome|"
+                r"good morning|good afternoon|good evening|bye)\s)[A-Z][\w'’-]+(?:\s[A-Z][\w'’-]+)?"
+                r"(?=\s*(?:[,!.:;\n]|$))", 0.55),
+        Pattern("addressed", r"^[A-Z][\w'’-]+"
+                r"(?=,\s(?i:can|could|would|will|please|i|we|you|do|did|are|is|thanks|thank)\b)", 0.55),
+        # whose address, daughter, account: "Fiammetta's address", "lisa's daughter" (any case: lowercase text)
+        Pattern("owner", r"\b(?i:[^\W\d_][\w'’-]+)(?=['’]s\s(?i:address|daughter|son|kid|child|wife|husband|mother|"
+                r"father|mom|dad|account|email|phone|number|order|card|birthday|boss|friend|brother|sister|partner|"
+                r"name|profile)\b)", 0.55),
         Pattern("resident", r"\b[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?(?=\s(?:lives|lived|moved|works|worked)\b)", 0.55),
         Pattern("relative", r"(?<=\b(?:my|his|her|our|their)\s(?:kid|son|daughter|wife|husband|partner|mother|"
                 r"father|mom|dad|brother|sister|boss|manager|colleague|friend)\s)[A-Z][\w'-]+", 0.6),
@@ -166,6 +178,7 @@ def digit_gated_phone_recognizer() -> EntityRecognizer:
 
 _SOCIAL_NOISE = re.compile(r"^(?:(?:RT|rt)\b\s*|[@#]\w+\s*|&\w+;?\s*|[^\w\s]+\s*)+")
 NER_TYPES = ("PERSON", "LOCATION", "ORGANIZATION")
+NER_SCORE = 0.85  # the score presidio gives every spaCy entity (set in PiiRedactor's NER configuration)
 
 
 def trim_social_noise(text: str, start: int, end: int) -> tuple[int, int]:
@@ -247,12 +260,13 @@ def drop_implausible_names(text: str, results: list) -> list:
                 continue  # shouting ("LMAOO", "SUNDAY NIGHT"); capitals that are a known place stay
             if r.entity_type == "PERSON" and any(w in CALENDAR_WORDS for w in words):
                 continue  # "Thu Jan", "Sunday Sept", "Merry Christmas"
-            if len(words) == 1 and words[0] in common and words[0] not in known:
+            by_context = r.entity_type == "ORGANIZATION" and r.score != NER_SCORE  # "the X office", "X Ltd."
+            if len(words) == 1 and words[0] in common and words[0] not in known and not by_context:
                 continue
             if mixed_case and span.islower() and not any(w in known for w in words) \
                     and span.lower() not in known:
                 continue
-            if r.entity_type == "ORGANIZATION" and all(w in common for w in words):
+            if r.entity_type == "ORGANIZATION" and not by_context and all(w in common for w in words):
                 continue
             if _inside_handle_or_link(text, start, end) or any(_ELONGATED.search(w) for w in words):
                 continue  # "Suzie" in "@Suzie55"; "Wheeee", "Soo Glad"
@@ -366,8 +380,8 @@ def organization_recognizers() -> list[EntityRecognizer]:
     suffixed = PatternRecognizer(supported_entity="ORGANIZATION", name="CompanySuffixRecognizer", patterns=[
         Pattern("words and a company suffix", rf"\b{_CAPS_RUN},?\s+(?i:{_ORG_SUFFIX})\b\.?", 0.6),
         Pattern("lowercase words and a company suffix",
-                rf"(?<![\w])(?:[a-z][\w'-]*\s+){{1,3}}(?:{_ORG_SUFFIX})\b\.?(?=\s+(?:is|was|has|invested|office)\b)",
-                0.5),
+                rf"(?<![\w])(?:[a-z][\w'-]*\s+){{1,3}}(?:{_ORG_SUFFIX})\b\.?(?=\s+(?:is|was|has|invested|office)\b|"
+                rf"\s*(?:\n|\||$))", 0.5),
     ])
     firm = RegexValueRecognizer("ORGANIZATION", "FirmNameRecognizer", [
         r"(?i)(?P<v>\b[^\W\d_][\w'-]+,\s+[^\W\d_][\w'-]+,?\s+(?:and|&)\s+[^\W\d_][\w'-]+)\b",
