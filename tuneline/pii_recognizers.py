@@ -322,6 +322,7 @@ def context_recognizers() -> list[EntityRecognizer]:
     account numbers, obfuscated emails, spelled-out digits, cards by Luhn, personal web addresses."""
     age = RegexValueRecognizer("AGE", "AgeRecognizer", [
         r"(?i)\b(?P<v>\d{1,3})(?:[- ](?:years?|yrs?)[- ]old|[- ]year[- ]old|\s?y/?o\b)",
+        r"(?i)\bat the age of\s+(?P<v>\d{1,3})\b",
         r"(?i)\b(?:aged?|age:|age is|i am|i'm|im|turned|turning)\s+(?P<v>\d{1,3})\b(?=\s*(?:years?|yrs?|$|[.,!;)]|"
         r"and|but|so|now))",
     ], 0.6, validate=lambda v: 0 < int(v) < 125)
