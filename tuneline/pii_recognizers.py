@@ -178,6 +178,7 @@ def digit_gated_phone_recognizer() -> EntityRecognizer:
 
 _SOCIAL_NOISE = re.compile(r"^(?:(?:RT|rt)\b\s*|[@#]\w+\s*|&\w+;?\s*|[^\w\s]+\s*)+")
 NER_TYPES = ("PERSON", "LOCATION", "ORGANIZATION")
+_TEMPLATE_SLOT = re.compile(r"\{\{[^{}\d]{1,60}\}\}")
 NER_SCORE = 0.85  # the score presidio gives every spaCy entity (set in PiiRedactor's NER configuration)
 
 
@@ -241,8 +242,11 @@ def drop_implausible_names(text: str, results: list) -> list:
     mixed_case = text != text.lower()
     foreign = not mostly_english(text)
     streets = [(r.start, r.end) for r in results if r.entity_type == "STREET_ADDRESS"]
+    templates = [m.span() for m in _TEMPLATE_SLOT.finditer(text)]
     kept = []
     for r in results:
+        if any(a < r.end and r.start < b for a, b in templates):
+            continue  # a template's own slot ("{{Bill Number}}", "{{Website Name}}") is not anyone's data
         if r.entity_type == "PERSON" and any(s <= r.start and r.end <= e for s, e in streets):
             continue  # "Nelson Mandela Drive": a street named after someone; the address placeholder covers it
         if r.entity_type in NER_TYPES and r.score < 0.9:  # not the titled names
