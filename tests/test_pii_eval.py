@@ -4,7 +4,7 @@ import pytest
 
 from tuneline.pii_eval import load_conll_as_records, score_detections
 
-FLAGGED_WNUT_DEV = 63  # README: 61 of 527 (11.6%); +2 for NER ties that fall the other way on another CPU
+FLAGGED_WNUT_DEV = 64  # README: 62 of 527 (11.8%); +2 for NER ties that fall the other way on another CPU
 
 
 def test_scoring_counts_tp_fn_fp_and_pii_free_flags():
@@ -84,9 +84,9 @@ def test_figures_on_the_untuned_presidio_set_hold(redactor, shared_data):
     for kind in ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IP_ADDRESS", "US_SSN"):
         assert report.by_type[kind].masked_recall >= 0.95, kind
     overall = report.overall()
-    assert overall.char_share >= 0.84, overall.char_share  # README: 0.85 of all gold PII characters masked
-    assert report.by_type["PERSON"].masked >= 47, report.by_type["PERSON"]  # README: 47 of 55 names
-    assert report.by_type["ADDRESS"].masked >= 40, report.by_type["ADDRESS"]  # README: 40 of 46 addresses
+    assert overall.char_share >= 0.88, overall.char_share  # README: 0.889 of all gold PII characters masked
+    assert report.by_type["PERSON"].masked >= 49, report.by_type["PERSON"]  # README: 50 of 55 names (1 for ties)
+    assert report.by_type["ADDRESS"].masked >= 43, report.by_type["ADDRESS"]  # README: 44 of 46 addresses
     assert report.pii_free_flagged == 0
 
 
@@ -96,3 +96,12 @@ def test_false_positive_rate_on_pii_free_social_media(redactor, shared_data):
     report = evaluate_records(redactor, load_conll_as_records(shared_data / "wnut17" / "emerging.dev.conll"))
     assert report.pii_free_texts == 527
     assert report.pii_free_flagged <= FLAGGED_WNUT_DEV, report.pii_free_flagged  # the README's figure
+
+
+def test_support_conversations_without_pii_stay_unflagged(redactor, shared_data):
+    """ABCD's customer and agent turns (held out): only the customer's own name, email and phone are gold."""
+    from tuneline.pii_eval import abcd_records, evaluate_records
+
+    report = evaluate_records(redactor, abcd_records(shared_data / "abcd" / "abcd_sample.json"))
+    assert report.pii_free_texts == 57 and report.pii_free_flagged <= 5, report.pii_free_flagged  # README: 4 (+1)
+    assert report.by_type["EMAIL_ADDRESS"].masked == 2 and report.by_type["PHONE_NUMBER"].masked == 1
