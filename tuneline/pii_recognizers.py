@@ -331,9 +331,9 @@ def context_recognizers() -> list[EntityRecognizer]:
         r"and|but|so|now))",
     ], 0.6, validate=lambda v: 0 < int(v) < 125)
     date = PatternRecognizer(supported_entity="DATE_TIME", name="PersonalDateRecognizer", patterns=[
-        # a date is personal data when it is someone's: of birth, or asked for as an identity check
-        Pattern("numeric date with year, of a birth", r"(?i)(?<=\b(?:born|birth|dob|birthday|b\.)\W{1,4}(?:on|is|:|"
-                r"it's|it is)?\W{0,2}(?:on\s)?)(?<![\w/.-])(?:\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)\d{2}|"
+        # a whole calendar date in a customer's ticket is theirs: a birth, a purchase, a visit. A day and month
+        # alone (a reply's schedule) and times of day stay readable.
+        Pattern("numeric date with year", r"(?<![\w/.:-])(?:\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)\d{2}|"
                 r"(?:19|20)\d{2}[/.-]\d{1,2}[/.-]\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?(?![\w/-]|\.\d)", 0.6),
         Pattern("month name date with year, of a birth",
                 r"(?i)(?<=\b(?:born|birth|dob|birthday|b\.)\W{1,4}(?:on|is|:)?\W{0,2})\b(?:\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|"
