@@ -63,6 +63,7 @@ def support_recognizers() -> list[EntityRecognizer]:
                 r"(?=\s*(?:[,!.:;\n]|$))", 0.55),
         Pattern("addressed", r"^[A-Z][\w'’-]+"
                 r"(?=,\s(?i:can|could|would|will|please|i|we|you|do|did|are|is|thanks|thank)\b)", 0.55),
+        Pattern("signed", r"(?:^|(?<=[.!?,:]\s))[A-Z][\w'’-]+(?:\s[A-Z][\w'’-]+)?(?=\s(?:here|speaking)\b)", 0.55),
         # whose address, daughter, account: "Fiammetta's address", "lisa's daughter" (any case: lowercase text)
         Pattern("owner", r"\b(?i:[^\W\d_][\w'’-]+)(?=['’]s\s(?i:address|daughter|son|kid|child|wife|husband|mother|"
                 r"father|mom|dad|account|email|phone|number|order|card|birthday|boss|friend|brother|sister|partner|"
@@ -274,8 +275,9 @@ def drop_implausible_names(text: str, results: list) -> list:
                 continue
             if _inside_handle_or_link(text, start, end) or any(_ELONGATED.search(w) for w in words):
                 continue  # "Suzie" in "@Suzie55"; "Wheeee", "Soo Glad"
-            if r.entity_type == "PERSON" and len(words) > 1 and all(w in common and w not in names for w in words):
-                continue  # "Guitar Hero", "Sun Care", "Merry Christmas"
+            if r.entity_type == "PERSON" and len(words) > 1 and \
+                    all(w in common and w not in names and w.isascii() for w in words):
+                continue  # "Guitar Hero", "Sun Care"; not "Mateo Müller" (English words are written in ASCII)
             if mixed_case and any(w[0].islower() and w.lower() not in NAME_PARTICLES for w in span.split()):
                 continue  # a text with capitals writes names with them: "Sana sa", "Reda c'est mon"
         kept.append(r)
