@@ -14,9 +14,11 @@ from tuneline.splits import (
     EXPORT_SPLITS,
     SplitRatios,
     assign_splits,
+    chat_token_lengths,
     stratum_ratio_problems,
     to_chat_records,
     token_length_problems,
+    too_long_for_training,
     write_exports,
 )
 from tuneline.storage import atomic_directory, locked
@@ -55,7 +57,7 @@ class SplitConfig(dg.Config):
     val_ratio: float = 0.1
     test_ratio: float = 0.1
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    max_tokens: int = 512  # the training max_length; longer examples fail the format check
+    max_tokens: int = 512  # the training max_length; longer examples are left out of the exports (counted)
     dedup: CurationConfig = CurationConfig()  # must match scored_dataset's shingles/threshold for the shared index
 
 
@@ -88,6 +90,12 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
     ratios = SplitRatios(config.train_ratio, config.val_ratio, config.test_ratio)
     splits = assign_splits(scored_dataset, ratios, config.system_prompt)
     records = to_chat_records(splits)
+    tokenizer = AutoTokenizer.from_pretrained(base_model.resolve(storage.model_cache))
+    too_long = too_long_for_training(records, chat_token_lengths(records, tokenizer), config.max_tokens)
+    if too_long:  # one long ticket must not stop a product: left out, counted, named in the metadata
+        context.log.warning(f"{len(too_long)} examples longer than max_tokens={config.max_tokens} left out")
+        splits = splits.filter(~pl.col("content_hash").is_in(list(too_long)))
+        records = [r for r in records if r["metadata"]["example_id"] not in too_long]
     export_dir = storage.exports_dir(product)
     found: list = []
     try:
@@ -113,9 +121,10 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
         "export_dir": dg.MetadataValue.path(str(export_dir)),
         **({"export_uri": dg.MetadataValue.url(export_uri)} if export_uri else {}),
         "system_prompt": config.system_prompt,
+        "too_long_examples": len(too_long),
+        "too_long": dg.MetadataValue.json([{"example_id": k, "tokens": v} for k, v in list(too_long.items())[:20]]),
         "topics": dg.MetadataValue.json(dict(sorted(splits.group_by("topic").len().iter_rows()))),
     })
-    tokenizer = AutoTokenizer.from_pretrained(base_model.resolve(storage.model_cache))
     problems = chat_format_problems(records) + token_length_problems(records, tokenizer, config.max_tokens)
     yield dg.AssetCheckResult(check_name="chat_format", passed=not problems,
                               metadata={"problems": dg.MetadataValue.json(problems)})

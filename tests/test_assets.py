@@ -1,6 +1,7 @@
 """The asset graph on a temp root with the tiny model: every stage, its checks, and its files."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -190,3 +191,22 @@ def test_pii_in_the_exports_blocks_training(graph_env, home):
     assert after == before, "exports that failed the PII check were never swapped in: the previous ones stay"
     assert not any(b"maria.gonzalez" in p.read_bytes() for p in home.rglob("*") if p.is_file()
                    and not p.is_relative_to(home / "assets"))
+
+
+def test_a_ticket_too_long_for_training_is_left_out_not_fatal(graph_env, home):
+    """One long ticket used to fail the blocking chat_format check and stop the whole product."""
+    instance, resources, _ = graph_env
+    data = ["raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits"]
+    result = dg.materialize(product_assets(), instance=instance, resources=resources, partition_key="billing",
+                            selection=data, run_config={"ops": {"dataset_splits": {"config": {"max_tokens": 260}}}})
+    assert result.success
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks["chat_format"] is True
+    meta = _meta(result, "dataset_splits")
+    left_out = {item["example_id"] for item in meta["too_long"]}
+    assert meta["too_long_examples"] >= 1 and all(item["tokens"] > 260 for item in meta["too_long"])
+    export_dir = Path(meta["export_dir"])
+    exported = [json.loads(line)["metadata"]["example_id"] for name in ("train", "val", "test")
+                for line in (export_dir / f"{name}.jsonl").read_text().splitlines()]
+    assert exported and not left_out & set(exported)
+    assert meta["train_examples"] + meta["val_examples"] + meta["test_examples"] == len(exported)

