@@ -338,6 +338,16 @@ def _after_preposition(text: str, word: re.Match) -> bool:
 _PLACE_RUN = re.compile(r"[^\W\d_][\w'’.-]*(?:[ -](?:[^\W\d_][\w'’.-]*)){0,4}")
 
 
+_PLACE_WORD = re.compile(r"[^\W\d_][\w'’.-]*")
+
+
+@functools.lru_cache(maxsize=1)
+def place_name_starts() -> frozenset[str]:
+    """First words of the place names of several words: only there is a longer name worth trying."""
+    countries, cities = place_names()
+    return frozenset(name.split()[0] for name in countries | cities if " " in name or "-" in name)
+
+
 class PlaceNameRecognizer(EntityRecognizer):
     """Countries and cities by name (geonames), written capitalised or in capitals; a single word that is
     also an everyday English word ("Mobile", "Nice") only after "in", "from", "to", "at"."""
@@ -352,13 +362,16 @@ class PlaceNameRecognizer(EntityRecognizer):
         from tuneline.pii_recognizers import common_english_words
 
         countries, cities = place_names()
+        starts = place_name_starts()
         common = common_english_words()
+        lowercase_text = text == text.lower()
         results = []
-        words = list(re.finditer(r"[^\W\d_][\w'’.-]*", text))
+        words = list(_PLACE_WORD.finditer(text))
         i = 0
         while i < len(words):
             found = None
-            for n in range(min(5, len(words) - i), 0, -1):  # longest name first: "Republic of the Congo"
+            longest = min(5, len(words) - i) if words[i].group().lower() in starts else 1
+            for n in range(longest, 0, -1):  # longest name first: "Republic of the Congo"
                 first, last = words[i], words[i + n - 1]
                 span = text[first.start():last.end()].rstrip(".")
                 if n > 1 and not re.fullmatch(r"[^\W\d_][\w'’.-]*(?:[ -][^\W\d_][\w'’.-]*)*", span):
@@ -366,7 +379,7 @@ class PlaceNameRecognizer(EntityRecognizer):
                 key = span.lower()
                 if key not in countries and key not in cities:
                     continue
-                if not (span[0].isupper() or (text == text.lower() and (n > 1 or _after_preposition(text, first)))):
+                if not (span[0].isupper() or (lowercase_text and (n > 1 or _after_preposition(text, first)))):
                     continue
                 if n == 1 and key in common and not (span[0].isupper() and _after_preposition(text, first)):
                     continue
