@@ -84,7 +84,7 @@ def test_figures_on_the_untuned_presidio_set_hold(redactor, shared_data):
     for kind in ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IP_ADDRESS", "US_SSN"):
         assert report.by_type[kind].masked_recall >= 0.95, kind
     overall = report.overall()
-    assert overall.char_share >= 0.88, overall.char_share  # README: 0.889 of all gold PII characters masked
+    assert overall.char_share >= 0.895, overall.char_share  # README: 0.902 of all gold PII characters masked
     assert report.by_type["PERSON"].masked >= 49, report.by_type["PERSON"]  # README: 50 of 55 names (1 for ties)
     assert report.by_type["ADDRESS"].masked >= 43, report.by_type["ADDRESS"]  # README: 44 of 46 addresses
     assert report.pii_free_flagged == 0
