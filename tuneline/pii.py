@@ -225,15 +225,6 @@ def known_value_spans(text: str, known: dict[str, str]) -> list[tuple[str, int, 
     return [(wanted[m.group().lower()], m.start(), m.end()) for m in pattern.finditer(text)]
 
 
-def mask_known_values(text: str, known: dict[str, str]) -> tuple[str, Counter]:
-    """`text` with every occurrence of the known values replaced by its type's placeholder."""
-    counts: Counter = Counter()
-    for kind, start, end in reversed(known_value_spans(text, known)):
-        text = text[:start] + PLACEHOLDERS.get(kind, f"[{kind}]") + text[end:]
-        counts[kind] += 1
-    return text, counts
-
-
 class PiiRedactor:
     """Finds PII with presidio and replaces each span by its type's placeholder."""
 

@@ -335,7 +335,6 @@ def _after_preposition(text: str, word: re.Match) -> bool:
     return bool(re.search(r"\b(?:in|from|to|at|near|of)\s$", text[max(0, word.start() - 6):word.start()].lower()))
 
 
-_PLACE_RUN = re.compile(r"[^\W\d_][\w'’.-]*(?:[ -](?:[^\W\d_][\w'’.-]*)){0,4}")
 
 
 _PLACE_WORD = re.compile(r"[^\W\d_][\w'’.-]*")
