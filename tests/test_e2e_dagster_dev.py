@@ -155,6 +155,8 @@ mutation($params: ExecutionParams!) {
   }
 }"""
 RUN_STATUS = """query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"""
+STEP_FAILURES = """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
+  __typename ... on ExecutionStepFailureEvent { stepKey error { message } } } } } }"""
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
@@ -174,7 +176,13 @@ def _wait_for_run(url: str, run_id: str, timeout: float = 600) -> str:
     return status
 
 
-def _train_and_evaluate(url: str, product: str) -> str:
+def _step_failures(url: str, run_id: str) -> dict[str, str]:
+    """{step: error message} of a run's failed steps, so a failing test says why."""
+    events = _graphql(url, STEP_FAILURES, {"id": run_id})["logsForRun"]["events"]
+    return {e["stepKey"]: e["error"]["message"] for e in events if e["__typename"] == "ExecutionStepFailureEvent"}
+
+
+def _train_and_evaluate(url: str, product: str) -> tuple[str, dict[str, str]]:
     """lora_adapter + eval_report for one product with a tiny config, launched as the UI's launchpad does."""
     params = {
         "selector": {"repositoryLocationName": "ft_assets.definitions:defs", "repositoryName": "__repository__",
@@ -187,7 +195,8 @@ def _train_and_evaluate(url: str, product: str) -> str:
     }
     launched = _graphql(url, LAUNCH_RUN, {"params": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
-    return _wait_for_run(url, launched["run"]["runId"])
+    run_id = launched["run"]["runId"]
+    return _wait_for_run(url, run_id), _step_failures(url, run_id)
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
@@ -198,10 +207,10 @@ def test_the_ui_in_chromium(dagster_dev):
     base = url.removesuffix("/graphql")
     _wait_for_data_assets(url, PRODUCTS, time.time() + 600)
     # the tiny model fails the blocking promotion gate, so the run ends FAILURE after eval_report was written
-    status = _train_and_evaluate(url, "billing")
+    status, failures = _train_and_evaluate(url, "billing")
     assert status in ("SUCCESS", "FAILURE"), status
     written = _materializations(url, "billing", ("lora_adapter", "eval_report"))
-    assert set(written) == {"lora_adapter", "eval_report"}, (status, written)
+    assert set(written) == {"lora_adapter", "eval_report"}, (status, written, failures)
     ARTIFACTS.mkdir(exist_ok=True)
     runs_before = _graphql(url, "{ runsOrError { ... on Runs { results { runId } } } }")["runsOrError"]["results"]
 

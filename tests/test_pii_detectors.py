@@ -53,6 +53,8 @@ def test_personal_data_in_tickets_is_masked(redactor, text, left_readable):
     "Merry Christmas and thanks for the Guitar Hero tips!",
     "The update is 250 MB, takes 3 to 4 minutes.",
     "Download the bill with reference number {{Bill Number Anonymized}} from {{Website Name}}.",
+    "Watching the VMA pre-show again, the HSM era was worse.",
+    "Thug steals a purse http://lsnlw.com/t/4188153892/ read it",
 ])
 def test_ordinary_sentences_stay_as_they_are(redactor, text):
     assert redacted(redactor, text) == text

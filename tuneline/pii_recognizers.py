@@ -213,6 +213,13 @@ def _inside_handle_or_link(text: str, start: int, end: int) -> bool:
     return token[:1] in ("@", "#") or "://" in token or token.startswith("www.")
 
 
+def _inside_link(text: str, position: int) -> bool:
+    """Whether `position` falls inside a web address (scheme or www. form)."""
+    token_start = max(text.rfind(" ", 0, position), text.rfind("\n", 0, position)) + 1
+    token = text[token_start:position + 1]
+    return "://" in token or token.startswith("www.")
+
+
 def mostly_english(text: str) -> bool:
     """Whether the lowercase words of `text` are mostly English: the small NER model reads names into
     other languages' ordinary words ("Bakit lagi na lang"). Texts with few lowercase words count as English."""
@@ -248,6 +255,8 @@ def drop_implausible_names(text: str, results: list) -> list:
     for r in results:
         if any(a < r.end and r.start < b for a, b in templates):
             continue  # a template's own slot ("{{Bill Number}}", "{{Website Name}}") is not anyone's data
+        if r.entity_type == "PHONE_NUMBER" and _inside_link(text, r.start):
+            continue  # digits in a web address's path are an article's id ("lsnlw.com/t/4188153892/")
         if r.entity_type == "PERSON" and any(s <= r.start and r.end <= e for s, e in streets):
             continue  # "Nelson Mandela Drive": a street named after someone; the address placeholder covers it
         if r.entity_type in NER_TYPES and r.score < 0.9:  # not the titled names
@@ -263,6 +272,8 @@ def drop_implausible_names(text: str, results: list) -> list:
                 r = RecognizerResult(r.entity_type, start, end, r.score)
             if span.isupper() and len(span) > 3 and span.lower() not in known:
                 continue  # shouting ("LMAOO", "SUNDAY NIGHT"); capitals that are a known place stay
+            if r.entity_type == "ORGANIZATION" and span.isupper() and len(words) == 1 and r.score == NER_SCORE:
+                continue  # an acronym alone ("VMA", "HSM", "XPS") names a brand, show or product, not a customer
             if r.entity_type == "PERSON" and any(w in CALENDAR_WORDS for w in words):
                 continue  # "Thu Jan", "Sunday Sept", "Merry Christmas"
             by_context = r.entity_type == "ORGANIZATION" and r.score != NER_SCORE  # "the X office", "X Ltd."
