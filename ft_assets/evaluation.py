@@ -21,14 +21,18 @@ REPORT_METRICS = ("perplexity", "rougeL", "token_f1", "semantic_similarity", "ex
 
 
 class EvalConfig(dg.Config):
-    max_examples: int = 32
-    max_new_tokens: int = 64
-    batch_size: int = 8
+    """Evaluation and promotion-gate settings; defaults from EvalSettings and GatePolicy."""
+
+    max_examples: int = EvalSettings.max_examples
+    max_new_tokens: int = EvalSettings.max_new_tokens  # 0: the references' 95th percentile length
+    max_new_tokens_cap: int = EvalSettings.max_new_tokens_cap
+    batch_size: int = EvalSettings.batch_size
     human_eval_rows: int = 100
-    primary_metric: str = "rougeL"
-    champion_margin: float = 0.02
-    min_ended_with_eot: float = 0.5
-    max_leak_rate: float = 0.05
+    primary_metric: str = GatePolicy.primary_metric
+    champion_margin: float = GatePolicy.champion_margin
+    min_ended_with_eot: float = GatePolicy.min_ended_with_eot
+    max_leak_rate: float = GatePolicy.max_leak_rate
+    min_judge_win_rate: float = GatePolicy.min_judge_win_rate
 
 
 def registry_name(product: str) -> str:
@@ -97,7 +101,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
         raise dg.Failure(f"product {product!r} has an empty test split; add tickets or change ratios",
                          allow_retries=False)
     settings = EvalSettings(max_examples=config.max_examples, max_new_tokens=config.max_new_tokens,
-                            batch_size=config.batch_size)
+                            batch_size=config.batch_size, max_new_tokens_cap=config.max_new_tokens_cap)
     adapter_dir = str(storage.localize_adapter(lora_adapter))
     base = lora_adapter["base_model"]
     if not Path(base).exists():  # trained on another machine: the same base model, from this machine's cache
@@ -106,7 +110,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
                               judge=judge.judge())
     champion = champion_version(tracking.tracking_uri, registry_name(product))
     policy = GatePolicy(config.primary_metric, config.champion_margin, config.min_ended_with_eot,
-                        config.max_leak_rate)
+                        config.max_leak_rate, config.min_judge_win_rate)
     report["gate"] = promotion_gate(report, champion, policy)
     report["champion_at_eval"] = champion
     report["product"] = product
@@ -123,6 +127,12 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
         "report": dg.MetadataValue.md(report_markdown(report) + "\n\n" + png_markdown(delta_chart(report), "deltas")
                                       + "\n\n" + per_topic(samples)),
         "test_examples": report["examples"],
+        "test_examples_available": report["examples_available"],
+        "max_new_tokens": report["generation"]["max_new_tokens"],
+        "reference_tokens_p95": report["generation"]["reference_tokens_p95"],
+        "tuned_ended_with_eot": report["tuned"]["ended_with_eot"],
+        f"{config.primary_metric}_ci_width": report["bootstrap"].get(config.primary_metric, {}).get(
+            "ci_width", float("nan")),
         "base_rougeL": report["base"]["rougeL"], "tuned_rougeL": report["tuned"]["rougeL"],
         "base_perplexity": report["base"]["perplexity"], "tuned_perplexity": report["tuned"]["perplexity"],
         "gate_passed": report["gate"]["passed"],

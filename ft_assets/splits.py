@@ -16,6 +16,7 @@ from tuneline.splits import (
     assign_splits,
     chat_token_lengths,
     stratum_ratio_problems,
+    system_prompt_for,
     to_chat_records,
     token_length_problems,
     too_long_for_training,
@@ -56,7 +57,8 @@ class SplitConfig(dg.Config):
     train_ratio: float = 0.8
     val_ratio: float = 0.1
     test_ratio: float = 0.1
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT  # "{product}" becomes the product's display name
+    display_names: dict[str, str] = {}  # product key -> how prompts name it; default: the key in words
     max_tokens: int = 512  # the training max_length; longer examples are left out of the exports (counted)
     dedup: CurationConfig = CurationConfig()  # must match scored_dataset's shingles/threshold for the shared index
 
@@ -88,7 +90,7 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
 
     product = context.partition_key
     ratios = SplitRatios(config.train_ratio, config.val_ratio, config.test_ratio)
-    splits = assign_splits(scored_dataset, ratios, config.system_prompt)
+    splits = assign_splits(scored_dataset, ratios, config.system_prompt, config.display_names)
     records = to_chat_records(splits)
     tokenizer = AutoTokenizer.from_pretrained(base_model.resolve(storage.model_cache))
     too_long = too_long_for_training(records, chat_token_lengths(records, tokenizer), config.max_tokens)
@@ -120,7 +122,7 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
         "dagster/row_count": splits.height, **{f"{k}_examples": v for k, v in sizes.items()},
         "export_dir": dg.MetadataValue.path(str(export_dir)),
         **({"export_uri": dg.MetadataValue.url(export_uri)} if export_uri else {}),
-        "system_prompt": config.system_prompt,
+        "system_prompt": system_prompt_for(product, config.system_prompt, config.display_names),
         "too_long_examples": len(too_long),
         "too_long": dg.MetadataValue.json([{"example_id": k, "tokens": v} for k, v in list(too_long.items())[:20]]),
         "topics": dg.MetadataValue.json(dict(sorted(splits.group_by("topic").len().iter_rows()))),

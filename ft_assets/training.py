@@ -1,4 +1,5 @@
-"""lora_adapter: builds a TrainConfig from the partition and run config, trains through the trainer resource."""
+"""shared_adapter (every product's training split) and lora_adapter (per product, continued from the shared
+one where it helps): TrainConfigs built from the run config, trained through the trainer resource."""
 
 import hashlib
 from pathlib import Path
@@ -16,10 +17,14 @@ from tuneline.splits import to_chat_records
 from tuneline.storage import atomic_write_jsonl, atomic_write_parquet
 from tuneline.training import DEFAULT_TARGET_MODULES, TrainConfig
 
+SHARED_ADAPTER = dg.AssetKey("shared_adapter")
+START_FROM = ("auto", "base", "shared")
+
 
 class TrainingRunConfig(dg.Config):
     """Recipe defaults (r=16, alpha=32, lr 2e-4, cosine, 3 epochs); max_steps > 0 overrides epochs."""
 
+    method: str = "lora"  # lora | qlora (4-bit base, needs CUDA) | full (every weight; use a lower learning rate)
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0  # dropout masks cost ~12% of a CPU step (torch.profiler); set 0.05 for small noisy data
@@ -37,55 +42,174 @@ class TrainingRunConfig(dg.Config):
     save_steps: int = 0
 
 
-@dg.asset(
-    partitions_def=product_partitions,
-    group_name="training",
-    kinds={"pytorch", "huggingface"},
-    code_version="3",
-    pool="training",
-)
-def lora_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig, dataset_splits: pl.DataFrame,
-                 storage: TunelineStorage, base_model: BaseModel, trainer: TrainerResource,
-                 tracking: MlflowTracking) -> dg.Output[dict]:
-    """A PEFT LoRA adapter per product, trained on the train split only (validation split for eval loss).
+class ProductAdapterConfig(TrainingRunConfig):
+    """A product's adapter: where it starts, and when the shared adapter serves the product as it is."""
 
-    Versioned: `adapters/<product>/v-<hash of data + run config>/`, so the same inputs rewrite the same
-    version and new data makes a new one. A run killed mid-training and materialized again resumes from
-    its last checkpoint, kept under the same key."""
-    product = context.partition_key
-    records = to_chat_records(dataset_splits)
+    # auto: continue the shared adapter when one is materialized, else start from the base model
+    start_from: str = "auto"
+    # fewer training examples than this, and a shared adapter exists: the product is served by the shared one
+    min_examples_for_own_adapter: int = 32
+
+
+def _train(context: dg.AssetExecutionContext, config: TrainingRunConfig, records: list[dict], work: Path,
+           output_root: Path, run_name: str, storage: TunelineStorage, base_model: BaseModel,
+           trainer: TrainerResource, tracking: MlflowTracking, init_adapter: str | None = None) -> dict:
+    """Write the train/val files, train (a version keyed by data, config and starting adapter), publish."""
     train = [r for r in records if r["split"] == "train"]
-    if not train:
-        raise dg.Failure(f"product {product!r} has no training examples after curation", allow_retries=False)
-    work = storage.work_dir(product)
     train_file = atomic_write_jsonl(work / "train.jsonl", train)
     val_file = atomic_write_jsonl(work / "val.jsonl", [r for r in records if r["split"] == "val"])
-    signature = hashlib.sha256(train_file.read_bytes() + config.model_dump_json().encode()).hexdigest()[:12]
+    run_config = config.model_dump(exclude=set(ProductAdapterConfig.model_fields) - set(TrainingRunConfig.model_fields))
+    signature = hashlib.sha256(train_file.read_bytes() + config.model_dump_json().encode()
+                               + (init_adapter or "").encode()).hexdigest()[:12]
     train_config = TrainConfig(
         model=base_model.resolve(storage.model_cache), train_file=str(train_file), val_file=str(val_file),
-        output_dir=str(storage.adapter_dir(product) / f"v-{signature}"),
-        checkpoint_dir=str(work / "checkpoints" / signature),
+        output_dir=str(output_root / f"v-{signature}"), checkpoint_dir=str(work / "checkpoints" / signature),
         mlflow_tracking_uri=tracking.tracking_uri, mlflow_experiment=tracking.experiment,
-        run_name=f"{product}-{context.run_id[:8]}", **config.model_dump())
+        run_name=f"{run_name}-{context.run_id[:8]}", init_adapter=init_adapter, **run_config)
     summary = trainer.train(context, train_config)
-    manifest = dataset_splits.filter(pl.col("split") == "train").select(
-        pl.col("content_hash").alias("example_id"), "ticket_id", "thread_id", "product", "source_file")
-    atomic_write_parquet(Path(summary["adapter_dir"]) / "training_manifest.parquet", manifest)
     summary["base_model"] = train_config.model
     summary["train_file"] = str(train_file)
     summary["adapter_key"] = storage.relative(summary["adapter_dir"])
     summary["adapter_uri"] = storage.publish(Path(summary["adapter_dir"]))
+    return summary
+
+
+def _write_training_manifest(summary: dict, frames: list[pl.DataFrame], storage: TunelineStorage) -> None:
+    """Which examples an adapter was trained on (input drift and `tuneline forget` read it)."""
+    manifest = pl.concat([f.filter(pl.col("split") == "train").select(
+        pl.col("content_hash").alias("example_id"), "ticket_id", "thread_id", "product", "source_file")
+        for f in frames])
+    path = atomic_write_parquet(Path(summary["adapter_dir"]) / "training_manifest.parquet", manifest)
+    storage.publish_into_directory(path)
+
+
+def _adapter_metadata(summary: dict) -> dict:
     curve = Path(summary["adapter_dir"]) / "loss_curve.png"
-    return dg.Output(summary, metadata={
+    return {
         "adapter_dir": dg.MetadataValue.path(summary["adapter_dir"]),
+        "adapter_key": summary["adapter_key"],
         "loss_curve": dg.MetadataValue.md(png_file_markdown(curve, "loss curve") if curve.exists() else "(none)"),
-        "best_eval_loss": summary["best_eval_loss"] if summary["best_eval_loss"] is not None else float("nan"),
-        "resumed_from": summary["resumed_from"] or "",
+        "best_eval_loss": summary["best_eval_loss"] if summary.get("best_eval_loss") is not None else float("nan"),
+        "resumed_from": summary.get("resumed_from") or "",
         "mlflow_run_id": summary.get("mlflow_run_id") or "",
         "global_steps": summary["global_steps"],
         "train_examples": summary["train_examples"],
         "train_loss": summary["train_loss"],
-        "supervised_tokens_per_second": summary["supervised_tokens_per_second"] or 0.0,
+        "supervised_tokens_per_second": summary.get("supervised_tokens_per_second") or 0.0,
         "device": summary["device"],
-        "base_model": train_config.model,
-    })
+        "method": summary.get("method", "lora"),
+        "base_model": summary["base_model"],
+    }
+
+
+@dg.asset(
+    group_name="training",
+    kinds={"pytorch", "huggingface"},
+    code_version="1",
+    pool="training",
+    ins={"dataset_splits": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+)
+def shared_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig,
+                   dataset_splits: dict[str, pl.DataFrame], storage: TunelineStorage, base_model: BaseModel,
+                   trainer: TrainerResource, tracking: MlflowTracking) -> dg.Output[dict]:
+    """One adapter trained on every product's training split (each example's system prompt names its product):
+    what products have in common, learned once. Each product's lora_adapter continues from it, or, for a
+    product with little data of its own, is it."""
+    products = sorted(dataset_splits)
+    records = [r for p in products for r in to_chat_records(dataset_splits[p])]
+    if not any(r["split"] == "train" for r in records):
+        raise dg.Failure("no product has training examples yet: materialize dataset_splits first",
+                         allow_retries=False)
+    work = storage.shared_adapter_dir / "work"
+    summary = _train(context, config, records, work, storage.shared_adapter_dir, "shared", storage, base_model,
+                     trainer, tracking)
+    _write_training_manifest(summary, [dataset_splits[p] for p in products], storage)
+    summary["products"] = {p: int((dataset_splits[p]["split"] == "train").sum()) for p in products}
+    return dg.Output(summary, metadata={**_adapter_metadata(summary),
+                                        "products": dg.MetadataValue.json(summary["products"])})
+
+
+def latest_shared_adapter(instance: dg.DagsterInstance) -> dict | None:
+    """The shared adapter's latest materialization as {adapter_key, base_model, run_id}, or None."""
+    event = instance.get_latest_materialization_event(SHARED_ADAPTER)
+    if event is None or event.asset_materialization is None:
+        return None
+    metadata = event.asset_materialization.metadata
+    if "adapter_key" not in metadata:
+        return None
+    return {"adapter_key": metadata["adapter_key"].value, "base_model": metadata["base_model"].value,
+            "run_id": event.run_id}
+
+
+def choose_adapter(train_examples: int, min_examples: int, has_shared: bool, val_loss_shared: float | None,
+                   val_loss_product: float | None) -> tuple[str, str]:
+    """Pure: which adapter serves a product ("shared" or "product") and why."""
+    if not has_shared:
+        return "product", "no shared adapter: trained from the base model"
+    if train_examples < min_examples:
+        return "shared", f"{train_examples} training examples < {min_examples}: too few for an adapter of its own"
+    if val_loss_shared is None or val_loss_product is None:
+        return "product", "no validation examples to compare on: continued from the shared adapter"
+    if val_loss_product < val_loss_shared:
+        return "product", f"validation loss {val_loss_product:.4f} continued < {val_loss_shared:.4f} shared"
+    return "shared", f"validation loss {val_loss_shared:.4f} shared <= {val_loss_product:.4f} continued"
+
+
+@dg.asset(
+    partitions_def=product_partitions,
+    group_name="training",
+    kinds={"pytorch", "huggingface"},
+    code_version="4",
+    pool="training",
+    deps=[SHARED_ADAPTER],
+)
+def lora_adapter(context: dg.AssetExecutionContext, config: ProductAdapterConfig, dataset_splits: pl.DataFrame,
+                 storage: TunelineStorage, base_model: BaseModel, trainer: TrainerResource,
+                 tracking: MlflowTracking) -> dg.Output[dict]:
+    """The adapter that serves a product: the shared adapter continued on the product's train split, or the
+    shared adapter as it is, whichever has the lower validation loss on the product's validation split (the
+    shared one outright when the product has too few examples); from the base model when no shared adapter
+    is materialized. `source` in the metadata and the registry says which.
+
+    Versioned: `adapters/<product>/v-<hash of data + run config + starting adapter>/`. A run killed
+    mid-training and materialized again resumes from its last checkpoint, kept under the same key."""
+    product = context.partition_key
+    if config.start_from not in START_FROM:
+        raise dg.Failure(f"start_from must be one of {START_FROM}, got {config.start_from!r}", allow_retries=False)
+    records = to_chat_records(dataset_splits)
+    train = [r for r in records if r["split"] == "train"]
+    if not train:
+        raise dg.Failure(f"product {product!r} has no training examples after curation", allow_retries=False)
+    shared = latest_shared_adapter(context.instance) if config.start_from != "base" else None
+    if config.start_from == "shared" and shared is None:
+        raise dg.Failure("start_from is 'shared' but shared_adapter has not been materialized", allow_retries=False)
+    if shared and len(train) < config.min_examples_for_own_adapter:
+        summary = None
+    else:
+        init = str(storage.localize(shared["adapter_key"])) if shared else None
+        summary = _train(context, config, records, storage.work_dir(product), storage.adapter_dir(product),
+                         product, storage, base_model, trainer, tracking, init_adapter=init)
+    trained = summary or {}
+    source, reason = choose_adapter(len(train), config.min_examples_for_own_adapter, shared is not None,
+                                    trained.get("val_loss_before"), trained.get("val_loss_after"))
+    if source == "shared":
+        shared_dir = storage.localize(shared["adapter_key"])
+        summary = {**_shared_summary(shared_dir), "adapter_dir": str(shared_dir), "adapter_key": shared["adapter_key"],
+                   "base_model": shared["base_model"], "train_examples": len(train),
+                   "val_loss_shared": trained.get("val_loss_before"),
+                   "val_loss_continued": trained.get("val_loss_after")}
+    else:
+        _write_training_manifest(summary, [dataset_splits], storage)
+    summary["source"], summary["choice_reason"] = source, reason
+    summary["shared_adapter_run_id"] = shared["run_id"] if shared else None
+    context.log.info(f"{product}: served by the {source} adapter ({reason})")
+    return dg.Output(summary, metadata={**_adapter_metadata(summary), "source": source, "choice_reason": reason,
+                                        "shared_adapter_run": shared["run_id"] if shared else ""})
+
+
+def _shared_summary(adapter_dir: Path) -> dict:
+    """The shared adapter's own training summary (from its metadata.json), for a product it serves as is."""
+    import json
+
+    metadata = json.loads((adapter_dir / "metadata.json").read_text())
+    return dict(metadata["summary"])

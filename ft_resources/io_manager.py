@@ -46,6 +46,11 @@ def _serialize(context: dg.OutputContext, obj) -> tuple[str, bytes]:
                     "expected a polars DataFrame or a dict")
 
 
+def _reads_every_partition(context: dg.InputContext) -> bool:
+    """An unpartitioned asset (the shared adapter) reading a partitioned one gets {partition: value}."""
+    return context.has_asset_partitions and not context.has_partition_key
+
+
 def _missing(context: dg.InputContext, where: str) -> FileNotFoundError:
     return FileNotFoundError(f"{context.asset_key.to_user_string()} has no materialization for partition "
                              f"{_partition(context)!r} under {where}; materialize it first")
@@ -64,15 +69,21 @@ class PartitionedFileIOManager(dg.ConfigurableIOManager):
         path = atomic_write(self._path(context.asset_key, _partition(context), ext), lambda tmp: tmp.write_bytes(body))
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
 
-    def load_input(self, context: dg.InputContext):
-        partition = _partition(context)
-        parquet = self._path(context.asset_key, partition, "parquet")
+    def _load(self, asset_key: dg.AssetKey, partition: str | None):
+        parquet = self._path(asset_key, partition, "parquet")
         if parquet.exists():
             return pl.read_parquet(parquet, glob=False)
-        path = self._path(context.asset_key, partition, "json")
-        if path.exists():
-            return json.loads(path.read_text())
-        raise _missing(context, self.root)
+        path = self._path(asset_key, partition, "json")
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def load_input(self, context: dg.InputContext):
+        if _reads_every_partition(context):  # partitions not materialized yet are left out
+            found = {p: self._load(context.asset_key, p) for p in sorted(context.asset_partition_keys)}
+            return {p: v for p, v in found.items() if v is not None}
+        value = self._load(context.asset_key, _partition(context))
+        if value is None:
+            raise _missing(context, self.root)
+        return value
 
 
 class S3PartitionedIOManager(dg.ConfigurableIOManager):
@@ -107,10 +118,10 @@ class S3PartitionedIOManager(dg.ConfigurableIOManager):
             raise self._fail("write to", key, err) from err
         context.add_output_metadata({"uri": f"s3://{self.bucket}/{key}", "bytes": len(body)})
 
-    def load_input(self, context: dg.InputContext):
+    def _load(self, asset_key: dg.AssetKey, partition: str | None):
         client = self.s3.get_client()
         for ext in ("parquet", "json"):
-            key = self._key(context.asset_key, _partition(context), ext)
+            key = self._key(asset_key, partition, ext)
             try:
                 body = client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
             except ClientError as err:
@@ -120,4 +131,13 @@ class S3PartitionedIOManager(dg.ConfigurableIOManager):
             except BotoCoreError as err:
                 raise self._fail("read of", key, err) from err
             return pl.read_parquet(io.BytesIO(body)) if ext == "parquet" else json.loads(body)
-        raise _missing(context, f"s3://{self.bucket}/{self.prefix}")
+        return None
+
+    def load_input(self, context: dg.InputContext):
+        if _reads_every_partition(context):  # partitions not materialized yet are left out
+            found = {p: self._load(context.asset_key, p) for p in sorted(context.asset_partition_keys)}
+            return {p: v for p, v in found.items() if v is not None}
+        value = self._load(context.asset_key, _partition(context))
+        if value is None:
+            raise _missing(context, f"s3://{self.bucket}/{self.prefix}")
+        return value

@@ -60,6 +60,11 @@ class TunelineStorage(dg.ConfigurableResource):
     def adapter_dir(self, product: str) -> Path:
         return self.product_dir("adapters", product)
 
+    @property
+    def shared_adapter_dir(self) -> Path:
+        """`<root>/shared_adapter`: beside the per-product folders, so no product key can name it."""
+        return under(self.root_path, "shared_adapter")
+
     def reports_dir(self, product: str) -> Path:
         return self.product_dir("reports", product)
 

@@ -45,12 +45,14 @@ def test_definitions_wire_the_graph_in_order():
     assert parents["cleaned_conversations"] == ["raw_tickets"]
     assert parents["scored_dataset"] == ["cleaned_conversations"]
     assert parents["dataset_splits"] == ["scored_dataset"]
-    assert parents["lora_adapter"] == ["dataset_splits"]
+    assert parents["lora_adapter"] == ["dataset_splits", "shared_adapter"]
+    assert parents["shared_adapter"] == ["dataset_splits"]
     assert parents["eval_report"] == ["dataset_splits", "lora_adapter"]
     assert parents["rejected_tickets"] == []
     assert parents["preference_adapter"] == ["lora_adapter", "preference_pairs"]
     for key in graph.get_all_asset_keys():
-        if key.to_user_string() != "serving_metrics":  # the one global asset: the serving process's counters
+        # the global assets: the serving process's counters, and the adapter trained on every product
+        if key.to_user_string() not in ("serving_metrics", "shared_adapter"):
             assert graph.get(key).partitions_def.name == PRODUCTS_PARTITION_NAME
     checks = {key.name for key in graph.asset_check_keys}
     assert {"records_in_equal_kept_plus_rejected", "no_high_confidence_pii", "chat_format", "no_pii_in_exports",
@@ -210,3 +212,41 @@ def test_a_ticket_too_long_for_training_is_left_out_not_fatal(graph_env, home):
                 for line in (export_dir / f"{name}.jsonl").read_text().splitlines()]
     assert exported and not left_out & set(exported)
     assert meta["train_examples"] + meta["val_examples"] + meta["test_examples"] == len(exported)
+
+
+def test_shared_adapter_serves_a_small_product_and_a_larger_one_continues_it(graph_env, home):
+    """One adapter over both products; billing (below the threshold) is served by it as is; shipping continues it
+    and keeps whichever of the two has the lower validation loss on shipping's validation split."""
+    instance, resources, _ = graph_env
+    data_assets = [a for a in product_assets() if not MODEL_ASSETS & {k.to_user_string() for k in a.keys}]
+    for product in ("billing", "shipping"):
+        assert dg.materialize(data_assets, instance=instance, resources=resources, partition_key=product).success
+    train_config = {"max_steps": 3, "gradient_accumulation_steps": 1, "learning_rate": 5e-3}
+    shared = dg.materialize(all_assets(), selection=["shared_adapter"], instance=instance, resources=resources,
+                            run_config={"ops": {"shared_adapter": {"config": train_config}}})
+    assert shared.success
+    shared_meta = _meta(shared, "shared_adapter")
+    assert shared_meta["products"] and set(shared_meta["products"]) == {"billing", "shipping"}
+    shared_dir = Path(shared_meta["adapter_dir"])
+    assert shared_dir.parent == home / "shared_adapter"
+    manifest = pl.read_parquet(shared_dir / "training_manifest.parquet")
+    assert set(manifest["product"]) == {"billing", "shipping"}
+
+    def product_adapter(product: str, min_examples: int) -> dict:
+        result = dg.materialize(all_assets(), selection=["lora_adapter"], instance=instance, resources=resources,
+                                partition_key=product, run_config={"ops": {"lora_adapter": {"config": {
+                                    **train_config, "min_examples_for_own_adapter": min_examples}}}})
+        assert result.success
+        return json.loads(asset_partition_path(home, "lora_adapter", product, "json").read_text())
+
+    small = product_adapter("billing", 10_000)
+    assert small["source"] == "shared" and Path(small["adapter_dir"]) == shared_dir
+    assert "too few" in small["choice_reason"] and not (home / "adapters" / "billing").exists()
+
+    continued = product_adapter("shipping", 1)
+    before, after = continued.get("val_loss_shared", continued.get("val_loss_before")), \
+        continued.get("val_loss_continued", continued.get("val_loss_after"))
+    assert before is not None and after is not None
+    assert continued["source"] == ("product" if after < before else "shared")
+    trained = next((home / "adapters" / "shipping").glob("v-*"))
+    assert json.loads((trained / "training_args.json").read_text())["init_adapter"] == str(shared_dir)

@@ -3,7 +3,15 @@ import json
 import pytest
 
 from tests.openai_stub import OpenAIStub
-from tuneline.evaluation import distinct_2, exact_match, human_eval_sample, leaks, paired_bootstrap, token_f1
+from tuneline.evaluation import (
+    distinct_2,
+    exact_match,
+    generation_budget,
+    human_eval_sample,
+    leaks,
+    paired_bootstrap,
+    token_f1,
+)
 from tuneline.registry import GatePolicy, promotion_gate
 
 
@@ -37,6 +45,23 @@ def test_promotion_gate():
     assert not promotion_gate(_report(eot=0.2), None)["checks"]["hygiene"]
     assert not promotion_gate(_report(leak=0.2), None)["checks"]["no_leaks"]
     assert promotion_gate(_report(leak=0.2), None, GatePolicy(max_leak_rate=0.5))["passed"]
+    cut_short = {**_report(), "generation": {"max_new_tokens": 64, "reference_tokens_p95": 170, "covers_p95": False}}
+    assert promotion_gate(cut_short, None)["reasons"] == [
+        "generated at most 64 tokens, below the references' 95th percentile (170): replies could not finish"]
+    judged = {**_report(), "judge": {"tuned_win_rate": 0.4}}
+    assert not promotion_gate(judged, None)["checks"]["judge_prefers_tuned"]
+    assert promotion_gate({**_report(), "judge": {"tuned_win_rate": 0.6}}, None)["passed"]
+    assert promotion_gate({**_report(), "judge": {"tuned_win_rate": None}}, None)["passed"]  # nothing decided
+
+
+def test_generation_budget_covers_the_references():
+    lengths = list(range(1, 101))  # nearest-rank 95th percentile: 95
+    assert generation_budget(lengths, 0, 512) == {"max_new_tokens": 95, "reference_tokens_p95": 95,
+                                                  "covers_p95": True}
+    assert generation_budget(lengths, 64, 512)["covers_p95"] is False
+    assert generation_budget(lengths, 0, 80) == {"max_new_tokens": 80, "reference_tokens_p95": 95,
+                                                 "covers_p95": False}
+    assert generation_budget([3, 4], 0, 512)["max_new_tokens"] == 16  # never fewer than 16
 
 
 def test_human_eval_sample_is_stratified_and_blind():

@@ -45,16 +45,27 @@ def ensure_dagster_home(home: Path | None = None) -> Path:
     return home
 
 
-def _demo_run_config(max_steps: int, eval_examples: int, max_new_tokens: int, learning_rate: float) -> dict:
-    return {"ops": {
+def _demo_run_config(max_steps: int, eval_examples: int, max_new_tokens: int, learning_rate: float,
+                     ops: set[str] | None = None) -> dict:
+    training = {"max_steps": max_steps, "gradient_accumulation_steps": 1, "per_device_batch_size": 4,
+                "learning_rate": learning_rate, "max_length": 384}
+    config = {"ops": {
         "ingest_tickets": {"config": {"min_file_age_seconds": 0}},  # the demo wrote its files itself: complete
-        "lora_adapter": {"config": {"max_steps": max_steps, "gradient_accumulation_steps": 1,
-                                    "per_device_batch_size": 4, "learning_rate": learning_rate,
-                                    "max_length": 384}},
+        "shared_adapter": {"config": training},
+        "lora_adapter": {"config": training},
         "eval_report": {"config": {"max_examples": eval_examples, "max_new_tokens": max_new_tokens,
                                    "batch_size": 8}},
         "preference_adapter": {"config": {"max_steps": max(2, max_steps // 8)}},
     }}
+    if ops is not None:  # a run's config names only the ops it runs
+        config["ops"] = {k: v for k, v in config["ops"].items() if k in ops}
+    return config
+
+
+def _op_names(assets: list, selection) -> set[str]:
+    """The op names of the assets `selection` picks out of `assets` (multi-asset ops by their node name)."""
+    keys = selection.resolve(assets)
+    return {a.node_def.name for a in assets if set(a.keys) & keys}
 
 
 def _metadata(result, asset: str) -> dict:
@@ -74,7 +85,7 @@ def run_demo(home: Path, products: list[str], tickets_per_product: int, max_step
 
     import dagster as dg
 
-    from ft_assets.definitions import Settings, build_resources, product_assets
+    from ft_assets.definitions import Settings, all_assets, build_resources, product_assets
     from tuneline.synthetic import write_landing_zone
 
     settings = Settings.from_env()
@@ -93,32 +104,59 @@ def run_demo(home: Path, products: list[str], tickets_per_product: int, max_step
     found, _, _ = sync_products(instance, resources["landing"])
     products = [p for p in found if p in products] or products
 
+    # data for every product, then one adapter shared by all, then each product's adapter from it
+    assets = all_assets()
+    model_part = dg.AssetSelection.assets("lora_adapter").downstream()
+    data_part = dg.AssetSelection.assets(*[k for a in product_assets() for k in a.keys]) - model_part
+    shared_part = dg.AssetSelection.assets("shared_adapter")
+
+    def run(selection, partition: str | None):
+        config = _demo_run_config(max_steps, eval_examples, max_new_tokens, learning_rate,
+                                  _op_names(assets, selection))
+        return dg.materialize(assets, selection=selection, instance=instance, resources=resources,
+                              partition_key=partition, run_config=config, tags={"tuneline/trigger": "demo"},
+                              raise_on_error=False)
+
+    data_runs, seconds = {}, {}
+    for product in products:
+        started = time.perf_counter()
+        data_runs[product] = run(data_part, product)
+        if not data_runs[product].success:
+            raise RuntimeError(f"demo data run for {product!r} failed; see the run {data_runs[product].run_id} "
+                               "in the Dagster UI (make dev)")
+        seconds[product] = time.perf_counter() - started
+    started = time.perf_counter()
+    shared = run(shared_part, None)
+    if not shared.success:
+        raise RuntimeError(f"the shared adapter's run failed; see the run {shared.run_id} in the Dagster UI")
+    print(f"shared adapter over {', '.join(products)} trained in {time.perf_counter() - started:.0f} s")
+
     rows = []
     for product in products:
         started = time.perf_counter()
-        result = dg.materialize(product_assets(), instance=instance, resources=resources, partition_key=product,
-                                run_config=_demo_run_config(max_steps, eval_examples, max_new_tokens, learning_rate),
-                                tags={"tuneline/trigger": "demo"}, raise_on_error=False)
+        result = run(model_part, product)
         failed_steps = {e.step_key for e in result.get_step_failure_events()}
         gate = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}.get("promotion_gate")
         if failed_steps - {"eval_report"} or (failed_steps and gate is not False):
             raise RuntimeError(f"demo run for {product!r} failed in {sorted(failed_steps)}; see the run "
                                f"{result.run_id} in the Dagster UI (make dev)")
         registered = _metadata(result, "registered_model")
-        ingest, clean = _metadata(result, "raw_tickets"), _metadata(result, "cleaned_conversations")
-        splits, report = _metadata(result, "dataset_splits"), _metadata(result, "eval_report")
+        data = data_runs[product]
+        ingest, clean = _metadata(data, "raw_tickets"), _metadata(data, "cleaned_conversations")
+        splits, report = _metadata(data, "dataset_splits"), _metadata(result, "eval_report")
+        adapter = _metadata(result, "lora_adapter")
         evaluation = json.loads(Path(report["results_file"]).read_text())
         rows.append({
             "product": product, "tickets_in": ingest["records_in"], "rejected": ingest["rejected"],
             "pii_replaced": clean["pii_entities_replaced"], "train": splits["train_examples"],
             "val": splits["val_examples"], "test": splits["test_examples"],
-            "adapter": evaluation["adapter_dir"],
+            "adapter": evaluation["adapter_dir"], "source": adapter.get("source", "-"),
             "rougeL_base": evaluation["base"]["rougeL"], "rougeL_tuned": evaluation["tuned"]["rougeL"],
             "ppl_base": evaluation["base"]["perplexity"], "ppl_tuned": evaluation["tuned"]["perplexity"],
             "rougeL_ci": "[{ci_low:+.3f}, {ci_high:+.3f}]".format(**evaluation["bootstrap"]["rougeL"]),
             "gate": "passed" if gate else "failed: " + "; ".join(evaluation["gate"]["reasons"]),
             "champion": f"v{registered['version']}" if registered.get("champion") else "-",
-            "seconds": round(time.perf_counter() - started, 1),
+            "seconds": round(seconds[product] + time.perf_counter() - started, 1),
         })
     return rows
 
@@ -130,7 +168,7 @@ def print_demo_table(rows: list[dict]) -> None:
                "rougeL_tuned", "rougeL_ci", "ppl_base", "ppl_tuned", "champion", "seconds"]
     print(markdown_table(headers, [[r[h] for h in headers] for r in rows]))
     for r in rows:
-        print(f"adapter[{r['product']}]: {r['adapter']}  promotion gate: {r['gate']}")
+        print(f"adapter[{r['product']}] ({r['source']}): {r['adapter']}  promotion gate: {r['gate']}")
 
 
 def _cmd_demo(ns: argparse.Namespace) -> int:
@@ -418,6 +456,8 @@ def _cmd_eval(ns: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tuneline.evaluation import EvalSettings
+
     parser = argparse.ArgumentParser(prog="tuneline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -428,8 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--tickets", type=int, default=150, help="generated tickets per product")
     demo.add_argument("--max-steps", type=int, default=24, help="optimizer steps per adapter")
     demo.add_argument("--learning-rate", type=float, default=5e-4, help="LoRA learning rate for the short demo run")
-    demo.add_argument("--eval-examples", type=int, default=16, help="test examples evaluated per product")
-    demo.add_argument("--max-new-tokens", type=int, default=96, help="generation length in evaluation")
+    demo.add_argument("--eval-examples", type=int, default=EvalSettings.max_examples,
+                      help="test examples evaluated per product (at most)")
+    demo.add_argument("--max-new-tokens", type=int, default=0,
+                      help="generation length in evaluation (0: the 95th percentile of the reference replies)")
     demo.set_defaults(func=_cmd_demo)
 
     dev = sub.add_parser("dev", help="start the Dagster UI and daemon on the demo's DAGSTER_HOME (dagster dev)")
@@ -500,8 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", required=True, help="chat JSONL in tuneline's export format")
     ev.add_argument("--base-model", help="base model directory or id (default: the adapter's, else embedded)")
     ev.add_argument("--home", default=os.environ.get("TUNELINE_HOME", ".tuneline"))
-    ev.add_argument("--max-examples", type=int, default=32)
-    ev.add_argument("--max-new-tokens", type=int, default=64)
+    ev.add_argument("--max-examples", type=int, default=EvalSettings.max_examples)
+    ev.add_argument("--max-new-tokens", type=int, default=0, help="0: the references' 95th percentile length")
     ev.add_argument("--output", default="evaluation_results.json")
     ev.set_defaults(func=_cmd_eval)
     return parser

@@ -14,7 +14,7 @@ import random
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,10 +27,26 @@ PRIMARY_METRICS = ("rougeL", "token_f1", "semantic_similarity")
 
 @dataclass(frozen=True)
 class EvalSettings:
-    max_examples: int = 32
-    max_new_tokens: int = 64
+    max_examples: int = 200  # enough test tickets for a bootstrap interval narrow enough to decide
+    max_new_tokens: int = 0  # 0: the 95th percentile of the reference replies' length (capped below)
     batch_size: int = 8
     max_length: int = 512
+    max_new_tokens_cap: int = 512
+
+
+def reference_reply_tokens(tokenizer, records: list[dict]) -> list[int]:
+    """Tokens each reference reply takes, its end-of-turn token included: what a reply needs to finish."""
+    return [len(tokenizer(_prompt_and_reference(r)[1], add_special_tokens=False)["input_ids"]) + 1
+            for r in records]
+
+
+def generation_budget(reference_tokens: list[int], requested: int, cap: int) -> dict:
+    """How many new tokens evaluation generates: `requested`, or (0) the nearest-rank 95th percentile of the
+    references' length, so the end-of-turn share is measured where real replies can finish."""
+    ordered = sorted(reference_tokens) or [0]
+    p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+    budget = requested if requested > 0 else max(16, min(p95, cap))
+    return {"max_new_tokens": budget, "reference_tokens_p95": p95, "covers_p95": budget >= p95}
 
 
 def _prompt_and_reference(record: dict) -> tuple[list[dict], str]:
@@ -185,11 +201,12 @@ def paired_bootstrap(tuned: list[float], base: list[float], samples: int = 2000,
         return {"delta": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
     if deltas.size == 1 or np.all(deltas == deltas[0]):  # no spread: the interval is the value itself
         value = round(float(deltas.mean()), 4)
-        return {"delta": value, "ci_low": value, "ci_high": value}
+        return {"delta": value, "ci_low": value, "ci_high": value, "ci_width": 0.0, "n": int(deltas.size)}
     result = bootstrap((deltas,), np.mean, n_resamples=samples, confidence_level=0.95, method="percentile",
                        rng=np.random.default_rng(seed))
-    return {"delta": round(float(deltas.mean()), 4), "ci_low": round(float(result.confidence_interval.low), 4),
-            "ci_high": round(float(result.confidence_interval.high), 4)}
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return {"delta": round(float(deltas.mean()), 4), "ci_low": round(low, 4), "ci_high": round(high, 4),
+            "ci_width": round(high - low, 4), "n": int(deltas.size)}
 
 
 def rouge_per_example(predictions: list[str], references: list[str]) -> dict[str, list[float]]:
@@ -239,11 +256,16 @@ def evaluate_adapter(base_model: str, adapter_dir: str | None, records: list[dic
 
     if not records:
         raise ValueError("no evaluation examples: the test split is empty")
+    available = len(records)
     records = records[: settings.max_examples]
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir or base_model)
+    generation = generation_budget(reference_reply_tokens(tokenizer, records), settings.max_new_tokens,
+                                   settings.max_new_tokens_cap)
+    settings = replace(settings, max_new_tokens=generation["max_new_tokens"])
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
     base_metrics, base_replies, base_per = _measure(model, tokenizer, records, settings)
-    report: dict = {"examples": len(records), "settings": settings.__dict__, "base": base_metrics}
+    report: dict = {"examples": len(records), "examples_available": available, "settings": settings.__dict__,
+                    "generation": generation, "base": base_metrics}
     samples = [{"prompt": _prompt_and_reference(r)[0][-1]["content"], "reference": _prompt_and_reference(r)[1],
                 "base": b, "topic": (r.get("metadata") or {}).get("topic")}
                for r, b in zip(records, base_replies, strict=True)]

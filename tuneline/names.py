@@ -75,3 +75,19 @@ def file_name(name: str | bytes) -> str:
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise InvalidName("control_character", "a file name holds no control characters")
     return text
+
+
+MAX_DISPLAY_NAME_LENGTH = 60
+_DISPLAY_NAME = re.compile(r"[\w][\w .,&'()/-]*", re.UNICODE)
+
+
+def product_display_name(product: str, display_names: Mapping[str, str] | None = None) -> str:
+    """How a product is named in a prompt: the configured display name, else the key in words
+    ("gift_cards" -> "Gift cards"). A display name enters every training example's system prompt, so it is
+    held to words and light punctuation on one line (no braces, quotes or chat-template markup)."""
+    key = product_key(product)
+    text = (display_names or {}).get(key) or key.replace("_", " ").replace("-", " ").capitalize()
+    if len(text) > MAX_DISPLAY_NAME_LENGTH or not _DISPLAY_NAME.fullmatch(text):
+        raise InvalidName("invalid_display_name", f"a display name is at most {MAX_DISPLAY_NAME_LENGTH} characters "
+                                                  "of letters, digits, spaces and . , & ' ( ) / -")
+    return text

@@ -14,8 +14,9 @@ CHAMPION = "champion"
 class GatePolicy:
     primary_metric: str = "rougeL"
     champion_margin: float = 0.02  # how far below the current champion a new version may land
-    min_ended_with_eot: float = 0.5
+    min_ended_with_eot: float = 0.9  # measured at the 95th percentile of the references' length
     max_leak_rate: float = 0.05
+    min_judge_win_rate: float = 0.5  # of the judge's decided pairwise comparisons, when a judge is configured
 
 
 def promotion_gate(report: dict, champion: dict | None, policy: GatePolicy = GatePolicy()) -> dict:
@@ -23,12 +24,16 @@ def promotion_gate(report: dict, champion: dict | None, policy: GatePolicy = Gat
     metric = policy.primary_metric
     tuned = report["tuned"]
     interval = report["bootstrap"].get(metric, {})
+    win_rate = (report.get("judge") or {}).get("tuned_win_rate")
     checks = {
         "beats_base": interval.get("ci_low", float("-inf")) > 0,
         "no_regression_vs_champion": champion is None or champion.get(metric) is None
         or tuned[metric] >= float(champion[metric]) - policy.champion_margin,
         "hygiene": tuned["ended_with_eot"] >= policy.min_ended_with_eot,
         "no_leaks": tuned["leak_rate"] <= policy.max_leak_rate,
+        # a reply cut off by a short generation limit cannot show that it ends; the gate measures at full length
+        "full_length_generation": report.get("generation", {}).get("covers_p95", True),
+        "judge_prefers_tuned": win_rate is None or win_rate >= policy.min_judge_win_rate,
     }
     reasons = []
     if not checks["beats_base"]:
@@ -41,6 +46,13 @@ def promotion_gate(report: dict, champion: dict | None, policy: GatePolicy = Gat
         reasons.append(f"only {tuned['ended_with_eot']:.0%} of replies ended with the end-of-turn token")
     if not checks["no_leaks"]:
         reasons.append(f"leak rate {tuned['leak_rate']:.0%} above {policy.max_leak_rate:.0%}")
+    if not checks["full_length_generation"]:
+        generation = report["generation"]
+        reasons.append(f"generated at most {generation['max_new_tokens']} tokens, below the references' 95th "
+                       f"percentile ({generation['reference_tokens_p95']}): replies could not finish")
+    if not checks["judge_prefers_tuned"]:
+        reasons.append(f"the judge preferred the tuned reply in {win_rate:.0%} of decided pairs "
+                       f"(< {policy.min_judge_win_rate:.0%})")
     return {"passed": all(checks.values()), "checks": checks, "reasons": reasons, "policy": policy.__dict__}
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from tuneline.curation import KEPT
+from tuneline.names import product_display_name
 
 DEFAULT_SYSTEM_PROMPT = ("You are a helpful, accurate and polite customer-support agent for {product}. "
                          "Answer the customer's request with concrete next steps.")
@@ -33,11 +35,20 @@ def split_for_thread(thread_id: str, ratios: SplitRatios, salt: str = "tuneline-
     return "val" if bucket < ratios.train + ratios.val else "test"
 
 
+def system_prompt_for(product: str, template: str = DEFAULT_SYSTEM_PROMPT,
+                      display_names: Mapping[str, str] | None = None) -> str:
+    """The system prompt a product's examples are trained and served with: the product by its display name
+    (never the partition key), so one shared adapter can learn what products have in common and apart."""
+    return template.replace("{product}", product_display_name(product, display_names))
+
+
 def assign_splits(scored: pl.DataFrame, ratios: SplitRatios = SplitRatios(),
-                  system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> pl.DataFrame:
+                  system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+                  display_names: Mapping[str, str] | None = None) -> pl.DataFrame:
     """Kept rows only, with `split`; `messages` become full chats with the product's system prompt first."""
     kept = scored.filter(pl.col("status") == KEPT)
-    chats = [[{"role": "system", "content": system_prompt.format(product=product)}] + list(messages)
+    chats = [[{"role": "system", "content": system_prompt_for(product, system_prompt, display_names)}]
+             + list(messages)
              for product, messages in zip(kept["product"].to_list(), kept["messages"].to_list(), strict=True)]
     return kept.with_columns(
         pl.Series("messages", chats, dtype=kept.schema["messages"]),

@@ -26,6 +26,8 @@ from tuneline.storage import atomic_directory
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DEVICES = ("auto", "cpu", "cuda")
 QUANTIZATIONS = ("none", "4bit")
+# lora: a new LoRA adapter on the frozen base; qlora: the same on a 4-bit base (CUDA); full: every weight trained
+METHODS = ("lora", "qlora", "full")
 PRECISIONS = ("auto", "fp32", "bf16")
 ATTENTIONS = ("auto", "eager", "sdpa")
 
@@ -41,7 +43,9 @@ class TrainConfig:
     output_dir: str
     val_file: str | None = None
     device: str = "auto"
-    quantization: str = "none"
+    method: str = "lora"
+    quantization: str = "none"  # "4bit" is what method qlora means; kept for configs written before `method`
+    init_adapter: str | None = None  # continue training this LoRA adapter (the shared one) instead of a new one
     precision: str = "auto"  # auto: bf16 where the hardware has it natively (CUDA, or a CPU with AVX512-BF16/AMX)
     attn_implementation: str = "auto"  # auto: eager on CPU (faster than sdpa at support-ticket lengths), sdpa on CUDA
     lora_r: int = 16
@@ -170,7 +174,8 @@ def _load_model(config: TrainConfig, plan: DevicePlan):
     import torch
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict = {"dtype": torch.bfloat16 if plan.bf16 else torch.float32}
+    # full fine-tuning keeps fp32 master weights (bf16 autocast still applies); LoRA freezes the base in bf16
+    kwargs: dict = {"dtype": torch.bfloat16 if plan.bf16 and config.method != "full" else torch.float32}
     if plan.load_in_4bit:
         from transformers import BitsAndBytesConfig
 
@@ -242,15 +247,25 @@ def _reply_only_trainer_class():
     return ReplyOnlySFTTrainer
 
 
+def resolved_quantization(config: TrainConfig) -> str:
+    """The base model's quantization the method implies; a contradiction fails before anything loads."""
+    if config.method not in METHODS:
+        raise TrainingConfigError(f"method must be one of {METHODS}, got {config.method!r}")
+    if config.method == "full" and (config.quantization != "none" or config.init_adapter):
+        raise TrainingConfigError("method 'full' trains every weight of an unquantized model: set quantization "
+                                  "none and no init_adapter")
+    return "4bit" if config.method == "qlora" else config.quantization
+
+
 def build_trainer(config: TrainConfig, output_dir: Path):
     """The configured SFTTrainer (data tokenized, labels masked), plus the tokenizer and device plan."""
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
+    from peft import LoraConfig, PeftModel
     from transformers import AutoTokenizer
     from trl import SFTConfig
 
-    plan = plan_device(config.device, config.quantization, torch.cuda.is_available(),
+    plan = plan_device(config.device, resolved_quantization(config), torch.cuda.is_available(),
                        torch.cuda.is_available() and torch.cuda.is_bf16_supported(), config.precision,
                        cpu_has_native_bf16())
     train_rows = to_prompt_completion(read_chat_jsonl(config.train_file))
@@ -264,8 +279,12 @@ def build_trainer(config: TrainConfig, output_dir: Path):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = _load_model(config, plan)
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+    lora = None
+    if config.init_adapter:  # the adapter's own rank and targets; the configured ones do not apply
+        model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
+    elif config.method != "full":
+        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                          target_modules=list(config.target_modules), task_type="CAUSAL_LM")
     args = SFTConfig(
         output_dir=str(output_dir), per_device_train_batch_size=config.per_device_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps, learning_rate=config.learning_rate,
@@ -289,7 +308,7 @@ def build_trainer(config: TrainConfig, output_dir: Path):
 
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     trainer = _reply_only_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
-                         eval_dataset=Dataset.from_list(val_rows) if evaluate else None,
+                         eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
                          processing_class=tokenizer, peft_config=lora, callbacks=callbacks)
     if config.compile_layers:
         compile_decoder_layers(trainer.model)
@@ -330,12 +349,15 @@ def main(config: TrainConfig, reporter=None) -> dict:
         trainer.add_callback(progress_callback(reporter, tracker))
         supervised_tokens = sum(sum(1 for t in labels if t != -100) for labels in trainer.train_dataset["labels"])
         resume_from = last_checkpoint(checkpoint_dir) if checkpoint_dir else None
+        # continuing an adapter: its validation loss before this product's data, to choose between the two
+        val_loss_before = _val_loss(trainer) if config.init_adapter and not resume_from else None
         started = time.perf_counter()
         # Under bf16 autocast, peft's cast of every adapter input to the fp32 adapter dtype is undone by autocast
         # at once; skipping it saves two activation copies per adapted layer.
         with disable_input_dtype_casting(trainer.model, active=plan.bf16):
             output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         seconds = time.perf_counter() - started
+        val_loss_after = _val_loss(trainer) if config.init_adapter else None
         trainer.model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         epochs_done = float(trainer.state.epoch or 0.0)
@@ -354,6 +376,10 @@ def main(config: TrainConfig, reporter=None) -> dict:
             "first_logged_loss": losses[0] if losses else None,
             "last_logged_loss": losses[-1] if losses else None,
             "best_eval_loss": min(eval_losses) if eval_losses else None,
+            "method": config.method,
+            "init_adapter": config.init_adapter,
+            "val_loss_before": val_loss_before,
+            "val_loss_after": val_loss_after,
             "stopped_early": bool(config.early_stopping_patience)
             and trainer.state.global_step < trainer.state.max_steps,
             "resumed_from": resume_from.name if resume_from else None,
@@ -383,6 +409,14 @@ def main(config: TrainConfig, reporter=None) -> dict:
     if checkpoint_dir is not None:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the run finished: its checkpoints are spent
     return summary
+
+
+def _val_loss(trainer) -> float | None:
+    """Reply-token loss on the validation split, or None without one."""
+    if trainer.eval_dataset is None:
+        return None
+    # its own metric prefix: these two measurements stay out of the training curve and best_eval_loss
+    return round(float(trainer.evaluate(metric_key_prefix="choice")["choice_loss"]), 5)
 
 
 def write_loss_curve(history: list[dict], path: Path) -> None:
