@@ -140,6 +140,8 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
         "human_eval_csv": dg.MetadataValue.path(str(reports_dir / "human_eval_sample.csv")),
         **({"judge": dg.MetadataValue.json(report["judge"])} if "judge" in report else {}),
     })
+    if not report["gate"]["passed"]:  # in the log too, so the user sees why where they ran the command
+        context.log.error(f"{product}: promotion gate failed: " + "; ".join(report["gate"]["reasons"]))
     yield dg.AssetCheckResult(passed=report["gate"]["passed"], metadata={
         "reasons": dg.MetadataValue.json(report["gate"]["reasons"]),
         "checks": dg.MetadataValue.json(report["gate"]["checks"])})
@@ -155,6 +157,10 @@ def registered_model(context: dg.AssetExecutionContext, eval_report: dict, lora_
     adapter_dir = str(storage.localize_adapter(lora_adapter))
     result = register_adapter(tracking.tracking_uri, registry_name(product), adapter_dir, metrics,
                               promote=eval_report["gate"]["passed"],
-                              tags={"product": product, "dagster_run_id": context.run_id})
+                              tags={"product": product, "dagster_run_id": context.run_id,
+                                    # which adapter serves the product: its own, or the one shared by all
+                                    "adapter_source": lora_adapter.get("source", "product"),
+                                    "shared_adapter_run_id": lora_adapter.get("shared_adapter_run_id") or ""})
     return dg.Output(result, metadata={"registered_model": result["name"], "version": result["version"],
-                                       "champion": result["champion"]})
+                                       "champion": result["champion"],
+                                       "adapter_source": lora_adapter.get("source", "product")})

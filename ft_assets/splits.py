@@ -20,6 +20,7 @@ from tuneline.splits import (
     to_chat_records,
     token_length_problems,
     too_long_for_training,
+    truncate_at_turn_boundary,
     write_exports,
 )
 from tuneline.storage import atomic_directory, locked
@@ -59,7 +60,8 @@ class SplitConfig(dg.Config):
     test_ratio: float = 0.1
     system_prompt: str = DEFAULT_SYSTEM_PROMPT  # "{product}" becomes the product's display name
     display_names: dict[str, str] = {}  # product key -> how prompts name it; default: the key in words
-    max_tokens: int = 512  # the training max_length; longer examples are left out of the exports (counted)
+    max_tokens: int = 512  # the training max_length; longer examples are handled as `too_long` says (counted)
+    too_long: str = "drop"  # drop: left out of the exports; truncate: cut at a turn boundary, dropped if none fits
     dedup: CurationConfig = CurationConfig()  # must match scored_dataset's shingles/threshold for the shared index
 
 
@@ -93,7 +95,24 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
     splits = assign_splits(scored_dataset, ratios, config.system_prompt, config.display_names)
     records = to_chat_records(splits)
     tokenizer = AutoTokenizer.from_pretrained(base_model.resolve(storage.model_cache))
+    if config.too_long not in ("drop", "truncate"):
+        raise dg.Failure(f"too_long must be 'drop' or 'truncate', got {config.too_long!r}", allow_retries=False)
     too_long = too_long_for_training(records, chat_token_lengths(records, tokenizer), config.max_tokens)
+    truncated: dict[str, list[dict]] = {}
+    if too_long and config.too_long == "truncate":
+        for record in records:
+            example_id = record["metadata"]["example_id"]
+            if example_id in too_long:
+                prefix = truncate_at_turn_boundary(record["messages"], tokenizer, config.max_tokens)
+                if prefix is not None:
+                    truncated[example_id] = prefix
+                    record["messages"] = prefix
+                    del too_long[example_id]
+        splits = splits.with_columns(pl.Series("messages", [
+            truncated.get(h, m) for h, m in zip(splits["content_hash"], splits["messages"].to_list(), strict=True)],
+            dtype=splits.schema["messages"]))
+        context.log.info(f"{len(truncated)} examples longer than max_tokens={config.max_tokens} cut at a turn "
+                         "boundary")
     if too_long:  # one long ticket must not stop a product: left out, counted, named in the metadata
         context.log.warning(f"{len(too_long)} examples longer than max_tokens={config.max_tokens} left out")
         splits = splits.filter(~pl.col("content_hash").is_in(list(too_long)))
@@ -124,10 +143,13 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
         **({"export_uri": dg.MetadataValue.url(export_uri)} if export_uri else {}),
         "system_prompt": system_prompt_for(product, config.system_prompt, config.display_names),
         "too_long_examples": len(too_long),
+        "truncated_examples": len(truncated),
         "too_long": dg.MetadataValue.json([{"example_id": k, "tokens": v} for k, v in list(too_long.items())[:20]]),
         "topics": dg.MetadataValue.json(dict(sorted(splits.group_by("topic").len().iter_rows()))),
     })
     problems = chat_format_problems(records) + token_length_problems(records, tokenizer, config.max_tokens)
+    if problems:  # a blocking check: say why in the log as well as in the check's metadata
+        context.log.error(f"{product}: chat_format failed: " + "; ".join(problems[:5]))
     yield dg.AssetCheckResult(check_name="chat_format", passed=not problems,
                               metadata={"problems": dg.MetadataValue.json(problems)})
     yield dg.AssetCheckResult(check_name="no_pii_in_exports", passed=not found, metadata={

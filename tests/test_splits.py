@@ -78,3 +78,24 @@ def test_validators_report_problems():
 def test_bad_ratios_are_a_clear_error():
     with pytest.raises(ValueError, match="sum to 1"):
         SplitRatios(0.8, 0.3, 0.1)
+
+
+def test_a_long_conversation_is_cut_at_a_turn_boundary_never_mid_reply(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from tuneline.splits import truncate_at_turn_boundary
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    turns = [{"role": "system", "content": "Agent for Billing."}]
+    for i in range(3):
+        turns += [{"role": "user", "content": f"where is my refund {i} " * 5},
+                  {"role": "assistant", "content": f"your refund {i} arrives in five days " * 5}]
+
+    def length(messages):
+        return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+
+    two_exchanges = length(turns[:5])
+    assert truncate_at_turn_boundary(turns, tokenizer, two_exchanges) == turns[:5]
+    assert truncate_at_turn_boundary(turns, tokenizer, two_exchanges - 1) == turns[:3]
+    assert truncate_at_turn_boundary(turns, tokenizer, length(turns[:3]) - 1) is None
+    assert truncate_at_turn_boundary(turns, tokenizer, 10_000) == turns

@@ -242,3 +242,37 @@ def test_compiled_layers_match_eager_loss_and_gradients_and_save_the_same_adapte
     saved = load_file(tmp_path / "compiled" / "adapter_model.safetensors")
     assert saved.keys() == load_file(tmp_path / "eager" / "adapter_model.safetensors").keys()
     assert not any("_orig_mod" in key for key in saved)
+
+
+def test_full_fine_tuning_trains_every_weight_and_evaluates_without_an_adapter(tiny_model_dir, tmp_path):
+    from tuneline.evaluation import EvalSettings, evaluate_adapter
+    from tuneline.training import read_chat_jsonl
+
+    out = tmp_path / "full"
+    data = _chat_file(tmp_path / "train.jsonl")
+    summary = main(TrainConfig(model=str(tiny_model_dir), train_file=str(data), output_dir=str(out), method="full",
+                               max_steps=3, gradient_accumulation_steps=1, learning_rate=1e-3))
+    assert summary["method"] == "full" and summary["global_steps"] == 3
+    assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()
+    report = evaluate_adapter(str(tiny_model_dir), str(out), read_chat_jsonl(data),
+                              EvalSettings(max_examples=2, max_new_tokens=4))
+    assert report["tuned"]["perplexity"] != report["base"]["perplexity"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"method": "full", "init_adapter": "/some/adapter"}, "every weight"),
+    ({"method": "full", "quantization": "4bit"}, "every weight"),
+    ({"method": "dora"}, "method must be one of"),
+])
+def test_contradictory_methods_are_clear_errors(overrides, message):
+    from tuneline.training import resolved_quantization
+
+    with pytest.raises(TrainingConfigError, match=message):
+        resolved_quantization(TrainConfig(model="m", train_file="t", output_dir="o", **overrides))
+
+
+def test_qlora_means_a_4bit_base():
+    from tuneline.training import resolved_quantization
+
+    assert resolved_quantization(TrainConfig(model="m", train_file="t", output_dir="o", method="qlora")) == "4bit"
+    assert resolved_quantization(TrainConfig(model="m", train_file="t", output_dir="o")) == "none"

@@ -270,9 +270,7 @@ def evaluate_adapter(base_model: str, adapter_dir: str | None, records: list[dic
                 "base": b, "topic": (r.get("metadata") or {}).get("topic")}
                for r, b in zip(records, base_replies, strict=True)]
     if adapter_dir:
-        from peft import PeftModel
-
-        tuned = PeftModel.from_pretrained(model, adapter_dir)
+        tuned = load_tuned(model, adapter_dir)
         tuned_metrics, tuned_replies, tuned_per = _measure(tuned, tokenizer, records, settings)
         report["tuned"] = tuned_metrics
         report["delta"] = {k: round(tuned_metrics[k] - base_metrics[k], 4) for k in tuned_metrics if k != "seconds"}
@@ -285,6 +283,17 @@ def evaluate_adapter(base_model: str, adapter_dir: str | None, records: list[dic
     report["all_samples"] = samples
     report["samples"] = samples[:5]
     return report
+
+
+def load_tuned(base, tuned_dir: str):
+    """Base + LoRA adapter, or (method full, no adapter_config.json) the fully fine-tuned model itself."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    if (Path(tuned_dir) / "adapter_config.json").exists():
+        return PeftModel.from_pretrained(base, tuned_dir)
+    return AutoModelForCausalLM.from_pretrained(tuned_dir, dtype=torch.float32)
 
 
 def judge_pairwise(judge, samples: list[dict], seed: int = 0) -> dict:

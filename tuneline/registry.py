@@ -70,8 +70,12 @@ def _pyfunc_class():
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             adapter = context.artifacts["adapter_dir"]
-            base = json.loads((Path(adapter) / "adapter_config.json").read_text())["base_model_name_or_path"]
             self.tokenizer = AutoTokenizer.from_pretrained(adapter)
+            config = Path(adapter) / "adapter_config.json"
+            if not config.exists():  # method full: the directory is the whole fine-tuned model
+                self.model = AutoModelForCausalLM.from_pretrained(adapter, dtype=torch.float32).eval()
+                return
+            base = json.loads(config.read_text())["base_model_name_or_path"]
             model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
             self.model = PeftModel.from_pretrained(model, adapter).eval()
 

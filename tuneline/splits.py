@@ -125,6 +125,18 @@ def too_long_for_training(records: list[dict], lengths: list[int], max_tokens: i
     return {r["metadata"]["example_id"]: n for r, n in zip(records, lengths, strict=True) if n > max_tokens}
 
 
+def truncate_at_turn_boundary(messages: list[dict], tokenizer, max_tokens: int) -> list[dict] | None:
+    """The longest prefix of a conversation that ends on an agent reply and fits `max_tokens`, or None when
+    not even the first exchange fits. Turns are kept whole: no reply is cut mid-sentence."""
+    for end in range(len(messages) - 1, 1, -1):
+        if messages[end]["role"] != "assistant":
+            continue
+        prefix = list(messages[:end + 1])
+        if len(tokenizer.apply_chat_template(prefix, tokenize=True, return_dict=True)["input_ids"]) <= max_tokens:
+            return prefix
+    return None
+
+
 EXPORT_SPLITS = ("train", "val", "test")
 
 
