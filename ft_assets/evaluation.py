@@ -17,7 +17,7 @@ from tuneline.splits import to_chat_records
 from tuneline.storage import atomic_write_json
 
 REPORT_METRICS = ("perplexity", "rougeL", "token_f1", "semantic_similarity", "exact_match", "ragas_bleu",
-                  "ended_with_eot", "distinct_2", "length_ratio", "leak_rate")
+                  "ended_with_eot", "distinct_2", "length_ratio", "leak_rate", "broken_placeholders")
 
 
 class EvalConfig(dg.Config):
@@ -33,6 +33,7 @@ class EvalConfig(dg.Config):
     min_ended_with_eot: float = GatePolicy.min_ended_with_eot
     max_leak_rate: float = GatePolicy.max_leak_rate
     min_judge_win_rate: float = GatePolicy.min_judge_win_rate
+    max_broken_placeholders: float = GatePolicy.max_broken_placeholders
 
 
 def registry_name(product: str) -> str:
@@ -110,7 +111,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
                               judge=judge.judge())
     champion = champion_version(tracking.tracking_uri, registry_name(product))
     policy = GatePolicy(config.primary_metric, config.champion_margin, config.min_ended_with_eot,
-                        config.max_leak_rate, config.min_judge_win_rate)
+                        config.max_leak_rate, config.min_judge_win_rate, config.max_broken_placeholders)
     report["gate"] = promotion_gate(report, champion, policy)
     report["champion_at_eval"] = champion
     report["product"] = product

@@ -35,6 +35,7 @@ class TrainingRunConfig(dg.Config):
     gradient_accumulation_steps: int = 4
     num_epochs: float = 3.0
     max_steps: int = -1
+    examples_seen: int = 0  # > 0: train for this many examples (overrides epochs and max_steps)
     max_length: int = 512
     seed: int = 42
     eval_steps: int = 0

@@ -233,9 +233,9 @@ def test_the_ui_in_chromium(dagster_dev):
             # one node per asset once every group is expanded; long labels are middle-truncated ("cle…_conversations")
             shown = set(page.locator("svg [class*=AssetNode_assetName]").all_text_contents())
             expected = ["raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits",
-                        "shared_adapter", "lora_adapter", "input_drift", "eval_report", "registered_model", "preference_pairs",
-                        "preference_adapter", "serving_metrics", "stg_tickets", "product_ticket_stats",
-                        "curation_funnel", "split_stats"]
+                        "shared_adapter", "lora_adapter", "input_drift", "eval_report", "registered_model",
+                        "preference_pairs", "preference_adapter", "serving_metrics", "stg_tickets",
+                        "product_ticket_stats", "curation_funnel", "split_stats"]
             assert len(shown) == len(expected), shown
             assert all(any(_label_matches(s, a) for s in shown) for a in expected), shown
 

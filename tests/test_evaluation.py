@@ -54,6 +54,17 @@ def test_promotion_gate():
     assert promotion_gate({**_report(), "judge": {"tuned_win_rate": None}}, None)["passed"]  # nothing decided
 
 
+def test_mangled_template_placeholders_are_counted_and_gate_promotion():
+    from tuneline.evaluation import broken_placeholder
+
+    assert not broken_placeholder("Download it from {{Website Name}} with {{Order Number}}.")
+    assert not broken_placeholder("No placeholders at all, [PERSON].")
+    for mangled in ("from {[PERSON]}}", "order {{Order [ORDER_ID]}}", "visit {Website Name}}", "see {{Account"):
+        assert broken_placeholder(mangled), mangled
+    report = {**_report(), "tuned": {**_report()["tuned"], "broken_placeholders": 0.1}}
+    assert promotion_gate(report, None)["reasons"] == ["10% of replies mangle a template placeholder"]
+
+
 def test_generation_budget_covers_the_references():
     lengths = list(range(1, 101))  # nearest-rank 95th percentile: 95
     assert generation_budget(lengths, 0, 512) == {"max_new_tokens": 95, "reference_tokens_p95": 95,

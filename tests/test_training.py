@@ -276,3 +276,15 @@ def test_qlora_means_a_4bit_base():
 
     assert resolved_quantization(TrainConfig(model="m", train_file="t", output_dir="o", method="qlora")) == "4bit"
     assert resolved_quantization(TrainConfig(model="m", train_file="t", output_dir="o")) == "none"
+
+
+def test_training_length_in_examples_seen_gives_small_products_enough_steps():
+    from tuneline.training import optimizer_steps
+
+    def steps(**kw):
+        return optimizer_steps(TrainConfig(model="m", train_file="t", output_dir="o", **kw))
+
+    assert steps(examples_seen=640, per_device_batch_size=4, gradient_accumulation_steps=4) == 40
+    assert steps(examples_seen=641, per_device_batch_size=4, gradient_accumulation_steps=4) == 41
+    assert steps(examples_seen=1, per_device_batch_size=8) == 1
+    assert steps(max_steps=7) == 7 and steps() == -1  # unset: epochs decide

@@ -23,6 +23,7 @@ from tuneline.training import read_chat_jsonl
 PLACEHOLDER = re.compile(r"\[(EMAIL|PHONE|PERSON|CREDIT_CARD|IBAN|IP_ADDRESS|SSN|ADDRESS|ORDER_ID|ACCOUNT_NUMBER)\]")
 RAW_PII = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|\b(?:\d[ -]?){13,16}\b|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")
 PRIMARY_METRICS = ("rougeL", "token_f1", "semantic_similarity")
+TEMPLATE_SLOT = re.compile(r"\{\{[^{}\[\]]+\}\}")  # the source's own placeholders: {{Order Number}}
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,13 @@ def distinct_2(text: str) -> float:
     words = _tokens(text)
     bigrams = list(zip(words, words[1:], strict=False))
     return len(set(bigrams)) / len(bigrams) if bigrams else 0.0
+
+
+def broken_placeholder(text: str) -> bool:
+    """A template placeholder the reply mangled: braces left over once every whole `{{Slot Name}}` is removed
+    (`{{Order [ORDER_ID]}}`, `{Website Name}}`, an unclosed `{{Account`)."""
+    rest = TEMPLATE_SLOT.sub("", text)
+    return "{{" in rest or "}}" in rest or "{" in rest and "}" in rest
 
 
 def leaks(text: str) -> bool:
@@ -243,6 +251,7 @@ def _measure(model, tokenizer, records, settings: EvalSettings) -> tuple[dict, l
                "length_ratio": round(sum(len(p) / max(len(r), 1) for p, r in zip(replies, references, strict=True))
                                      / n, 4),
                "leak_rate": round(sum(leaks(r) for r in replies) / n, 4),
+               "broken_placeholders": round(sum(broken_placeholder(r) for r in replies) / n, 4),
                "seconds": round(time.perf_counter() - started, 2)}
     return metrics, replies, per
 

@@ -17,6 +17,7 @@ class GatePolicy:
     min_ended_with_eot: float = 0.9  # measured at the 95th percentile of the references' length
     max_leak_rate: float = 0.05
     min_judge_win_rate: float = 0.5  # of the judge's decided pairwise comparisons, when a judge is configured
+    max_broken_placeholders: float = 0.02  # replies that mangle a template placeholder ({{Order Number}})
 
 
 def promotion_gate(report: dict, champion: dict | None, policy: GatePolicy = GatePolicy()) -> dict:
@@ -32,6 +33,7 @@ def promotion_gate(report: dict, champion: dict | None, policy: GatePolicy = Gat
         "hygiene": tuned["ended_with_eot"] >= policy.min_ended_with_eot,
         "no_leaks": tuned["leak_rate"] <= policy.max_leak_rate,
         # a reply cut off by a short generation limit cannot show that it ends; the gate measures at full length
+        "placeholders_intact": tuned.get("broken_placeholders", 0.0) <= policy.max_broken_placeholders,
         "full_length_generation": report.get("generation", {}).get("covers_p95", True),
         "judge_prefers_tuned": win_rate is None or win_rate >= policy.min_judge_win_rate,
     }
@@ -46,6 +48,8 @@ def promotion_gate(report: dict, champion: dict | None, policy: GatePolicy = Gat
         reasons.append(f"only {tuned['ended_with_eot']:.0%} of replies ended with the end-of-turn token")
     if not checks["no_leaks"]:
         reasons.append(f"leak rate {tuned['leak_rate']:.0%} above {policy.max_leak_rate:.0%}")
+    if not checks["placeholders_intact"]:
+        reasons.append(f"{tuned['broken_placeholders']:.0%} of replies mangle a template placeholder")
     if not checks["full_length_generation"]:
         generation = report["generation"]
         reasons.append(f"generated at most {generation['max_new_tokens']} tokens, below the references' 95th "

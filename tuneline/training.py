@@ -59,6 +59,9 @@ class TrainConfig:
     gradient_accumulation_steps: int = 4
     num_epochs: float = 3.0
     max_steps: int = -1
+    # training length in examples seen (> 0 overrides epochs and max_steps): a product with 80 examples gets as
+    # many optimizer steps as one with 2,000, so small products are not left with a handful of steps
+    examples_seen: int = 0
     max_length: int = 512
     seed: int = 42
     gradient_checkpointing: bool = False
@@ -257,6 +260,14 @@ def resolved_quantization(config: TrainConfig) -> str:
     return "4bit" if config.method == "qlora" else config.quantization
 
 
+def optimizer_steps(config: TrainConfig) -> int:
+    """max_steps for the trainer: from examples_seen when set (at least one step), else as configured."""
+    if config.examples_seen > 0:
+        per_step = config.per_device_batch_size * config.gradient_accumulation_steps
+        return max(1, -(-config.examples_seen // per_step))
+    return config.max_steps
+
+
 def build_trainer(config: TrainConfig, output_dir: Path):
     """The configured SFTTrainer (data tokenized, labels masked), plus the tokenizer and device plan."""
     import torch
@@ -289,7 +300,7 @@ def build_trainer(config: TrainConfig, output_dir: Path):
         output_dir=str(output_dir), per_device_train_batch_size=config.per_device_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps, learning_rate=config.learning_rate,
         lr_scheduler_type=config.lr_scheduler_type, warmup_steps=config.warmup_ratio,
-        num_train_epochs=config.num_epochs, max_steps=config.max_steps,
+        num_train_epochs=config.num_epochs, max_steps=optimizer_steps(config),
         max_length=None if config.padding_free else config.max_length, padding_free=config.padding_free,
         seed=config.seed, data_seed=config.seed, logging_steps=config.logging_steps,
         eval_strategy="steps" if evaluate else "no", eval_steps=config.eval_steps or None,

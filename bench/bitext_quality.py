@@ -1,0 +1,189 @@
+"""Adapter quality on real tickets: bitext's categories as products, the project's own held-out splits.
+
+    python -m bench.bitext_quality prepare  --home /tmp/bitext    # the data graph over the 11 categories
+    python -m bench.bitext_quality search   --home /tmp/bitext    # small grid on validation loss
+    python -m bench.bitext_quality evaluate --home /tmp/bitext --learning-rate 3e-4 --lora-r 16 \
+        --examples-seen 2400 --product-examples-seen 320 --eval-examples 24
+
+`prepare` materializes raw_tickets .. dataset_splits per category with the embedded model's tokenizer.
+`search` trains one adapter over every product's train split per grid point, for the same number of
+examples seen, and ranks them by loss on every product's validation split (never the test split).
+`evaluate` materializes shared_adapter, then per product lora_adapter (continued from the shared one, or
+the shared one as is, chosen on validation loss) and eval_report (base vs the chosen adapter on the
+product's test split, generation at the references' 95th percentile length). Results print as markdown
+and land in `<home>/bitext_quality.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import machine, today
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bitext" / "tickets.csv"
+BITEXT_MAPPING = {"id_column": "none", "thread_column": "none", "user_column": "instruction",
+                  "assistant_column": "response"}
+
+
+def _instance(home: Path):
+    os.environ["TUNELINE_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
+    from tuneline.cli import ensure_dagster_home
+
+    ensure_dagster_home()
+    import dagster as dg
+
+    return dg.DagsterInstance.get()
+
+
+def _resources(home: Path):
+    from ft_assets.definitions import Settings, build_resources
+
+    return build_resources(Settings.from_env({**os.environ, "TUNELINE_HOME": str(home)}))
+
+
+def prepare(home: Path) -> dict[str, int]:
+    import dagster as dg
+
+    from ft_assets.definitions import all_assets
+    from ft_assets.partitions import PRODUCTS_PARTITION_NAME
+    from tuneline.ingest import split_by_product
+
+    counts = split_by_product(SHARED, home / "landing", "category")
+    past = time.time() - 600
+    for path in (home / "landing").rglob("*"):
+        if path.is_file():
+            os.utime(path, (past, past))
+    instance = _instance(home)
+    instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, sorted(counts))
+    data = dg.AssetSelection.assets("dataset_splits").upstream() | dg.AssetSelection.assets("rejected_tickets")
+    for product in sorted(counts):
+        config = {"ops": {"ingest_tickets": {"config": BITEXT_MAPPING}}}
+        result = dg.materialize(all_assets(), selection=data, instance=instance, resources=_resources(home),
+                                partition_key=product, run_config=config)
+        assert result.success, product
+    sizes = {p: {s: len((home / "exports" / p / f"{s}.jsonl").read_text().splitlines())
+                 for s in ("train", "val", "test")} for p in sorted(counts)}
+    print(json.dumps(sizes, indent=1))
+    return sizes
+
+
+def _pooled(home: Path, split: str, limit: int | None = None) -> list[dict]:
+    records = []
+    for folder in sorted((home / "exports").iterdir()):
+        lines = (folder / f"{split}.jsonl").read_text().splitlines()
+        records += [json.loads(line) for line in lines]
+    if limit:  # every product represented: round-robin by product
+        by_product: dict[str, list[dict]] = {}
+        for r in records:
+            by_product.setdefault(r["metadata"]["product"], []).append(r)
+        records = [r for group in itertools.zip_longest(*by_product.values()) for r in group if r][:limit]
+    return records
+
+
+def search(home: Path, examples_seen: int, val_limit: int, grid: dict) -> list[dict]:
+    from tuneline.training import TrainConfig, main
+
+    resources = _resources(home)
+    model = resources["base_model"].resolve(resources["storage"].model_cache)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        train_file, val_file = Path(tmp) / "train.jsonl", Path(tmp) / "val.jsonl"
+        train_file.write_text("".join(json.dumps(r) + "\n" for r in _pooled(home, "train")))
+        val_file.write_text("".join(json.dumps(r) + "\n" for r in _pooled(home, "val", val_limit)))
+        keys = sorted(grid)
+        for values in itertools.product(*(grid[k] for k in keys)):
+            point = dict(zip(keys, values, strict=True))
+            steps = -(-examples_seen // (point["per_device_batch_size"] * point["gradient_accumulation_steps"]))
+            config = TrainConfig(model=model, train_file=str(train_file), val_file=str(val_file),
+                                 output_dir=f"{tmp}/adapter", examples_seen=examples_seen, eval_steps=steps,
+                                 lora_alpha=2 * point["lora_r"], **point)
+            summary = main(config)
+            row = {**point, "examples_seen": examples_seen, "steps": summary["global_steps"],
+                   "val_loss": round(summary["best_eval_loss"], 4), "train_seconds": summary["train_seconds"]}
+            print(json.dumps(row), flush=True)
+            results.append(row)
+    return sorted(results, key=lambda r: r["val_loss"])
+
+
+def evaluate(home: Path, training: dict, product_examples_seen: int, eval_examples: int,
+             min_examples: int) -> list[dict]:
+    import dagster as dg
+
+    from ft_assets.definitions import all_assets
+
+    instance = _instance(home)
+    started = time.perf_counter()
+    shared = dg.materialize(all_assets(), selection=["shared_adapter"], instance=instance,
+                            resources=_resources(home), run_config={"ops": {"shared_adapter": {"config": training}}})
+    assert shared.success
+    shared_seconds = time.perf_counter() - started
+    print(f"shared adapter: {shared_seconds:.0f} s", flush=True)
+    rows = []
+    product_training = {**training, "examples_seen": product_examples_seen,
+                        "min_examples_for_own_adapter": min_examples}
+    for product in sorted(p.name for p in (home / "exports").iterdir()):
+        started = time.perf_counter()
+        result = dg.materialize(
+            all_assets(), selection=["lora_adapter", "eval_report"], instance=instance, resources=_resources(home),
+            partition_key=product, raise_on_error=False,
+            run_config={"ops": {"lora_adapter": {"config": product_training},
+                                "eval_report": {"config": {"max_examples": eval_examples, "batch_size": 8}}}})
+        adapter = json.loads((home / "assets" / "lora_adapter" / f"{product}.json").read_text())
+        report = json.loads((home / "assets" / "eval_report" / f"{product}.json").read_text())
+        ci = report["bootstrap"]["rougeL"]
+        row = {"product": product, "source": adapter["source"], "train": adapter["train_examples"],
+               "val_loss_shared": adapter.get("val_loss_shared") or adapter.get("val_loss_before"),
+               "val_loss_continued": adapter.get("val_loss_continued") or adapter.get("val_loss_after"),
+               "test": report["examples"], "test_available": report["examples_available"],
+               "max_new_tokens": report["generation"]["max_new_tokens"],
+               "rougeL_base": report["base"]["rougeL"], "rougeL_tuned": report["tuned"]["rougeL"],
+               "delta": ci["delta"], "ci": f"[{ci['ci_low']:+.3f}, {ci['ci_high']:+.3f}]",
+               "eot_tuned": report["tuned"]["ended_with_eot"], "gate": report["gate"]["passed"],
+               "run_ok": result.success, "seconds": round(time.perf_counter() - started, 1)}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("prepare", "search", "evaluate"))
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--examples-seen", type=int, default=640)
+    parser.add_argument("--val-limit", type=int, default=176)
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--lora-r", type=int, default=16)
+    parser.add_argument("--product-examples-seen", type=int, default=320)
+    parser.add_argument("--eval-examples", type=int, default=24)
+    parser.add_argument("--min-examples", type=int, default=32)
+    ns = parser.parse_args()
+    home = ns.home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    out = home / "bitext_quality.json"
+    results = json.loads(out.read_text()) if out.exists() else {}
+    if ns.command == "prepare":
+        results["sizes"] = prepare(home)
+    elif ns.command == "search":
+        grid = {"learning_rate": [1e-4, 3e-4, 1e-3], "lora_r": [16, 64], "per_device_batch_size": [4],
+                "gradient_accumulation_steps": [4]}
+        results["search"] = {"date": today(), "machine": machine(), "examples_seen": ns.examples_seen,
+                             "rows": search(home, ns.examples_seen, ns.val_limit, grid)}
+    else:
+        training = {"learning_rate": ns.learning_rate, "lora_r": ns.lora_r, "lora_alpha": 2 * ns.lora_r,
+                    "examples_seen": ns.examples_seen}
+        results["evaluate"] = {"date": today(), "training": training,
+                               "product_examples_seen": ns.product_examples_seen,
+                               "rows": evaluate(home, training, ns.product_examples_seen, ns.eval_examples,
+                                                ns.min_examples)}
+    out.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
