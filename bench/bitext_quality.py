@@ -74,9 +74,13 @@ def prepare(home: Path) -> dict[str, int]:
     return sizes
 
 
+def _products(home: Path) -> list[str]:
+    return sorted(p.name for p in (home / "exports").iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def _pooled(home: Path, split: str, limit: int | None = None) -> list[dict]:
     records = []
-    for folder in sorted((home / "exports").iterdir()):
+    for folder in (home / "exports" / p for p in _products(home)):
         lines = (folder / f"{split}.jsonl").read_text().splitlines()
         records += [json.loads(line) for line in lines]
     if limit:  # every product represented: round-robin by product
@@ -113,7 +117,7 @@ def search(home: Path, examples_seen: int, val_limit: int, grid: dict) -> list[d
 
 
 def evaluate(home: Path, training: dict, product_examples_seen: int, eval_examples: int,
-             min_examples: int) -> list[dict]:
+             min_examples: int, products: list[str] | None = None) -> list[dict]:
     import dagster as dg
 
     from ft_assets.definitions import all_assets
@@ -128,7 +132,7 @@ def evaluate(home: Path, training: dict, product_examples_seen: int, eval_exampl
     rows = []
     product_training = {**training, "examples_seen": product_examples_seen,
                         "min_examples_for_own_adapter": min_examples}
-    for product in sorted(p.name for p in (home / "exports").iterdir()):
+    for product in products or _products(home):
         started = time.perf_counter()
         result = dg.materialize(
             all_assets(), selection=["lora_adapter", "eval_report"], instance=instance, resources=_resources(home),
@@ -163,6 +167,9 @@ def main() -> None:
     parser.add_argument("--product-examples-seen", type=int, default=320)
     parser.add_argument("--eval-examples", type=int, default=24)
     parser.add_argument("--min-examples", type=int, default=32)
+    parser.add_argument("--grid-learning-rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3])
+    parser.add_argument("--grid-ranks", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--products", nargs="*", help="evaluate these products only (default: every product)")
     ns = parser.parse_args()
     home = ns.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -171,7 +178,7 @@ def main() -> None:
     if ns.command == "prepare":
         results["sizes"] = prepare(home)
     elif ns.command == "search":
-        grid = {"learning_rate": [1e-4, 3e-4, 1e-3], "lora_r": [16, 64], "per_device_batch_size": [4],
+        grid = {"learning_rate": ns.grid_learning_rates, "lora_r": ns.grid_ranks, "per_device_batch_size": [4],
                 "gradient_accumulation_steps": [4]}
         results["search"] = {"date": today(), "machine": machine(), "examples_seen": ns.examples_seen,
                              "rows": search(home, ns.examples_seen, ns.val_limit, grid)}
@@ -181,7 +188,7 @@ def main() -> None:
         results["evaluate"] = {"date": today(), "training": training,
                                "product_examples_seen": ns.product_examples_seen,
                                "rows": evaluate(home, training, ns.product_examples_seen, ns.eval_examples,
-                                                ns.min_examples)}
+                                                ns.min_examples, ns.products)}
     out.write_text(json.dumps(results, indent=1))
 
 

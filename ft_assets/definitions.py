@@ -48,7 +48,7 @@ from ft_resources.tracking import MlflowTracking
 from ft_resources.trainer import EcsTrainer, LocalTrainer, OpenAIFineTuneTrainer, SubprocessTrainer, TrainerResource
 from ft_sensors.failures import run_failure_sensor
 from ft_sensors.landing import automation_sensor, landing_zone_sensor, raw_data_retention, retention_job
-from ft_sensors.retraining import retrain_job, retraining_sensor, weekly_retraining
+from ft_sensors.retraining import retrain_job, retraining_sensor, shared_adapter_job, weekly_retraining
 
 DEFAULT_HOME = ".tuneline"
 DEFAULT_CACHE = ".tuneline-cache"
@@ -206,7 +206,7 @@ def product_assets() -> list:
 def build_definitions(settings: Settings) -> dg.Definitions:
     sensors = [landing_zone_sensor, automation_sensor, retraining_sensor, run_failure_sensor]
     return dg.Definitions(assets=all_assets(), sensors=sensors, schedules=[weekly_retraining, raw_data_retention],
-                          jobs=[retrain_job, retention_job], resources=build_resources(settings))
+                          jobs=[retrain_job, shared_adapter_job, retention_job], resources=build_resources(settings))
 
 
 defs = build_definitions(Settings.from_env())

@@ -116,6 +116,10 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(decisions, sort_keys=True))
 
 
+shared_adapter_job = dg.define_asset_job(
+    "train_shared_adapter", selection=dg.AssetSelection.assets("shared_adapter"),
+    description="One adapter over every product's training split; each product's next lora_adapter continues it "
+                "(or is served by it when the product has too few examples).")
 retrain_job = dg.define_asset_job("retrain_product", selection=dg.AssetSelection.assets(*MODEL_ASSETS),
                                   partitions_def=product_partitions, tags={TRIGGER_TAG: "weekly_schedule"})
 
