@@ -6,6 +6,7 @@ from tuneline.cli import build_parser, main, run_demo
 
 def test_demo_code_path_on_a_reduced_config(tmp_path, monkeypatch, tiny_model_dir, capsys):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("TUNELINE_PSEUDONYM_KEY", "tuneline-demo-test-key")  # fixed splits: 1 test example, not 0
     rows = run_demo(tmp_path / "home", ["account"], tickets_per_product=40, max_steps=2, eval_examples=3,
                     max_new_tokens=6, model_source="local", model=str(tiny_model_dir))
     assert [r["product"] for r in rows] == ["account"]
