@@ -52,7 +52,7 @@ class TrainConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.0  # dropout masks cost ~12% of a CPU step (torch.profiler); set 0.05 for small noisy data
     target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
-    learning_rate: float = 2e-4
+    learning_rate: float = 1e-3  # searched on validation loss over bitext (BENCHMARKS.md section 6); was 2e-4
     lr_scheduler_type: str = "cosine"
     warmup_ratio: float = 0.03
     per_device_batch_size: int = 4
