@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 
 from ft_assets.partitions import product_partitions
+from ft_resources.io_manager import EVERY_PARTITION
 from ft_resources.models import BaseModel
 from ft_resources.storage import TunelineStorage
 from ft_resources.tracking import MlflowTracking
@@ -108,7 +109,8 @@ def _adapter_metadata(summary: dict) -> dict:
     kinds={"pytorch", "huggingface"},
     code_version="1",
     pool="training",
-    ins={"dataset_splits": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+    ins={"dataset_splits": dg.AssetIn(partition_mapping=dg.AllPartitionMapping(),
+                                      metadata={EVERY_PARTITION: True})},
 )
 def shared_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig,
                    dataset_splits: dict[str, pl.DataFrame], storage: TunelineStorage, base_model: BaseModel,
@@ -162,7 +164,6 @@ def choose_adapter(train_examples: int, min_examples: int, has_shared: bool, val
     kinds={"pytorch", "huggingface"},
     code_version="4",
     pool="training",
-    deps=[SHARED_ADAPTER],
 )
 def lora_adapter(context: dg.AssetExecutionContext, config: ProductAdapterConfig, dataset_splits: pl.DataFrame,
                  storage: TunelineStorage, base_model: BaseModel, trainer: TrainerResource,
@@ -204,8 +205,10 @@ def lora_adapter(context: dg.AssetExecutionContext, config: ProductAdapterConfig
     summary["source"], summary["choice_reason"] = source, reason
     summary["shared_adapter_run_id"] = shared["run_id"] if shared else None
     context.log.info(f"{product}: served by the {source} adapter ({reason})")
+    lineage = {"shared_adapter": dg.MetadataValue.asset(SHARED_ADAPTER), "shared_adapter_run": shared["run_id"]} \
+        if shared else {}
     return dg.Output(summary, metadata={**_adapter_metadata(summary), "source": source, "choice_reason": reason,
-                                        "shared_adapter_run": shared["run_id"] if shared else ""})
+                                        **lineage})
 
 
 def _shared_summary(adapter_dir: Path) -> dict:

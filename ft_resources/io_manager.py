@@ -46,9 +46,13 @@ def _serialize(context: dg.OutputContext, obj) -> tuple[str, bytes]:
                     "expected a polars DataFrame or a dict")
 
 
+EVERY_PARTITION = "tuneline/every_partition"  # AssetIn metadata: this input is {partition: value} over all
+
+
 def _reads_every_partition(context: dg.InputContext) -> bool:
-    """An unpartitioned asset (the shared adapter) reading a partitioned one gets {partition: value}."""
-    return context.has_asset_partitions and not context.has_partition_key
+    """An input declared with EVERY_PARTITION (the shared adapter over every product) gets {partition: value};
+    declared, not inferred, so it holds inside a partitioned run and with a single product too."""
+    return context.has_asset_partitions and bool((context.definition_metadata or {}).get(EVERY_PARTITION))
 
 
 def _missing(context: dg.InputContext, where: str) -> FileNotFoundError:
