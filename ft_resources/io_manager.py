@@ -55,6 +55,18 @@ def _reads_every_partition(context: dg.InputContext) -> bool:
     return context.has_asset_partitions and bool((context.definition_metadata or {}).get(EVERY_PARTITION))
 
 
+def _load_input(context: dg.InputContext, load, where: str):
+    """One partition's value, or {partition: value} for an input declared with EVERY_PARTITION (partitions not
+    materialized yet are left out); `load(asset_key, partition)` returns None for a missing one."""
+    if _reads_every_partition(context):
+        found = {p: load(context.asset_key, p) for p in sorted(context.asset_partition_keys)}
+        return {p: v for p, v in found.items() if v is not None}
+    value = load(context.asset_key, _partition(context))
+    if value is None:
+        raise _missing(context, where)
+    return value
+
+
 def _missing(context: dg.InputContext, where: str) -> FileNotFoundError:
     return FileNotFoundError(f"{context.asset_key.to_user_string()} has no materialization for partition "
                              f"{_partition(context)!r} under {where}; materialize it first")
@@ -81,13 +93,7 @@ class PartitionedFileIOManager(dg.ConfigurableIOManager):
         return json.loads(path.read_text()) if path.exists() else None
 
     def load_input(self, context: dg.InputContext):
-        if _reads_every_partition(context):  # partitions not materialized yet are left out
-            found = {p: self._load(context.asset_key, p) for p in sorted(context.asset_partition_keys)}
-            return {p: v for p, v in found.items() if v is not None}
-        value = self._load(context.asset_key, _partition(context))
-        if value is None:
-            raise _missing(context, self.root)
-        return value
+        return _load_input(context, self._load, self.root)
 
 
 class S3PartitionedIOManager(dg.ConfigurableIOManager):
@@ -138,10 +144,4 @@ class S3PartitionedIOManager(dg.ConfigurableIOManager):
         return None
 
     def load_input(self, context: dg.InputContext):
-        if _reads_every_partition(context):  # partitions not materialized yet are left out
-            found = {p: self._load(context.asset_key, p) for p in sorted(context.asset_partition_keys)}
-            return {p: v for p, v in found.items() if v is not None}
-        value = self._load(context.asset_key, _partition(context))
-        if value is None:
-            raise _missing(context, f"s3://{self.bucket}/{self.prefix}")
-        return value
+        return _load_input(context, self._load, f"s3://{self.bucket}/{self.prefix}")
