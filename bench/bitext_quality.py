@@ -117,18 +117,19 @@ def search(home: Path, examples_seen: int, val_limit: int, grid: dict) -> list[d
 
 
 def evaluate(home: Path, training: dict, product_examples_seen: int, eval_examples: int,
-             min_examples: int, products: list[str] | None = None) -> list[dict]:
+             min_examples: int, products: list[str] | None = None, reuse_shared: bool = False) -> list[dict]:
     import dagster as dg
 
     from ft_assets.definitions import all_assets
 
     instance = _instance(home)
-    started = time.perf_counter()
-    shared = dg.materialize(all_assets(), selection=["shared_adapter"], instance=instance,
-                            resources=_resources(home), run_config={"ops": {"shared_adapter": {"config": training}}})
-    assert shared.success
-    shared_seconds = time.perf_counter() - started
-    print(f"shared adapter: {shared_seconds:.0f} s", flush=True)
+    if not (reuse_shared and instance.get_latest_materialization_event(dg.AssetKey("shared_adapter"))):
+        started = time.perf_counter()
+        shared = dg.materialize(all_assets(), selection=["shared_adapter"], instance=instance,
+                                resources=_resources(home),
+                                run_config={"ops": {"shared_adapter": {"config": training}}})
+        assert shared.success
+        print(f"shared adapter: {time.perf_counter() - started:.0f} s", flush=True)
     rows = []
     product_training = {**training, "examples_seen": product_examples_seen,
                         "min_examples_for_own_adapter": min_examples}
@@ -170,6 +171,8 @@ def main() -> None:
     parser.add_argument("--grid-learning-rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3])
     parser.add_argument("--grid-ranks", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--products", nargs="*", help="evaluate these products only (default: every product)")
+    parser.add_argument("--reuse-shared", action="store_true",
+                        help="keep the latest shared_adapter materialization instead of training a new one")
     ns = parser.parse_args()
     home = ns.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -185,10 +188,13 @@ def main() -> None:
     else:
         training = {"learning_rate": ns.learning_rate, "lora_r": ns.lora_r, "lora_alpha": 2 * ns.lora_r,
                     "examples_seen": ns.examples_seen}
+        rows = evaluate(home, training, ns.product_examples_seen, ns.eval_examples, ns.min_examples,
+                        ns.products, ns.reuse_shared)
+        earlier = results.get("evaluate", {}).get("rows", []) if ns.reuse_shared else []
+        fresh = {r["product"] for r in rows}
         results["evaluate"] = {"date": today(), "training": training,
                                "product_examples_seen": ns.product_examples_seen,
-                               "rows": evaluate(home, training, ns.product_examples_seen, ns.eval_examples,
-                                                ns.min_examples, ns.products)}
+                               "rows": [r for r in earlier if r["product"] not in fresh] + rows}
     out.write_text(json.dumps(results, indent=1))
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from ft_assets.catalog import counts_table, frame_metadata
 from ft_assets.partitions import product_partitions
 from ft_resources.models import BaseModel
 from ft_resources.storage import TunelineStorage
@@ -20,8 +21,8 @@ def preference_pairs(context: dg.AssetExecutionContext, dataset_splits: pl.DataF
     pairs = build_preference_pairs(dataset_splits, scored_dataset)
     frame = pl.DataFrame(pairs) if pairs else pl.DataFrame()
     sources = dict(frame.group_by("rejected_source").len().iter_rows()) if frame.height else {}
-    return dg.Output(frame, metadata={"dagster/row_count": frame.height,
-                                      "rejected_sources": dg.MetadataValue.json(sources)})
+    return dg.Output(frame, metadata={**frame_metadata(frame),
+                                      "rejected_sources": counts_table(sources, "rejected from", "pairs")})
 
 
 class PreferenceRunConfig(dg.Config):

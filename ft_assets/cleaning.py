@@ -4,7 +4,8 @@
 import dagster as dg
 import polars as pl
 
-from ft_assets.partitions import product_partitions
+from ft_assets.catalog import counts_table, frame_metadata
+from ft_assets.partitions import product_check, product_partitions
 from ft_resources.pii import PiiEngine, pseudonym_key
 from ft_resources.storage import TunelineStorage
 from tuneline.cleaning import clean_conversations, count_entities, pseudonymize_identifiers
@@ -23,7 +24,7 @@ class CleaningConfig(dg.Config):
     kinds={"polars", "presidio"},
     code_version="2",
     automation_condition=dg.AutomationCondition.eager(),
-    check_specs=[dg.AssetCheckSpec("no_high_confidence_pii", asset="cleaned_conversations", blocking=True,
+    check_specs=[product_check("no_high_confidence_pii", asset="cleaned_conversations", blocking=True,
                                    description="A re-scan finds no email, phone, card, IBAN, IP or SSN left.")],
 )
 def cleaned_conversations(context: dg.AssetExecutionContext, config: CleaningConfig, raw_tickets: pl.DataFrame,
@@ -35,14 +36,17 @@ def cleaned_conversations(context: dg.AssetExecutionContext, config: CleaningCon
     cleaned = pseudonymize_identifiers(cleaned, pseudonym_key(pii, storage))
     entities = count_entities(cleaned)
     yield dg.Output(cleaned, metadata={
-        "dagster/row_count": cleaned.height,
+        **frame_metadata(cleaned),
         "pii_entities_replaced": sum(entities.values()),
-        "pii_by_type": dg.MetadataValue.json(entities),
+        "pii_by_type": counts_table(entities, "type", "replaced"),
         "tickets_with_pii": int((cleaned["pii_total"] > 0).sum()),
     })
     texts = [turn["content"] for conv in cleaned["messages"].to_list() for turn in conv]
     leftovers = redactor.find_high_confidence(texts)
-    yield dg.AssetCheckResult(passed=not leftovers, metadata={
+    kinds = sorted({t for _, t, _ in leftovers})
+    yield dg.AssetCheckResult(passed=not leftovers, description=f"{context.partition_key}: {len(leftovers)} "
+                              f"high-confidence PII findings left in {len(texts)} turns", metadata={
+        "product": context.partition_key,
         "remaining": len(leftovers),
-        "types": dg.MetadataValue.json(sorted({t for _, t, _ in leftovers})),
+        "types": counts_table({k: sum(1 for _, t, _ in leftovers if t == k) for k in kinds}, "type", "findings"),
     })

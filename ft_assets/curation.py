@@ -3,11 +3,11 @@
 import dagster as dg
 import polars as pl
 
+from ft_assets.catalog import counts_table, frame_metadata, table
 from ft_assets.partitions import product_partitions
 from ft_resources.llm import JudgeResource
 from ft_resources.storage import TunelineStorage
 from tuneline.curation import KEPT, CurationRules, NearDuplicateIndex, distribution, funnel, score_conversations
-from tuneline.reporting import funnel_chart, markdown_table, png_markdown
 
 
 class CurationConfig(dg.Config):
@@ -54,16 +54,19 @@ def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig, cl
     stages = funnel(scored)
     kept = scored.filter(pl.col("status") == KEPT)
     before = scored.filter(pl.col("status").is_in([KEPT, "not_sampled"]))  # the pool diversity sampling saw
-    table = markdown_table(["stage", "rows", "share"],
-                           [[s, n, f"{n / max(stages['raw'], 1):.0%}"] for s, n in stages.items()])
-    strata = {col: {"before_sampling": distribution(before, col), "after": distribution(kept, col)}
-              for col in ("topic", "difficulty", "sentiment")}
+    funnel_rows = [{"stage": s, "rows": n, "share of raw": round(n / max(stages["raw"], 1), 3)}
+                   for s, n in stages.items()]
+    strata = []
+    for column in ("topic", "difficulty", "sentiment"):
+        pool, after = distribution(before, column), distribution(kept, column)
+        strata += [{"column": column, "value": value, "before sampling": pool.get(value, 0),
+                    "kept": after.get(value, 0)} for value in sorted(set(pool) | set(after), key=str)]
     return dg.Output(scored, metadata={
-        "dagster/row_count": scored.height,
+        **frame_metadata(scored),
         "kept": kept.height,
-        "funnel": dg.MetadataValue.md(table + "\n\n" + png_markdown(funnel_chart(stages), "funnel")),
-        "status_counts": dg.MetadataValue.json(distribution(scored, "status")),
-        "distributions": dg.MetadataValue.json(strata),
+        "funnel": table(funnel_rows, ["stage", "rows", "share of raw"]),
+        "status_counts": counts_table(distribution(scored, "status"), "status"),
+        "distributions": table(strata, ["column", "value", "before sampling", "kept"]),
         "mean_quality_kept": float(kept["quality_score"].mean()) if kept.height else 0.0,
         "examples_in_cross_product_index": len(index),
         **judge_metadata,

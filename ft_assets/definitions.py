@@ -37,6 +37,8 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from ft_assets import alignment, cleaning, curation, drift, evaluation, ingest, serving, splits, training
+from ft_assets.catalog import with_catalog_conventions
+from ft_assets.freshness import FRESHNESS_CHECKS
 from ft_assets.sql_models import load_sql_assets
 from ft_resources.io_manager import PartitionedFileIOManager, S3PartitionedIOManager
 from ft_resources.landing import landing_zone_from
@@ -47,8 +49,15 @@ from ft_resources.storage import TunelineStorage, split_s3_url
 from ft_resources.tracking import MlflowTracking
 from ft_resources.trainer import EcsTrainer, LocalTrainer, OpenAIFineTuneTrainer, SubprocessTrainer, TrainerResource
 from ft_sensors.failures import run_failure_sensor
-from ft_sensors.landing import automation_sensor, landing_zone_sensor, raw_data_retention, retention_job
-from ft_sensors.retraining import retrain_job, retraining_sensor, shared_adapter_job, weekly_retraining
+from ft_sensors.jobs import NAMED_JOBS
+from ft_sensors.landing import (
+    automation_sensor,
+    freshness_sensor,
+    landing_zone_sensor,
+    raw_data_retention,
+    retention_job,
+)
+from ft_sensors.retraining import retraining_sensor, weekly_retraining
 
 DEFAULT_HOME = ".tuneline"
 DEFAULT_CACHE = ".tuneline-cache"
@@ -191,11 +200,12 @@ def judge_from_env(base_url: str | None, model: str | None) -> JudgeResource:
 
 
 def all_assets() -> list:
-    return [
+    """Every asset, owned by the team (catalog.OWNERS) and tagged as catalog describes."""
+    return with_catalog_conventions([
         *dg.load_assets_from_modules([ingest, cleaning, curation, splits, training, drift, evaluation,
                                       alignment, serving]),
         *load_sql_assets(),
-    ]
+    ])
 
 
 def product_assets() -> list:
@@ -204,9 +214,10 @@ def product_assets() -> list:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    sensors = [landing_zone_sensor, automation_sensor, retraining_sensor, run_failure_sensor]
-    return dg.Definitions(assets=all_assets(), sensors=sensors, schedules=[weekly_retraining, raw_data_retention],
-                          jobs=[retrain_job, shared_adapter_job, retention_job], resources=build_resources(settings))
+    sensors = [landing_zone_sensor, automation_sensor, retraining_sensor, run_failure_sensor, freshness_sensor]
+    return dg.Definitions(assets=all_assets(), asset_checks=FRESHNESS_CHECKS, sensors=sensors,
+                          schedules=[weekly_retraining, raw_data_retention],
+                          jobs=[*NAMED_JOBS, retention_job], resources=build_resources(settings))
 
 
 defs = build_definitions(Settings.from_env())

@@ -1,18 +1,20 @@
 """eval_report (base vs tuned, with a blocking promotion gate) and registered_model (MLflow registry)."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from ft_assets.partitions import product_partitions
+from ft_assets.catalog import frame_metadata, problems_table, table, without_empty
+from ft_assets.partitions import product_check, product_partitions
 from ft_resources.llm import JudgeResource
 from ft_resources.models import BaseModel
 from ft_resources.storage import TunelineStorage
 from ft_resources.tracking import MlflowTracking
 from tuneline.evaluation import EvalSettings, evaluate_adapter, human_eval_sample
 from tuneline.registry import GatePolicy, champion_version, promotion_gate, register_adapter
-from tuneline.reporting import markdown_table, png_markdown, write_people_csv
+from tuneline.reporting import write_people_csv
 from tuneline.splits import to_chat_records
 from tuneline.storage import atomic_write_json
 
@@ -40,46 +42,32 @@ def registry_name(product: str) -> str:
     return f"tuneline-{product}"
 
 
-def report_markdown(report: dict) -> str:
+def report_rows(report: dict) -> list[dict]:
+    """One row per metric: base, tuned, the paired difference and its 95% bootstrap interval."""
     rows = []
     for metric in REPORT_METRICS:
         if metric not in report["base"]:
             continue
-        ci = report.get("bootstrap", {}).get(metric)
-        interval = f"[{ci['ci_low']:+.3f}, {ci['ci_high']:+.3f}]" if ci else ""
-        rows.append([metric, report["base"][metric], report["tuned"][metric], f"{report['delta'][metric]:+.4f}",
-                     interval])
-    return markdown_table(["metric", "base", "tuned", "delta", "95% CI of delta"], rows)
+        ci = report.get("bootstrap", {}).get(metric) or {}
+        rows.append({"metric": metric, "base": report["base"][metric], "tuned": report["tuned"][metric],
+                     "delta": report["delta"][metric], "ci_low": ci.get("ci_low"), "ci_high": ci.get("ci_high")})
+    return rows
 
 
-def delta_chart(report: dict):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [m for m in ("rougeL", "token_f1", "semantic_similarity", "exact_match") if m in report["bootstrap"]]
-    figure, axis = plt.subplots(figsize=(6, 2.5))
-    for y, name in enumerate(names):
-        ci = report["bootstrap"][name]
-        axis.errorbar(ci["delta"], y, xerr=[[ci["delta"] - ci["ci_low"]], [ci["ci_high"] - ci["delta"]]], fmt="o")
-    axis.axvline(0, color="grey", lw=1)
-    axis.set_yticks(range(len(names)), names)
-    axis.set_title("tuned - base (95% paired bootstrap CI)")
-    plt.close(figure)
-    return figure
-
-
-def per_topic(samples: list[dict]) -> str:
+def per_topic_rows(samples: list[dict]) -> list[dict]:
     from tuneline.evaluation import token_f1
 
     by_topic: dict[str, list[tuple[float, float]]] = {}
     for s in samples:
         by_topic.setdefault(str(s.get("topic")), []).append((token_f1(s["base"], s["reference"]),
                                                              token_f1(s["tuned"], s["reference"])))
-    rows = [[t, len(v), round(sum(b for b, _ in v) / len(v), 3), round(sum(x for _, x in v) / len(v), 3)]
-            for t, v in sorted(by_topic.items())]
-    return markdown_table(["topic", "n", "base token F1", "tuned token F1"], rows)
+    return [{"topic": t, "examples": len(v), "base token F1": sum(b for b, _ in v) / len(v),
+             "tuned token F1": sum(x for _, x in v) / len(v)} for t, v in sorted(by_topic.items())]
+
+
+def gate_rows(gate: dict) -> list[dict]:
+    """The promotion gate's checks, each with whether it passed."""
+    return [{"check": name, "passed": bool(passed)} for name, passed in gate["checks"].items()]
 
 
 @dg.asset(
@@ -87,7 +75,7 @@ def per_topic(samples: list[dict]) -> str:
     group_name="evaluation",
     kinds={"pytorch"},
     code_version="2",
-    check_specs=[dg.AssetCheckSpec(
+    check_specs=[product_check(
         "promotion_gate", asset="eval_report", blocking=True,
         description="Tuned beats base on the primary metric (CI above 0), no regression vs the champion beyond "
                     "the margin, replies end with the end-of-turn token, no PII in generations.")],
@@ -124,9 +112,11 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
     atomic_write_json(reports_dir / "evaluation_results.json", report)
     storage.publish(reports_dir)
     storage.publish_into_directory(path)  # listed in the adapter's manifest: the registry reads it with the adapter
-    yield dg.Output(report, metadata={
-        "report": dg.MetadataValue.md(report_markdown(report) + "\n\n" + png_markdown(delta_chart(report), "deltas")
-                                      + "\n\n" + per_topic(samples)),
+    yield dg.Output(report, metadata=without_empty({
+        "report": table(report_rows(report), ["metric", "base", "tuned", "delta", "ci_low", "ci_high"]),
+        "per_topic": table(per_topic_rows(samples), ["topic", "examples", "base token F1", "tuned token F1"]),
+        "adapter_key": lora_adapter.get("adapter_key") or "",
+        "adapter_source": lora_adapter.get("source", "product"),
         "test_examples": report["examples"],
         "test_examples_available": report["examples_available"],
         "max_new_tokens": report["generation"]["max_new_tokens"],
@@ -135,17 +125,22 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
         f"{config.primary_metric}_ci_width": report["bootstrap"].get(config.primary_metric, {}).get(
             "ci_width", float("nan")),
         "base_rougeL": report["base"]["rougeL"], "tuned_rougeL": report["tuned"]["rougeL"],
+        "rougeL_delta_ci_low": report["bootstrap"].get("rougeL", {}).get("ci_low"),
+        "rougeL_delta_ci_high": report["bootstrap"].get("rougeL", {}).get("ci_high"),
         "base_perplexity": report["base"]["perplexity"], "tuned_perplexity": report["tuned"]["perplexity"],
         "gate_passed": report["gate"]["passed"],
         "results_file": dg.MetadataValue.path(str(path)),
         "human_eval_csv": dg.MetadataValue.path(str(reports_dir / "human_eval_sample.csv")),
         **({"judge": dg.MetadataValue.json(report["judge"])} if "judge" in report else {}),
-    })
+    }))
     if not report["gate"]["passed"]:  # in the log too, so the user sees why where they ran the command
         context.log.error(f"{product}: promotion gate failed: " + "; ".join(report["gate"]["reasons"]))
-    yield dg.AssetCheckResult(passed=report["gate"]["passed"], metadata={
-        "reasons": dg.MetadataValue.json(report["gate"]["reasons"]),
-        "checks": dg.MetadataValue.json(report["gate"]["checks"])})
+    verdict = "passed" if report["gate"]["passed"] else "failed: " + "; ".join(report["gate"]["reasons"])
+    yield dg.AssetCheckResult(passed=report["gate"]["passed"], description=f"{product}: {verdict}", metadata={
+        "product": product,
+        f"tuned_{config.primary_metric}": report["tuned"][config.primary_metric],
+        "reasons": problems_table(report["gate"]["reasons"]),
+        "checks": table(gate_rows(report["gate"]), ["check", "passed"])})
 
 
 @dg.asset(partitions_def=product_partitions, group_name="evaluation", kinds={"mlflow"}, code_version="1")
@@ -165,3 +160,48 @@ def registered_model(context: dg.AssetExecutionContext, eval_report: dict, lora_
     return dg.Output(result, metadata={"registered_model": result["name"], "version": result["version"],
                                        "champion": result["champion"],
                                        "adapter_source": lora_adapter.get("source", "product")})
+
+
+LEADERBOARD_COLUMNS = ["product", "version", "evaluated_at", "adapter_source", "test_examples", "base_rougeL",
+                       "tuned_rougeL", "rougeL_delta_ci_low", "rougeL_delta_ci_high", "tuned_ended_with_eot",
+                       "gate_passed", "adapter_key", "run_id"]
+
+
+def leaderboard_rows(evaluations: list[dict]) -> list[dict]:
+    """Pure: every evaluation as a row, versions numbered per product in time order, newest first."""
+    numbered: dict[str, int] = {}
+    rows = []
+    for e in sorted(evaluations, key=lambda e: e["timestamp"]):
+        numbered[e["product"]] = numbered.get(e["product"], 0) + 1
+        rows.append({"product": e["product"], "version": numbered[e["product"]],
+                     "evaluated_at": datetime.fromtimestamp(e["timestamp"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+                     "run_id": e["run_id"],
+                     **{c: e["metadata"].get(c) for c in LEADERBOARD_COLUMNS
+                        if c not in ("product", "version", "evaluated_at", "run_id")}})
+    return sorted(rows, key=lambda r: (r["product"], -r["version"]))
+
+
+@dg.asset(
+    group_name="evaluation",
+    kinds={"polars"},
+    code_version="1",
+    deps=[dg.AssetDep("eval_report", partition_mapping=dg.AllPartitionMapping())],
+    automation_condition=dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress() & ~dg.AutomationCondition.in_progress(),
+)
+def evaluation_leaderboard(context: dg.AssetExecutionContext) -> dg.Output[pl.DataFrame]:
+    """Every eval_report of every product in one table (from the materializations' metadata), so products
+    and their successive adapters can be compared side by side."""
+    records = context.instance.fetch_materializations(dg.AssetKey("eval_report"), limit=10_000).records
+    evaluations = [{"product": r.partition_key, "timestamp": r.timestamp, "run_id": r.run_id,
+                    "metadata": {k: v.value for k, v in r.asset_materialization.metadata.items()}}
+                   for r in records if r.asset_materialization is not None]
+    rows = leaderboard_rows(evaluations)
+    frame = pl.DataFrame(rows, infer_schema_length=None) if rows else \
+        pl.DataFrame(schema=dict.fromkeys(LEADERBOARD_COLUMNS, pl.String))
+    latest = [r for r in rows if r["version"] == max(x["version"] for x in rows if x["product"] == r["product"])]
+    return dg.Output(frame, metadata={
+        **frame_metadata(frame),
+        "latest_per_product": table(latest, LEADERBOARD_COLUMNS[:-2]),
+        "products": len(latest),
+    })

@@ -6,7 +6,8 @@ import time
 import dagster as dg
 import polars as pl
 
-from ft_assets.partitions import product_partitions
+from ft_assets.catalog import PII_RAW, counts_table, frame_metadata, problems_table, table
+from ft_assets.partitions import product_check, product_partitions
 from ft_resources.landing import LandingZone
 from ft_resources.pii import PiiEngine, pseudonym_key
 from ft_resources.storage import TunelineStorage
@@ -35,12 +36,13 @@ class IngestConfig(dg.Config):
 @dg.multi_asset(
     outs={
         "raw_tickets": dg.AssetOut(description="Usable conversations from the landing zone, one row per ticket.",
-                                   group_name="ingest", kinds={"polars"}, code_version="1"),
+                                   group_name="ingest", kinds={"polars"}, code_version="1", tags=PII_RAW),
         "rejected_tickets": dg.AssetOut(description="Quarantined records with a reason code and their raw text.",
-                                        group_name="ingest", kinds={"polars"}, code_version="1"),
+                                        group_name="ingest", kinds={"polars"}, code_version="1",
+                                        tags=PII_RAW),
     },
     partitions_def=product_partitions,
-    check_specs=[dg.AssetCheckSpec("records_in_equal_kept_plus_rejected", asset="raw_tickets", blocking=True,
+    check_specs=[product_check("records_in_equal_kept_plus_rejected", asset="raw_tickets", blocking=True,
                                    description="No ticket is silently lost: in = kept + rejected.")],
     retry_policy=dg.RetryPolicy(max_retries=2, delay=2),
 )
@@ -68,21 +70,24 @@ def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, stor
         "records_in": result.records_in, "kept": result.kept.height, "rejected": result.rejected.height,
         # files in = files read + files skipped (hidden and not-yet-ready files wait for a later run)
         "files_in": len(files.readable) + len(files.skipped), "files_read": len(files.readable),
-        "files_skipped": dg.MetadataValue.json(files.skipped_counts()),
+        "files_skipped": counts_table(files.skipped_counts(), "reason", "files"),
         "files_expired": expired,
         # file names can carry a customer's name or email: the UI shows them redacted
-        "files": dg.MetadataValue.json([r.text for r in pii.redactor().redact_many([f.name for f in files.readable])]),
+        "files": table([{"file": r.text} for r in pii.redactor().redact_many([f.name for f in files.readable])],
+                       ["file"]),
         "kb_examples": int((result.kept["source_kind"] == "kb").sum()),
-        "dagster/row_count": result.kept.height,
+        **frame_metadata(result.kept),
     })
     yield dg.Output(result.rejected, output_name="rejected_tickets",
                     data_version=dg.DataVersion(content_version(result.rejected)), metadata={
-        "dagster/row_count": result.rejected.height,
-        "reasons": dg.MetadataValue.json(reason_counts(result.rejected)),
+        **frame_metadata(result.rejected),
+        "reasons": counts_table(reason_counts(result.rejected), "reason", "records"),
     })
     problems = conservation_problems(result.records_in, result.kept.height, result.rejected.height)
     yield dg.AssetCheckResult(check_name="records_in_equal_kept_plus_rejected", asset_key="raw_tickets",
-                              passed=not problems, metadata={"problems": dg.MetadataValue.json(problems)})
+                              passed=not problems, description=f"{product}: {result.records_in} records in, "
+                              f"{result.kept.height} kept + {result.rejected.height} rejected",
+                              metadata={"product": product, "problems": problems_table(problems)})
 
 
 def reason_counts(rejected: pl.DataFrame) -> dict[str, int]:

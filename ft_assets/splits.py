@@ -1,10 +1,14 @@
 """dataset_splits: stable train/val/test by thread; chat JSONL, Alpaca and HF datasets exports."""
 
+from collections import Counter
+
 import dagster as dg
 import polars as pl
 
+from ft_assets.catalog import counts_table, frame_metadata, problems_table, table
 from ft_assets.curation import CurationConfig, rules_from
-from ft_assets.partitions import product_partitions
+from ft_assets.freshness import DATA_FRESHNESS
+from ft_assets.partitions import product_check, product_partitions
 from ft_resources.models import BaseModel
 from ft_resources.pii import PiiEngine
 from ft_resources.storage import TunelineStorage
@@ -71,16 +75,17 @@ class SplitConfig(dg.Config):
     kinds={"polars", "huggingface"},
     code_version="2",
     automation_condition=dg.AutomationCondition.eager(),
+    freshness_policy=DATA_FRESHNESS,
     check_specs=[
-        dg.AssetCheckSpec("chat_format", asset="dataset_splits", blocking=True,
+        product_check("chat_format", asset="dataset_splits", blocking=True,
                           description="System first, user/assistant turns, non-empty, ends on the assistant, "
                                       "fits max_tokens with the base model's tokenizer."),
-        dg.AssetCheckSpec("no_leakage_across_splits", asset="dataset_splits", blocking=True,
+        product_check("no_leakage_across_splits", asset="dataset_splits", blocking=True,
                           description="No conversation or thread appears in two splits."),
-        dg.AssetCheckSpec("no_pii_in_exports", asset="dataset_splits", blocking=True,
+        product_check("no_pii_in_exports", asset="dataset_splits", blocking=True,
                           description="A re-scan of the JSONL files as written finds no email, phone, card, IBAN, "
                                       "IP or SSN: nothing reaches training or another team's hands."),
-        dg.AssetCheckSpec("split_ratios_per_topic", asset="dataset_splits",
+        product_check("split_ratios_per_topic", asset="dataset_splits",
                           description="Train share per topic within a binomial tolerance of the ratio."),
     ],
 )
@@ -138,27 +143,43 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
             storage.publish(storage.near_duplicate_index)
     export_uri = storage.publish(export_dir) if not found else None
     yield dg.Output(splits, metadata={
-        "dagster/row_count": splits.height, **{f"{k}_examples": v for k, v in sizes.items()},
+        **frame_metadata(splits), **{f"{k}_examples": v for k, v in sizes.items()},
         "export_dir": dg.MetadataValue.path(str(export_dir)),
         **({"export_uri": dg.MetadataValue.url(export_uri)} if export_uri else {}),
         "system_prompt": system_prompt_for(product, config.system_prompt, config.display_names),
         "too_long_examples": len(too_long),
         "truncated_examples": len(truncated),
-        "too_long": dg.MetadataValue.json([{"example_id": k, "tokens": v} for k, v in list(too_long.items())[:20]]),
-        "topics": dg.MetadataValue.json(dict(sorted(splits.group_by("topic").len().iter_rows()))),
+        "too_long": table([{"example_id": k, "tokens": v} for k, v in list(too_long.items())[:20]],
+                          ["example_id", "tokens"]),
+        "topics": table(topic_split_rows(splits), ["topic", "train", "val", "test"]),
     })
     problems = chat_format_problems(records) + token_length_problems(records, tokenizer, config.max_tokens)
     if problems:  # a blocking check: say why in the log as well as in the check's metadata
         context.log.error(f"{product}: chat_format failed: " + "; ".join(problems[:5]))
     yield dg.AssetCheckResult(check_name="chat_format", passed=not problems,
-                              metadata={"problems": dg.MetadataValue.json(problems)})
-    yield dg.AssetCheckResult(check_name="no_pii_in_exports", passed=not found, metadata={
-        "texts_scanned": len(exported), "exports_published": not found,
-        "found": dg.MetadataValue.json([{"type": kind, "text_index": i} for i, kind, _ in found[:50]])})
+                              description=f"{product}: {len(problems)} problems in {len(records)} examples",
+                              metadata={"product": product, "problems": problems_table(problems)})
+    yield dg.AssetCheckResult(check_name="no_pii_in_exports", passed=not found,
+                              description=f"{product}: {len(found)} PII findings in {len(exported)} exported texts",
+                              metadata={"product": product, "texts_scanned": len(exported),
+                                        "exports_published": not found,
+                                        "found": counts_table(dict(Counter(kind for _, kind, _ in found)), "type",
+                                                              "findings")})
     leaks = split_leakage(splits)
     yield dg.AssetCheckResult(check_name="no_leakage_across_splits", passed=not leaks,
-                              metadata={"problems": dg.MetadataValue.json(leaks)})
+                              description=f"{product}: {len(leaks)} conversations or threads in two splits",
+                              metadata={"product": product, "problems": problems_table(leaks)})
     skew = stratum_ratio_problems(splits, ratios)
     yield dg.AssetCheckResult(check_name="split_ratios_per_topic", passed=not skew,
                               severity=dg.AssetCheckSeverity.WARN,
-                              metadata={"problems": dg.MetadataValue.json(skew)})
+                              description=f"{product}: {len(skew)} topics outside the ratio's tolerance",
+                              metadata={"product": product, "problems": problems_table(skew)})
+
+
+def topic_split_rows(splits: pl.DataFrame) -> list[dict]:
+    """Examples per topic and split, one row per topic."""
+    counts = splits.group_by("topic", "split").len().iter_rows()
+    rows: dict[str, dict] = {}
+    for topic, split, n in counts:
+        rows.setdefault(str(topic), {"topic": str(topic), "train": 0, "val": 0, "test": 0})[split] = n
+    return [rows[t] for t in sorted(rows)]

@@ -15,8 +15,8 @@ import polars as pl
 import sqlglot
 from sqlglot import exp
 
+from ft_assets.catalog import PII_RAW, frame_metadata, frame_table
 from ft_assets.partitions import product_partitions
-from tuneline.reporting import frame_to_markdown
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql"
 # what arrives before cleaning may hold PII: models over it show no row preview in the UI
@@ -45,6 +45,7 @@ def build_sql_asset(path: Path) -> dg.AssetsDefinition:
     sql = path.read_text()
     name = path.stem
     upstream = upstream_tables(sql)
+    reads_raw_text = bool(PRE_CLEANING_ASSETS & set(upstream))
 
     @dg.asset(
         name=name, ins={t: dg.AssetIn(t) for t in upstream}, partitions_def=product_partitions, group_name="sql_models",
@@ -52,15 +53,13 @@ def build_sql_asset(path: Path) -> dg.AssetsDefinition:
         automation_condition=dg.AutomationCondition.eager(),
         description=f"DuckDB model `{path.name}` over {', '.join(upstream)}.",
         metadata={"sql": dg.MetadataValue.md(f"```sql\n{sql}\n```"), "upstream": upstream},
+        tags=PII_RAW if reads_raw_text else None,
     )
     def _sql_asset(context: dg.AssetExecutionContext, **upstream_frames: pl.DataFrame):
         result = run_sql_model(sql, upstream_frames)
-        if PRE_CLEANING_ASSETS & set(upstream):
-            preview = "(withheld: this model reads tickets from before PII redaction)"
-        else:
-            preview = frame_to_markdown(result.head(20))
-        return dg.Output(result, metadata={"dagster/row_count": result.height,
-                                           "preview": dg.MetadataValue.md(preview)})
+        preview = dg.MetadataValue.text("(withheld: this model reads tickets from before PII redaction)") \
+            if reads_raw_text else frame_table(result)
+        return dg.Output(result, metadata={**frame_metadata(result), "preview": preview})
 
     return _sql_asset
 

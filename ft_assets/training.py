@@ -7,6 +7,8 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from ft_assets.catalog import counts_table, without_empty
+from ft_assets.freshness import ADAPTER_FRESHNESS
 from ft_assets.partitions import product_partitions
 from ft_resources.io_manager import EVERY_PARTITION
 from ft_resources.models import BaseModel
@@ -87,13 +89,13 @@ def _write_training_manifest(summary: dict, frames: list[pl.DataFrame], storage:
 
 def _adapter_metadata(summary: dict) -> dict:
     curve = Path(summary["adapter_dir"]) / "loss_curve.png"
-    return {
+    return without_empty({
         "adapter_dir": dg.MetadataValue.path(summary["adapter_dir"]),
         "adapter_key": summary["adapter_key"],
-        "loss_curve": dg.MetadataValue.md(png_file_markdown(curve, "loss curve") if curve.exists() else "(none)"),
-        "best_eval_loss": summary["best_eval_loss"] if summary.get("best_eval_loss") is not None else float("nan"),
-        "resumed_from": summary.get("resumed_from") or "",
-        "mlflow_run_id": summary.get("mlflow_run_id") or "",
+        "loss_curve": dg.MetadataValue.md(png_file_markdown(curve, "loss curve")) if curve.exists() else None,
+        "best_eval_loss": summary.get("best_eval_loss"),
+        "resumed_from": summary.get("resumed_from"),
+        "mlflow_run_id": summary.get("mlflow_run_id"),
         "global_steps": summary["global_steps"],
         "train_examples": summary["train_examples"],
         "train_loss": summary["train_loss"],
@@ -101,7 +103,7 @@ def _adapter_metadata(summary: dict) -> dict:
         "device": summary["device"],
         "method": summary.get("method", "lora"),
         "base_model": summary["base_model"],
-    }
+    })
 
 
 @dg.asset(
@@ -129,7 +131,8 @@ def shared_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig,
     _write_training_manifest(summary, [dataset_splits[p] for p in products], storage)
     summary["products"] = {p: int((dataset_splits[p]["split"] == "train").sum()) for p in products}
     return dg.Output(summary, metadata={**_adapter_metadata(summary),
-                                        "products": dg.MetadataValue.json(summary["products"])})
+                                        "products": counts_table(summary["products"], "product",
+                                                                 "train examples")})
 
 
 def latest_shared_adapter(instance: dg.DagsterInstance) -> dict | None:
@@ -164,6 +167,7 @@ def choose_adapter(train_examples: int, min_examples: int, has_shared: bool, val
     kinds={"pytorch", "huggingface"},
     code_version="4",
     pool="training",
+    freshness_policy=ADAPTER_FRESHNESS,
 )
 def lora_adapter(context: dg.AssetExecutionContext, config: ProductAdapterConfig, dataset_splits: pl.DataFrame,
                  storage: TunelineStorage, base_model: BaseModel, trainer: TrainerResource,

@@ -28,7 +28,9 @@ def post_webhook(url: str, record: dict, timeout: float = 10.0) -> int:
         return response.status
 
 
-@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING, monitor_all_code_locations=False)
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING, monitor_all_code_locations=False,
+                       description="On every failed run: writes <root>/failures/<run id>.json (job, product, trigger, "
+                                   "error) and posts it to TUNELINE_FAILURE_WEBHOOK when set.")
 def run_failure_sensor(context: dg.RunFailureSensorContext, storage: TunelineStorage):
     """Writes `<root>/failures/<run id>.json`; posts it to TUNELINE_FAILURE_WEBHOOK when set."""
     run = context.dagster_run

@@ -18,13 +18,13 @@ from collections import Counter
 
 import dagster as dg
 
+from ft_assets.freshness import ADAPTER_WINDOW, DATA_WINDOW, FRESHNESS, freshness_evaluation
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME, product_partitions
 from ft_resources.landing import LandingZone
+from ft_sensors.jobs import INGEST_ASSETS, ingest_job
 from tuneline.landing import LandingScan
 
 __all__ = ["landing_zone_sensor", "plan_landing_tick"]
-
-INGEST_ASSETS = [dg.AssetKey("raw_tickets"), dg.AssetKey("rejected_tickets")]
 
 
 def _read_cursor(raw: str | None) -> dict[str, dict[str, str]]:
@@ -52,7 +52,7 @@ def plan_landing_tick(scan: LandingScan, cursor: str | None, known_products: set
     for product, files in sorted(ready.items()):
         digest = hashlib.sha256("|".join(f"{k}@{files[k]}" for k in sorted(files)).encode()).hexdigest()[:20]
         run_requests.append(dg.RunRequest(run_key=f"{product}|{len(files)} files|{digest}", partition_key=product,
-                                          asset_selection=INGEST_ASSETS, tags={"tuneline/trigger": "landing_sensor"}))
+                                          tags={"tuneline/trigger": "landing_sensor"}))
         ingested.update(files)
     next_cursor = {"ingested": ingested, "pending": pending, "skipped": dict(sorted(scan.skipped.items()))}
     return sorted(scan.products - known_products), run_requests, json.dumps(next_cursor, sort_keys=True)
@@ -65,9 +65,13 @@ def default_status() -> dg.DefaultSensorStatus:
 
 
 @dg.sensor(minimum_interval_seconds=int(os.environ.get("TUNELINE_SENSOR_INTERVAL", "30")),
-           default_status=default_status(), asset_selection=INGEST_ASSETS)
+           default_status=default_status(), job=ingest_job,
+           description="Watches `<landing>/<product>/<file>` (a directory or an S3 prefix; every "
+                       "TUNELINE_SENSOR_INTERVAL seconds, running when TUNELINE_SENSORS=running): a new folder becomes "
+                       "a product partition, a new or changed file (unchanged for one tick) launches ingest_product. "
+                       "Entries with invalid names, symlinks or unsupported types are skipped with a reason.")
 def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
-    """Watch `<landing>/<product>/<file>` (a directory or an S3 prefix) and ingest what arrived."""
+    """Watch the landing zone and ingest what arrived."""
     known = set(context.instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME))
     scan = landing.scan()
     new_products, run_requests, cursor = plan_landing_tick(scan, context.cursor, known, time.time(),
@@ -82,7 +86,9 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZon
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "data_automation", target=dg.AssetSelection.all(), default_status=default_status(),
     minimum_interval_seconds=int(os.environ.get("TUNELINE_SENSOR_INTERVAL", "30")),
-    description="Evaluates the eager conditions: curated data follows ingestion without anyone clicking.")
+    description="Evaluates the assets' automation conditions: cleaning, curation, splits, the SQL models and "
+                "input_drift follow their upstream data (eager, never while upstream is in progress), "
+                "evaluation_leaderboard follows every evaluation, serving_metrics refreshes hourly.")
 
 
 retention_job = dg.define_asset_job("raw_data_retention", selection=dg.AssetSelection.assets(*INGEST_ASSETS),
@@ -91,10 +97,30 @@ retention_job = dg.define_asset_job("raw_data_retention", selection=dg.AssetSele
                                                 "deleted first, so raw and rejected tickets no longer hold them.")
 
 
-@dg.schedule(cron_schedule="0 2 * * *", job=retention_job, default_status=dg.DefaultScheduleStatus.STOPPED)
+@dg.schedule(cron_schedule="0 2 * * *", job=retention_job, default_status=dg.DefaultScheduleStatus.STOPPED,
+             description="Daily at 02:00 UTC (stopped by default): re-ingest every product, deleting landing files "
+                         "older than TUNELINE_RETENTION_DAYS first.")
 def raw_data_retention(context: dg.ScheduleEvaluationContext):
     """Daily at 02:00 (stopped by default): every product is re-ingested under the retention setting."""
     day = context.scheduled_execution_time.strftime("%Y-%m-%d")
     for product in context.instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME):
         yield dg.RunRequest(partition_key=product, run_key=f"retention:{product}:{day}",
                             tags={"tuneline/trigger": "retention"})
+
+
+@dg.sensor(minimum_interval_seconds=3600, default_status=default_status(),
+           description="Hourly: for every product, reports curated_data_fresh (dataset_splits within "
+                       f"{DATA_WINDOW.days} days) and adapter_fresh (lora_adapter within {ADAPTER_WINDOW.days} "
+                       "days) as check results under the product; a stale product warns.")
+def freshness_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    """Checks reported without a run: reading two timestamps per product needs no step process."""
+    now = time.time()
+    products = context.instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME)
+    stale = []
+    for product in products:
+        for asset, check_name, window in FRESHNESS:
+            evaluation = freshness_evaluation(context.instance, asset, check_name, window, product, now)
+            context.instance.report_runless_asset_event(evaluation)
+            if not evaluation.passed:
+                stale.append(f"{product}/{asset}")
+    return dg.SkipReason(f"{len(products)} products checked; stale: {', '.join(stale) or 'none'}")

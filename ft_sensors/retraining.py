@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from ft_assets.partitions import PRODUCTS_PARTITION_NAME, product_partitions
+from ft_assets.partitions import PRODUCTS_PARTITION_NAME
+from ft_sensors.jobs import TRIGGER_TAG, retrain_job
 
-MODEL_ASSETS = [dg.AssetKey("lora_adapter"), dg.AssetKey("eval_report"), dg.AssetKey("registered_model")]
-TRIGGER_TAG = "tuneline/trigger"
 PRODUCT_TAG = "tuneline/product"
 
 
@@ -94,9 +93,17 @@ def _in_progress(instance: dg.DagsterInstance, product: str) -> bool:
     return bool(instance.get_run_records(dg.RunsFilter(statuses=active, tags={PRODUCT_TAG: product}), limit=1))
 
 
-@dg.sensor(minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.STOPPED, asset_selection=MODEL_ASSETS)
+RETRAINING_DESCRIPTION = (
+    "Every 5 minutes (stopped by default): launches retrain_product for a product whose training split grew by "
+    "TUNELINE_RETRAIN_MIN_NEW_EXAMPLES (50) since its adapter, whose input drifted, or whose trained-on examples "
+    "were forgotten; never within the cooldown (6 h) or while a run for it is queued or running. The cursor "
+    "holds each product's last decision and its reason.")
+
+
+@dg.sensor(minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.STOPPED, job=retrain_job,
+           description=RETRAINING_DESCRIPTION)
 def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """Requests lora_adapter -> eval_report -> registered_model for products whose data grew enough."""
+    """What a declarative condition cannot say: counts of new examples against the adapter's, a cooldown, drift."""
     policy = RetrainPolicy.from_env()
     now = time.time()
     requests, decisions = [], {}
@@ -110,23 +117,17 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         decisions[product] = reason
         if retrain:
             requests.append(dg.RunRequest(
-                partition_key=product, asset_selection=MODEL_ASSETS,
+                partition_key=product,
                 run_key=f"{product}:{_metadata_int(splits, 'train_examples')}:{splits.storage_id}",
                 tags={TRIGGER_TAG: "retraining_sensor", PRODUCT_TAG: product}))
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(decisions, sort_keys=True))
 
 
-shared_adapter_job = dg.define_asset_job(
-    "train_shared_adapter", selection=dg.AssetSelection.assets("shared_adapter"),
-    description="One adapter over every product's training split; each product's next lora_adapter continues it "
-                "(or is served by it when the product has too few examples).")
-retrain_job = dg.define_asset_job("retrain_product", selection=dg.AssetSelection.assets(*MODEL_ASSETS),
-                                  partitions_def=product_partitions, tags={TRIGGER_TAG: "weekly_schedule"})
-
-
-@dg.schedule(cron_schedule="0 0 * * 1", job=retrain_job, default_status=dg.DefaultScheduleStatus.STOPPED)
+@dg.schedule(cron_schedule="0 0 * * 1", job=retrain_job, default_status=dg.DefaultScheduleStatus.STOPPED,
+             description="Mondays 00:00 UTC (stopped by default): retrain_product for every product, whether or "
+                         "not its data grew, for teams that prefer a fixed rhythm.")
 def weekly_retraining(context: dg.ScheduleEvaluationContext):
     """Every Monday at 00:00: retrain every product (an option for teams that prefer a fixed rhythm)."""
     for product in context.instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME):
         yield dg.RunRequest(partition_key=product, run_key=f"weekly:{product}:{context.scheduled_execution_time}",
-                            tags={PRODUCT_TAG: product})
+                            tags={PRODUCT_TAG: product, TRIGGER_TAG: "weekly_schedule"})

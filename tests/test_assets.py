@@ -53,8 +53,9 @@ def test_definitions_wire_the_graph_in_order():
     assert parents["rejected_tickets"] == []
     assert parents["preference_adapter"] == ["lora_adapter", "preference_pairs"]
     for key in graph.get_all_asset_keys():
-        # the global assets: the serving process's counters, and the adapter trained on every product
-        if key.to_user_string() not in ("serving_metrics", "shared_adapter"):
+        # the global assets: the serving process's counters, the adapter trained on every product, and the table
+        # comparing every product's evaluations
+        if key.to_user_string() not in ("serving_metrics", "shared_adapter", "evaluation_leaderboard"):
             assert graph.get(key).partitions_def.name == PRODUCTS_PARTITION_NAME
     checks = {key.name for key in graph.asset_check_keys}
     assert {"records_in_equal_kept_plus_rejected", "no_high_confidence_pii", "chat_format", "no_pii_in_exports",
@@ -66,6 +67,8 @@ def test_whole_graph_for_one_partition(graph_env, home):
     result = dg.materialize(product_assets(), instance=instance, resources=resources, partition_key="shipping",
                             run_config=RUN_CONFIG, raise_on_error=False)
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    # every check result names its product (partitioned checks): the UI's check history has a product column
+    assert {c.partition for c in result.get_asset_check_evaluations()} == {"shipping"}
     # a 3-step adapter on a random tiny model does not beat its base: the gate must say so and block registration
     assert checks == {"records_in_equal_kept_plus_rejected": True, "no_high_confidence_pii": True,
                       "chat_format": True, "no_leakage_across_splits": True, "split_ratios_per_topic": True,
@@ -74,6 +77,17 @@ def test_whole_graph_for_one_partition(graph_env, home):
     materialized = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "eval_report" in materialized and "registered_model" not in materialized
     assert len(materialized) == len(product_assets())  # ingest has two keys; registered_model is blocked
+    # every frame asset says what it holds: its columns and its row count, read by the UI's overview
+    frames = {"raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits",
+              "preference_pairs", "stg_tickets", "product_ticket_stats", "curation_funnel", "split_stats"}
+    for asset in frames:
+        meta = _meta(result, asset)
+        assert meta["dagster/column_schema"].columns and meta["dagster/row_count"] >= 0, asset
+    # what people read renders as tables, not JSON: the funnel and the base-vs-tuned report
+    funnel = [r.data for r in _meta(result, "scored_dataset")["funnel"].records]
+    assert funnel[0]["stage"] == "raw" and funnel[0]["share of raw"] == 1.0
+    report = {r.data["metric"]: r.data for r in _meta(result, "eval_report")["report"].records}
+    assert {"rougeL", "perplexity", "ended_with_eot"} <= set(report) and report["rougeL"]["ci_low"] is not None
 
     ingest = _meta(result, "raw_tickets")
     assert ingest["records_in"] == ingest["kept"] + ingest["rejected"]
@@ -207,8 +221,9 @@ def test_a_ticket_too_long_for_training_is_left_out_not_fatal(graph_env, home):
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks["chat_format"] is True
     meta = _meta(result, "dataset_splits")
-    left_out = {item["example_id"] for item in meta["too_long"]}
-    assert meta["too_long_examples"] >= 1 and all(item["tokens"] > 260 for item in meta["too_long"])
+    too_long = [record.data for record in meta["too_long"].records]
+    left_out = {item["example_id"] for item in too_long}
+    assert meta["too_long_examples"] >= 1 and all(item["tokens"] > 260 for item in too_long)
     export_dir = Path(meta["export_dir"])
     exported = [json.loads(line)["metadata"]["example_id"] for name in ("train", "val", "test")
                 for line in (export_dir / f"{name}.jsonl").read_text().splitlines()]

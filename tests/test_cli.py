@@ -7,6 +7,8 @@ from tuneline.cli import build_parser, main, run_demo
 def test_demo_code_path_on_a_reduced_config(tmp_path, monkeypatch, tiny_model_dir, capsys):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     monkeypatch.setenv("TUNELINE_PSEUDONYM_KEY", "tuneline-demo-test-key")  # fixed splits: 1 test example, not 0
+    for name in ("TUNELINE_HOME", "TUNELINE_MODEL_SOURCE", "TUNELINE_MODEL"):  # run_demo sets them: undone after
+        monkeypatch.setenv(name, "")
     rows = run_demo(tmp_path / "home", ["account"], tickets_per_product=40, max_steps=2, eval_examples=3,
                     max_new_tokens=6, model_source="local", model=str(tiny_model_dir))
     assert [r["product"] for r in rows] == ["account"]
@@ -25,6 +27,10 @@ def test_demo_code_path_on_a_reduced_config(tmp_path, monkeypatch, tiny_model_di
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
         runs = instance.get_runs()
         assert runs and all(r.tags.get("tuneline/trigger") == "demo" for r in runs)
+        # launched as named jobs through workspace.yaml's code location: the UI's Overview timeline lists them
+        assert {r.job_name for r in runs} == {"prepare_product_data", "train_shared_adapter", "train_product",
+                                              "compare_evaluations"}
+        assert all(r.remote_job_origin.location_name == "ft_assets.definitions:defs" for r in runs)
         assert "account" in instance.get_dynamic_partitions("products")
 
 

@@ -62,36 +62,41 @@ def _demo_run_config(max_steps: int, eval_examples: int, max_new_tokens: int, le
     return config
 
 
-def _op_names(assets: list, selection) -> set[str]:
-    """The op names of the assets `selection` picks out of `assets` (multi-asset ops by their node name)."""
-    keys = selection.resolve(assets)
-    return {a.node_def.name for a in assets if set(a.keys) & keys}
+def _job_ops(job_name: str) -> set[str]:
+    """The op names of a named job (multi-asset ops by their node name): a run's config names only those."""
+    from ft_assets.definitions import defs
 
-
-def _metadata(result, asset: str) -> dict:
-    for event in result.get_asset_materialization_events():
-        if event.materialization.asset_key.to_user_string() == asset:
-            return {k: v.value for k, v in event.materialization.metadata.items()}
-    return {}
+    return {node.name for node in defs.resolve_job_def(job_name).nodes_in_topological_order}
 
 
 def run_demo(home: Path, products: list[str], tickets_per_product: int, max_steps: int, eval_examples: int,
              max_new_tokens: int, learning_rate: float = 5e-4, model_source: str | None = None,
              model: str | None = None) -> list[dict]:
-    """Seed the landing zone if empty, register partitions, materialize the whole graph per product."""
+    """Seed the landing zone if empty, register partitions, then launch the named jobs per product (data, the
+    shared adapter, each product's adapter and evaluation) through workspace.yaml's code location, as the UI
+    would: the runs appear under their jobs and on the Overview timeline."""
     home = home.resolve()
     os.environ["TUNELINE_HOME"] = str(home)
+    if model_source:  # the runs' processes read the model from the environment, as under `dagster dev`
+        os.environ["TUNELINE_MODEL_SOURCE"] = model_source
+        os.environ.pop("TUNELINE_MODEL", None)
+        if model:
+            os.environ["TUNELINE_MODEL"] = str(model)
     ensure_dagster_home()
 
     import dagster as dg
 
-    from ft_assets.definitions import Settings, all_assets, build_resources, product_assets
+    from ft_assets.definitions import Settings, build_resources
+    from tuneline.launching import (
+        check_results,
+        failed_steps,
+        launch_and_wait,
+        materialization_metadata,
+        project_workspace,
+    )
     from tuneline.synthetic import write_landing_zone
 
-    settings = Settings.from_env()
-    if model_source:
-        settings = Settings(**{**settings.__dict__, "model_source": model_source, "model": model})
-    resources = build_resources(settings)
+    resources = build_resources(Settings.from_env())
     from ft_resources.landing import LocalLandingZone
 
     if not isinstance(resources["landing"], LocalLandingZone):
@@ -104,60 +109,58 @@ def run_demo(home: Path, products: list[str], tickets_per_product: int, max_step
     found, _, _ = sync_products(instance, resources["landing"])
     products = [p for p in found if p in products] or products
 
-    # data for every product, then one adapter shared by all, then each product's adapter from it
-    assets = all_assets()
-    model_part = dg.AssetSelection.assets("lora_adapter").downstream()
-    data_part = dg.AssetSelection.assets(*[k for a in product_assets() for k in a.keys]) - model_part
-    shared_part = dg.AssetSelection.assets("shared_adapter")
-
-    def run(selection, partition: str | None):
-        config = _demo_run_config(max_steps, eval_examples, max_new_tokens, learning_rate,
-                                  _op_names(assets, selection))
-        return dg.materialize(assets, selection=selection, instance=instance, resources=resources,
-                              partition_key=partition, run_config=config, tags={"tuneline/trigger": "demo"},
-                              raise_on_error=False)
-
-    data_runs, seconds = {}, {}
-    for product in products:
-        started = time.perf_counter()
-        data_runs[product] = run(data_part, product)
-        if not data_runs[product].success:
-            raise RuntimeError(f"demo data run for {product!r} failed; see the run {data_runs[product].run_id} "
-                               "in the Dagster UI (make dev)")
-        seconds[product] = time.perf_counter() - started
-    started = time.perf_counter()
-    shared = run(shared_part, None)
-    if not shared.success:
-        raise RuntimeError(f"the shared adapter's run failed; see the run {shared.run_id} in the Dagster UI")
-    print(f"shared adapter over {', '.join(products)} trained in {time.perf_counter() - started:.0f} s")
-
     rows = []
-    for product in products:
+    with project_workspace(instance) as workspace:
+        def run(job_name: str, partition: str | None):
+            config = _demo_run_config(max_steps, eval_examples, max_new_tokens, learning_rate, _job_ops(job_name))
+            return launch_and_wait(instance, workspace, job_name, partition, config, {"tuneline/trigger": "demo"})
+
+        # data for every product, then one adapter shared by all, then each product's adapter from it
+        data_runs, seconds = {}, {}
+        for product in products:
+            started = time.perf_counter()
+            data_runs[product] = run("prepare_product_data", product)
+            if data_runs[product].status != dg.DagsterRunStatus.SUCCESS:
+                raise RuntimeError(f"demo data run for {product!r} failed; see the run {data_runs[product].run_id} "
+                                   "in the Dagster UI (make dev)")
+            seconds[product] = time.perf_counter() - started
         started = time.perf_counter()
-        result = run(model_part, product)
-        failed_steps = {e.step_key for e in result.get_step_failure_events()}
-        gate = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}.get("promotion_gate")
-        if failed_steps - {"eval_report"} or (failed_steps and gate is not False):
-            raise RuntimeError(f"demo run for {product!r} failed in {sorted(failed_steps)}; see the run "
-                               f"{result.run_id} in the Dagster UI (make dev)")
-        registered = _metadata(result, "registered_model")
-        data = data_runs[product]
-        ingest, clean = _metadata(data, "raw_tickets"), _metadata(data, "cleaned_conversations")
-        splits, report = _metadata(data, "dataset_splits"), _metadata(result, "eval_report")
-        adapter = _metadata(result, "lora_adapter")
-        evaluation = json.loads(Path(report["results_file"]).read_text())
-        rows.append({
-            "product": product, "tickets_in": ingest["records_in"], "rejected": ingest["rejected"],
-            "pii_replaced": clean["pii_entities_replaced"], "train": splits["train_examples"],
-            "val": splits["val_examples"], "test": splits["test_examples"],
-            "adapter": evaluation["adapter_dir"], "source": adapter.get("source", "-"),
-            "rougeL_base": evaluation["base"]["rougeL"], "rougeL_tuned": evaluation["tuned"]["rougeL"],
-            "ppl_base": evaluation["base"]["perplexity"], "ppl_tuned": evaluation["tuned"]["perplexity"],
-            "rougeL_ci": "[{ci_low:+.3f}, {ci_high:+.3f}]".format(**evaluation["bootstrap"]["rougeL"]),
-            "gate": "passed" if gate else "failed: " + "; ".join(evaluation["gate"]["reasons"]),
-            "champion": f"v{registered['version']}" if registered.get("champion") else "-",
-            "seconds": round(seconds[product] + time.perf_counter() - started, 1),
-        })
+        shared = run("train_shared_adapter", None)
+        if shared.status != dg.DagsterRunStatus.SUCCESS:
+            raise RuntimeError(f"the shared adapter's run failed; see the run {shared.run_id} in the Dagster UI")
+        print(f"shared adapter over {', '.join(products)} trained in {time.perf_counter() - started:.0f} s")
+
+        for product in products:
+            started = time.perf_counter()
+            result = run("train_product", product)
+            failed = failed_steps(instance, result.run_id)
+            gate = check_results(instance, result.run_id).get("promotion_gate")
+            if failed - {"eval_report"} or (failed and gate is not False) or \
+                    (not failed and result.status != dg.DagsterRunStatus.SUCCESS):
+                raise RuntimeError(f"demo run for {product!r} failed in {sorted(failed)}; see the run "
+                                   f"{result.run_id} in the Dagster UI (make dev)")
+
+            def metadata(run_id: str, asset: str) -> dict:
+                return materialization_metadata(instance, run_id, asset)
+
+            data = data_runs[product].run_id
+            ingest, clean = metadata(data, "raw_tickets"), metadata(data, "cleaned_conversations")
+            splits, report = metadata(data, "dataset_splits"), metadata(result.run_id, "eval_report")
+            registered, adapter = metadata(result.run_id, "registered_model"), metadata(result.run_id, "lora_adapter")
+            evaluation = json.loads(Path(report["results_file"]).read_text())
+            rows.append({
+                "product": product, "tickets_in": ingest["records_in"], "rejected": ingest["rejected"],
+                "pii_replaced": clean["pii_entities_replaced"], "train": splits["train_examples"],
+                "val": splits["val_examples"], "test": splits["test_examples"],
+                "adapter": evaluation["adapter_dir"], "source": adapter.get("source", "-"),
+                "rougeL_base": evaluation["base"]["rougeL"], "rougeL_tuned": evaluation["tuned"]["rougeL"],
+                "ppl_base": evaluation["base"]["perplexity"], "ppl_tuned": evaluation["tuned"]["perplexity"],
+                "rougeL_ci": "[{ci_low:+.3f}, {ci_high:+.3f}]".format(**evaluation["bootstrap"]["rougeL"]),
+                "gate": "passed" if gate else "failed: " + "; ".join(evaluation["gate"]["reasons"]),
+                "champion": f"v{registered['version']}" if registered.get("champion") else "-",
+                "seconds": round(seconds[product] + time.perf_counter() - started, 1),
+            })
+        run("compare_evaluations", None)  # every product's evaluation in one table
     return rows
 
 
