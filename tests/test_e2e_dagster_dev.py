@@ -187,11 +187,11 @@ def _step_failures(url: str, run_id: str) -> dict[str, str]:
 
 
 def _train_and_evaluate(url: str, product: str) -> tuple[str, dict[str, str]]:
-    """lora_adapter + eval_report for one product with a tiny config, launched as the UI's launchpad does."""
+    """The retrain_product job (lora_adapter, eval_report, registered_model) for one product with a tiny config,
+    launched as the UI's launchpad does."""
     params = {
         "selector": {"repositoryLocationName": "ft_assets.definitions:defs", "repositoryName": "__repository__",
-                     "pipelineName": "__ASSET_JOB",
-                     "assetSelection": [{"path": ["lora_adapter"]}, {"path": ["eval_report"]}]},
+                     "pipelineName": "retrain_product"},
         "runConfigData": {"ops": {
             "lora_adapter": {"config": {"max_steps": 2, "gradient_accumulation_steps": 1}},
             "eval_report": {"config": {"max_examples": 3, "max_new_tokens": 8}}}},
@@ -239,6 +239,7 @@ def test_the_ui_in_chromium(dagster_dev):
             expected = ["raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits",
                         "shared_adapter", "lora_adapter", "input_drift", "eval_report", "registered_model",
                         "preference_pairs", "preference_adapter", "serving_metrics", "stg_tickets",
+                        "evaluation_leaderboard",
                         "product_ticket_stats", "curation_funnel", "split_stats"]
             assert len(shown) == len(expected), shown
             assert all(any(_label_matches(s, a) for s in shown) for a in expected), shown
@@ -250,19 +251,38 @@ def test_the_ui_in_chromium(dagster_dev):
             assert "billing" in text and "shipping" in text
             page.screenshot(path=str(ARTIFACTS / "partitions.png"))
 
-            # a materialization's metadata renders: the funnel and the evaluation table
+            # the Overview timeline lists the runs by job name: the landing sensor's ingest_product, retrain_product
+            page.goto(f"{base}/overview/timeline")
+            page.get_by_text("retrain_product").first.wait_for(timeout=30000)
+            assert "ingest_product" in page.inner_text("body")
+            page.screenshot(path=str(ARTIFACTS / "overview_timeline.png"))
+
+            # metadata people read renders as tables, without a click: the funnel and the evaluation report
             page.goto(f"{base}/assets/scored_dataset?view=events")
-            page.get_by_text("status_counts").first.wait_for(timeout=30000)
-            assert "funnel" in page.inner_text("body")
-            page.screenshot(path=str(ARTIFACTS / "funnel_metadata.png"), full_page=True)
-            page.goto(f"{base}/assets/eval_report?view=events")
-            page.get_by_text("tuned_rougeL").first.wait_for(timeout=30000)
+            page.get_by_text("after_dedup").first.wait_for(timeout=30000)
             body = page.inner_text("body")
-            assert "gate_passed" in body and "base_perplexity" in body
-            page.get_by_text("[Show Markdown]").first.click()
-            page.get_by_text("rougeL").first.wait_for(timeout=10000)
-            page.screenshot(path=str(ARTIFACTS / "eval_report.png"), full_page=True)
-            page.keyboard.press("Escape")
+            assert "share of raw" in body and "status_counts" in body and "[Show Markdown]" not in body
+            page.screenshot(path=str(ARTIFACTS / "funnel_table.png"), full_page=True)
+            page.goto(f"{base}/assets/eval_report?view=events")
+            page.get_by_text("ended_with_eot").first.wait_for(timeout=30000)
+            body = page.inner_text("body")
+            assert "ci_low" in body and "per_topic" in body and "gate_passed" in body and "[Show Markdown]" not in body
+            page.screenshot(path=str(ARTIFACTS / "eval_report_table.png"), full_page=True)
+
+            # a check's execution names its product
+            page.goto(f"{base}/assets/eval_report?view=checks&checkDetail=promotion_gate")
+            page.get_by_text("billing: failed").first.wait_for(timeout=30000)
+            assert "Partition\nbilling" in page.inner_text("body")
+            page.screenshot(path=str(ARTIFACTS / "check_names_product.png"), full_page=True)
+
+            # the catalog filtered by the pii tag lists exactly the assets holding pre-redaction text
+            page.goto(f"{base}/assets?asset-selection=tag%3Apii%3Draw")
+            page.get_by_text("stg_tickets").first.wait_for(timeout=30000)
+            body = page.inner_text("body")
+            pre_redaction = {"raw_tickets", "rejected_tickets", "stg_tickets", "product_ticket_stats"}
+            assert all(a in body for a in pre_redaction), body
+            assert not [a for a in expected if a not in pre_redaction and a in body], body
+            page.screenshot(path=str(ARTIFACTS / "pii_raw_filter.png"))
 
             # launch one partition's materialization from the UI
             page.goto(f"{base}/assets/cleaned_conversations")
