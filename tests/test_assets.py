@@ -201,7 +201,7 @@ def test_pii_in_the_exports_blocks_training(graph_env, home):
                             run_config={"ops": {"lora_adapter": RUN_CONFIG["ops"]["lora_adapter"]}})
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks["no_pii_in_exports"].passed is False
-    assert checks["no_pii_in_exports"].metadata["found"].value[0]["type"] == "EMAIL_ADDRESS"
+    assert checks["no_pii_in_exports"].metadata["found"].records[0].data == {"type": "EMAIL_ADDRESS", "findings": 1}
     assert "maria.gonzalez" not in str(checks["no_pii_in_exports"].metadata)  # the finding is not logged
     materialized = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "lora_adapter" not in materialized
@@ -243,7 +243,7 @@ def test_shared_adapter_serves_a_small_product_and_a_larger_one_continues_it(gra
                             run_config={"ops": {"shared_adapter": {"config": train_config}}})
     assert shared.success
     shared_meta = _meta(shared, "shared_adapter")
-    assert shared_meta["products"] and set(shared_meta["products"]) == {"billing", "shipping"}
+    assert {r.data["product"] for r in shared_meta["products"].records} == {"billing", "shipping"}
     shared_dir = Path(shared_meta["adapter_dir"])
     assert shared_dir.parent == home / "shared_adapter"
     manifest = pl.read_parquet(shared_dir / "training_manifest.parquet")
