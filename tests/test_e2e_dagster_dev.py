@@ -222,17 +222,18 @@ def test_the_ui_in_chromium(dagster_dev):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         try:
-            # the asset graph: every group expanded shows every asset
+            # the asset graph: every group expanded (the canvas menu's "Expand all groups") shows every asset; a
+            # tall viewport holds the whole graph (nodes outside it are not rendered)
+            page.set_viewport_size({"width": 1600, "height": 1800})
             page.goto(f"{base}/asset-groups")
             try:
                 page.get_by_role("button", name="Skip").click(timeout=5000)  # the first-visit newsletter dialog
             except Exception:  # noqa: BLE001 - not shown on every visit
                 pass
-            groups = ["ingest", "curation", "training", "evaluation", "alignment", "sql_models", "serving"]
-            for group in groups:
-                page.locator("svg").get_by_text(group, exact=True).first.dblclick()
-                page.wait_for_timeout(300)
-            page.wait_for_timeout(1500)
+            page.wait_for_timeout(2000)
+            page.mouse.click(900, 850, button="right")
+            page.locator("text=Expand all groups >> visible=true").first.click()
+            page.wait_for_timeout(2000)
             page.screenshot(path=str(ARTIFACTS / "asset_graph.png"))
             # one node per asset once every group is expanded; long labels are middle-truncated ("cle…_conversations")
             shown = set(page.locator("svg [class*=AssetNode_assetName]").all_text_contents())
@@ -243,6 +244,7 @@ def test_the_ui_in_chromium(dagster_dev):
                         "product_ticket_stats", "curation_funnel", "split_stats"]
             assert len(shown) == len(expected), shown
             assert all(any(_label_matches(s, a) for s in shown) for a in expected), shown
+            page.set_viewport_size({"width": 1600, "height": 1000})
 
             # the product partitions are listed
             page.goto(f"{base}/assets/raw_tickets?view=partitions")
