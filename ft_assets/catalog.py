@@ -31,7 +31,11 @@ def frame_metadata(frame: pl.DataFrame) -> dict:
 
 
 def _table_type(values: Iterable[object]) -> str:
+    """The column's type; a column with a missing value is text, so the cell can say "—" instead of blank."""
+    values = list(values)
     present = [v for v in values if v is not None]
+    if len(present) < len(values):
+        return "string"
     if present and all(isinstance(v, bool) for v in present):
         return "bool"
     if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
@@ -44,6 +48,8 @@ def _table_type(values: Iterable[object]) -> str:
 def _cell(value: object, kind: str) -> object:
     if value is None:
         return "—" if kind == "string" else None
+    if kind == "string" and isinstance(value, float):
+        return f"{value:.4g}"
     if kind == "string" and not isinstance(value, str):
         return str(value)
     if kind == "float":
