@@ -23,3 +23,10 @@ def partitioned_checks():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=dg.PreviewWarning)
         yield
+
+
+def latest_materialization(instance: dg.DagsterInstance, asset: str, product: str):
+    """The newest materialization record of one product's partition of `asset`, or None."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[product]), limit=1).records
+    return records[0] if records else None

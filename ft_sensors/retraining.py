@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from ft_assets.partitions import PRODUCTS_PARTITION_NAME
+from ft_assets.partitions import PRODUCTS_PARTITION_NAME, latest_materialization
 from ft_sensors.jobs import TRIGGER_TAG, retrain_job
 
 PRODUCT_TAG = "tuneline/product"
@@ -56,12 +56,6 @@ def should_retrain(train_examples_now: int | None, trained_on: int | None, last_
     return False, f"only {new} new training examples (< {policy.min_new_examples})"
 
 
-def _latest(instance: dg.DagsterInstance, asset: str, product: str):
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[product]), limit=1).records
-    return records[0] if records else None
-
-
 def _metadata_int(record, key: str) -> int | None:
     if record is None:
         return None
@@ -71,7 +65,7 @@ def _metadata_int(record, key: str) -> int | None:
 
 def _drift_since(instance: dg.DagsterInstance, product: str, adapter) -> str | None:
     """The reason of an input_drift materialization that found drift after the current adapter, if any."""
-    drift = _latest(instance, "input_drift", product)
+    drift = latest_materialization(instance, "input_drift", product)
     if drift is None or adapter is None or drift.timestamp < adapter.timestamp:
         return None
     metadata = drift.asset_materialization.metadata
@@ -108,8 +102,8 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     now = time.time()
     requests, decisions = [], {}
     for product in context.instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME):
-        splits = _latest(context.instance, "dataset_splits", product)
-        adapter = _latest(context.instance, "lora_adapter", product)
+        splits = latest_materialization(context.instance, "dataset_splits", product)
+        adapter = latest_materialization(context.instance, "lora_adapter", product)
         retrain, reason = should_retrain(
             _metadata_int(splits, "train_examples"), _metadata_int(adapter, "train_examples"),
             adapter.timestamp if adapter else None, now, _in_progress(context.instance, product), policy,
