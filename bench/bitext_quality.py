@@ -27,6 +27,8 @@ from pathlib import Path
 from bench.common import machine, today
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bitext" / "tickets.csv"
+# the plans bitext's company sells ("Freemium account", "Gold account"): its own names, never redacted
+BITEXT_COMPANY_NAMES = ["Freemium", "Pro", "Platinum", "Gold", "Premium", "Standard"]
 BITEXT_MAPPING = {"id_column": "none", "thread_column": "none", "user_column": "instruction",
                   "assistant_column": "response"}
 
@@ -64,7 +66,8 @@ def prepare(home: Path) -> dict[str, int]:
     instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, sorted(counts))
     data = dg.AssetSelection.assets("dataset_splits").upstream() | dg.AssetSelection.assets("rejected_tickets")
     for product in sorted(counts):
-        config = {"ops": {"ingest_tickets": {"config": BITEXT_MAPPING}}}
+        config = {"ops": {"ingest_tickets": {"config": BITEXT_MAPPING},
+                          "cleaned_conversations": {"config": {"company_names": BITEXT_COMPANY_NAMES}}}}
         result = dg.materialize(all_assets(), selection=data, instance=instance, resources=_resources(home),
                                 partition_key=product, run_config=config)
         assert result.success, product

@@ -9,12 +9,15 @@ from ft_assets.partitions import product_check, product_partitions
 from ft_resources.pii import PiiEngine, pseudonym_key
 from ft_resources.storage import TunelineStorage
 from tuneline.cleaning import clean_conversations, count_entities, pseudonymize_identifiers
+from tuneline.names import product_display_name
 
 
 class CleaningConfig(dg.Config):
-    """Canonical product names ({"acme-pro": "Acme Pro"}) and whether URLs become [URL]."""
+    """Canonical product names ({"acme-pro": "Acme Pro"}), the company's own names, products and plans
+    (never redacted: ["Freemium", "Acme Cloud"]) and whether URLs become [URL]."""
 
     product_names: dict[str, str] = {}
+    company_names: list[str] = []
     replace_urls: bool = True
 
 
@@ -32,7 +35,8 @@ def cleaned_conversations(context: dg.AssetExecutionContext, config: CleaningCon
     """NFKC/HTML/whitespace; internal notes, quoted replies and signatures out; then presidio on every turn,
     metadata value and file name; ticket and thread ids replaced by keyed hashes."""
     redactor = pii.redactor()
-    cleaned = clean_conversations(raw_tickets, redactor, config.product_names, config.replace_urls)
+    company_names = [*config.company_names, product_display_name(context.partition_key)]
+    cleaned = clean_conversations(raw_tickets, redactor, config.product_names, config.replace_urls, company_names)
     cleaned = pseudonymize_identifiers(cleaned, pseudonym_key(pii, storage))
     entities = count_entities(cleaned)
     yield dg.Output(cleaned, metadata={

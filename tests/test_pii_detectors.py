@@ -55,6 +55,9 @@ def test_personal_data_in_tickets_is_masked(redactor, text, left_readable):
     "Download the bill with reference number {{Bill Number Anonymized}} from {{Website Name}}.",
     "Watching the VMA pre-show again, the HSM era was worse.",
     "Thug steals a purse http://lsnlw.com/t/4188153892/ read it",
+    "I have a 7 hour drive tomorrow and 3 more on the way, so excited",
+    "I will hold on to the promise I made on the 17 of March, see you then!",
+    "Selamat pagi, Anak negeri semangat pagi ini bersama teman kita semua",
 ])
 def test_ordinary_sentences_stay_as_they_are(redactor, text):
     assert redacted(redactor, text) == text
@@ -81,6 +84,23 @@ def test_a_value_found_once_is_masked_everywhere_in_the_ticket(redactor):
         assert fragment not in texts, (fragment, texts)
     assert texts.count("[PERSON]") == 3, "one placeholder per entity: Okafor is a PERSON wherever it appears"
     assert json.loads(out["metadata"][0])["customer_phone"] == "[PHONE]"
+
+
+def test_the_companys_own_names_are_not_redacted_but_customers_names_are(redactor):
+    """The spaCy model reads the plan name "Freemium" as a person; named as the company's own, it stays,
+    alone or with a product word, in any case; a customer beside it is still masked."""
+    raw = pl.DataFrame({"messages": [[
+        {"role": "user", "content": "I can't log in to my Freemium account. Alice Johnson here."},
+        {"role": "assistant", "content": "Select the freemium account option, then the Freemium plan."},
+    ]]})
+    assert "[PERSON] account" in " ".join(t["content"] for t in clean_conversations(raw, redactor)["messages"][0])
+    kept = clean_conversations(raw, redactor, company_names=["Freemium"])["messages"].to_list()[0]
+    assert [t["content"] for t in kept] == ["I can't log in to my Freemium account. [PERSON] here.",
+                                            "Select the freemium account option, then the Freemium plan."]
+    named = clean_conversations(raw, redactor, product_names={"freemium": "Freemium"})["messages"].to_list()[0]
+    assert "Freemium account" in named[0]["content"], "a canonical product name is the company's own"
+    mixed = redactor.redact_groups([["Freemium Kowalski wrote to us"]], company_names=["Freemium"])[0][0]
+    assert mixed.text == "[PERSON] wrote to us"
 
 
 def test_known_values_are_escaped_not_patterns():

@@ -4,7 +4,7 @@ import pytest
 
 from tuneline.pii_eval import load_conll_as_records, score_detections
 
-FLAGGED_WNUT_DEV = 64  # README: 62 of 527 (11.8%); +2 for NER ties that fall the other way on another CPU
+FLAGGED_WNUT_DEV = 62  # README: 60 of 527 (11.4%); +2 for NER ties that fall the other way on another CPU
 
 
 def test_scoring_counts_tp_fn_fp_and_pii_free_flags():

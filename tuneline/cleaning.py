@@ -9,6 +9,7 @@ import json
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 
 import polars as pl
 
@@ -66,13 +67,14 @@ def clean_text(text: str, product_names: dict[str, str] | None = None, replace_u
 
 
 def clean_conversations(raw: pl.DataFrame, redactor: PiiRedactor, product_names: dict[str, str] | None = None,
-                        replace_urls: bool = True) -> pl.DataFrame:
+                        replace_urls: bool = True, company_names: Sequence[str] = ()) -> pl.DataFrame:
     """Cleaned, redacted copy of `raw` with per-row PII counts (`pii_entities`, `pii_total`).
 
     Every text that travels downstream is redacted: the turns, the string values of the metadata
     columns, and the source file name. A turn that is empty after cleaning (only a signature or a
     quote) is dropped; a conversation left without a user or an assistant turn keeps its row and is
-    filtered later, never lost.
+    filtered later, never lost. The company's own names (`company_names` and the canonical product names)
+    are never redacted.
     """
     conversations = [m if isinstance(m, list) else m.to_list() for m in raw["messages"].to_list()]
     metadata = [json.loads(m) if m else {} for m in raw["metadata"].to_list()] if "metadata" in raw.columns \
@@ -83,7 +85,8 @@ def clean_conversations(raw: pl.DataFrame, redactor: PiiRedactor, product_names:
               + [_metadata_text(v) for v in meta.values() if _metadata_text(v) is not None]
               + ([source] if source else [])
               for conv, meta, source in zip(conversations, metadata, sources, strict=True)]
-    by_ticket = redactor.redact_groups(groups, [customer_field_values(meta) for meta in metadata])
+    by_ticket = redactor.redact_groups(groups, [customer_field_values(meta) for meta in metadata],
+                                       company_names=[*company_names, *(product_names or {}).values()])
     turns_of = [iter(group) for group in by_ticket]
     redacted = iter([next(it) for it, conv in zip(turns_of, conversations, strict=True) for _ in conv]
                     + [next(it) for it, meta in zip(turns_of, metadata, strict=True) for v in meta.values()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -20,8 +21,10 @@ from tuneline.pii_context import (
 )
 from tuneline.pii_recognizers import (
     NER_SCORE,
+    company_vocabulary,
     context_recognizers,
     digit_gated_phone_recognizer,
+    drop_company_names,
     drop_implausible_names,
     support_recognizers,
 )
@@ -293,12 +296,15 @@ class PiiRedactor:
 
         return {e: OperatorConfig("replace", {"new_value": PLACEHOLDERS.get(e, f"[{e}]")}) for e in self.entities}
 
-    def analyze(self, texts: list[str], entities: list[str] | None = None) -> list[list]:
+    def analyze(self, texts: list[str], entities: list[str] | None = None,
+                company_names: Iterable[str] = ()) -> list[list]:
         """Presidio results per text. Each distinct sentence is analysed once (batched through spaCy's pipe)
-        and its results reused wherever it appears again, in this call or a later one."""
+        and its results reused wherever it appears again, in this call or a later one. Names made of the
+        company's own words (the allow list and `company_names`) are not detections."""
         from presidio_analyzer import RecognizerResult
 
         entities = list(entities or self.entities)
+        vocabulary = company_vocabulary([*self.allow_list, *company_names])
         cache = self._cache.setdefault(tuple(sorted(entities)), {})
         spans = [sentence_spans(text) for text in texts]
         new = list(dict.fromkeys(text[a:b] for text, segs in zip(texts, spans, strict=True) for a, b in segs
@@ -312,7 +318,7 @@ class PiiRedactor:
         for text, segs in zip(texts, spans, strict=True):
             results = [RecognizerResult(kind, a + start, a + end, score) for a, b in segs
                        for kind, start, end, score in found(text[a:b])]
-            results = drop_implausible_names(text, results)
+            results = drop_company_names(text, drop_implausible_names(text, results), vocabulary)
             if "PERSON" in entities:
                 results = extend_name_lists(text, results)
             out.append(merge_address_blocks(text, results) if "STREET_ADDRESS" in entities else results)
@@ -353,15 +359,15 @@ class PiiRedactor:
         """Redact a list of texts, each on its own; identical texts are analysed once."""
         return [group[0] for group in self.redact_groups([[text] for text in texts])]
 
-    def redact_groups(self, groups: list[list[str]], known: list[dict[str, str]] | None = None) \
-            -> list[list[Redaction]]:
+    def redact_groups(self, groups: list[list[str]], known: list[dict[str, str]] | None = None,
+                      company_names: Iterable[str] = ()) -> list[list[Redaction]]:
         """Redact texts that belong together (one ticket's turns, metadata and file name) with one decision per
         entity: a value detected in any of them, or given in `known` (the ticket's customer columns), is
         replaced at every occurrence in all of them, by one placeholder (its first, most confident type)."""
         from presidio_analyzer import RecognizerResult
 
         unique = list(dict.fromkeys(text for group in groups for text in group))
-        found = dict(zip(unique, self.analyze(unique), strict=True))
+        found = dict(zip(unique, self.analyze(unique, company_names=company_names), strict=True))
         out = []
         for i, group in enumerate(groups):
             values = dict(known[i]) if known else {}

@@ -94,6 +94,17 @@ def _plausible_street(text: str, start: int, end: int, number_first: bool = True
     return unusual_name or (number_first and bool(street_words))
 
 
+def sentence_not_street(text: str, start: int, end: int) -> bool:
+    """A number then ordinary lowercase words ending in a street word, in a text that writes names with
+    capitals and without address context: "a 7 hour drive", "3 more on the way", "5,000 to 1st place"."""
+    from tuneline.pii_recognizers import common_english_words
+
+    words = re.findall(r"[^\W\d_][\w'’.-]*", text[start:end])
+    common = common_english_words()
+    return bool(words) and all(w.islower() and w.strip(".") in common for w in words) \
+        and not _ADDRESS_CONTEXT.search(text[max(0, start - 40):start])
+
+
 # street then number: "Brogade 68", "Freistädter Strasse 61", "Grote Baan 477". Found from the word before a
 # number (one cheap pass), then checked: a single regex that tries every street ending at every word was the
 # redactor's slowest step.

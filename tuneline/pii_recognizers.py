@@ -242,7 +242,7 @@ def drop_implausible_names(text: str, results: list) -> list:
         return results
     from presidio_analyzer import RecognizerResult
 
-    from tuneline.pii_context import all_place_names
+    from tuneline.pii_context import all_place_names, sentence_not_street
 
     names = first_and_common_last_names()
     common = common_english_words()
@@ -257,6 +257,8 @@ def drop_implausible_names(text: str, results: list) -> list:
             continue  # a template's own slot ("{{Bill Number}}", "{{Website Name}}") is not anyone's data
         if r.entity_type == "PHONE_NUMBER" and _inside_link(text, r.start):
             continue  # digits in a web address's path are an article's id ("lsnlw.com/t/4188153892/")
+        if r.entity_type == "STREET_ADDRESS" and mixed_case and sentence_not_street(text, r.start, r.end):
+            continue  # "a 7 hour drive", "3 more on the way": a number and a street word in a sentence
         if r.entity_type == "PERSON" and any(s <= r.start and r.end <= e for s, e in streets):
             continue  # "Nelson Mandela Drive": a street named after someone; the address placeholder covers it
         if r.entity_type in NER_TYPES and r.score < 0.9:  # not the titled names
@@ -268,6 +270,10 @@ def drop_implausible_names(text: str, results: list) -> list:
             known = {"PERSON": names, "LOCATION": places, "ORGANIZATION": frozenset()}[r.entity_type]
             if foreign and not all(w in known for w in words):
                 continue
+            if foreign and len(words) == 1 and r.score < NER_SCORE:
+                continue  # a lone listed name or place in another language is mostly a word ("Na", "Anak")
+            if len(words) == 1 and words[0] in CALENDAR_WORDS:
+                continue  # "March", "May": months, not the towns of that name
             if (start, end) != (r.start, r.end):
                 r = RecognizerResult(r.entity_type, start, end, r.score)
             if span.isupper() and len(span) > 3 and span.lower() not in known:
@@ -293,6 +299,33 @@ def drop_implausible_names(text: str, results: list) -> list:
                 continue  # a text with capitals writes names with them: "Sana sa", "Reda c'est mon"
         kept.append(r)
     return kept
+
+# words a company puts after its own product or plan name ("Freemium account", "Acme Pro plan")
+PRODUCT_WORDS = frozenset("plan plans account accounts tier subscription edition membership package app profile "
+                          "option version pro plus premium basic free business enterprise team".split())
+
+
+def company_vocabulary(names) -> frozenset[str]:
+    """The lowercase words of the company's own names, products and plans (`PiiEngine.allow_list`,
+    `CleaningConfig.company_names`): a name made only of them is the company's, not a customer's."""
+    return frozenset(w.lower() for name in names for w in _NAME_TOKEN.findall(name))
+
+
+def drop_company_names(text: str, results: list, vocabulary: frozenset[str]) -> list:
+    """NER hits (PERSON, LOCATION, ORGANIZATION) whose words are all the company's own, optionally with
+    a product word, are not personal data: "Freemium", "freemium account", "Acme Pro plan". A name with
+    any other word ("Freemium Kowalski") stays a detection; so does every pattern type (emails, numbers)."""
+    if not vocabulary:
+        return results
+    kept = []
+    for r in results:
+        words = [w.lower() for w in _NAME_TOKEN.findall(text[r.start:r.end])]
+        if r.entity_type in NER_TYPES and words and any(w in vocabulary for w in words) \
+                and all(w in vocabulary or w in PRODUCT_WORDS for w in words):
+            continue
+        kept.append(r)
+    return kept
+
 
 class RegexValueRecognizer(EntityRecognizer):
     """Patterns whose named group `v` is the value and whose rest is the context that makes it PII
