@@ -19,7 +19,8 @@ from tuneline.splits import to_chat_records
 from tuneline.storage import atomic_write_json
 
 REPORT_METRICS = ("perplexity", "rougeL", "token_f1", "semantic_similarity", "exact_match", "ragas_bleu",
-                  "ended_with_eot", "distinct_2", "length_ratio", "leak_rate", "broken_placeholders")
+                  "ended_with_eot", "distinct_2", "length_ratio", "leak_rate", "placeholder_echo_rate",
+                  "broken_placeholders")
 
 
 class EvalConfig(dg.Config):

@@ -5,6 +5,7 @@ import pytest
 from tests.openai_stub import OpenAIStub
 from tuneline.evaluation import (
     distinct_2,
+    echoes,
     exact_match,
     generation_budget,
     human_eval_sample,
@@ -22,6 +23,10 @@ def test_text_metrics():
     assert distinct_2("a b a b a b") == pytest.approx(2 / 5)
     assert leaks("mail me at a.b@example.com") and leaks("Thanks [PERSON]!") and leaks("call (212) 555-1234")
     assert not leaks("Your refund arrives in 5 business days.")
+    assert not leaks("Here is the bill from [PERSON].", prompt="where is the bill from [PERSON]?")
+    assert leaks("Thanks [PERSON], the bill from [EMAIL] is ready.", prompt="bill from [PERSON]?")
+    assert leaks("write to help@corp.example", prompt="my mail is me@home.example")
+    assert echoes("the bill from [PERSON]", "bill from [PERSON]?") and not echoes("the bill", "from [PERSON]")
 
 
 def test_paired_bootstrap_interval_excludes_zero_only_for_a_real_gain():

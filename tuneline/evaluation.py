@@ -138,9 +138,16 @@ def broken_placeholder(text: str) -> bool:
     return "{{" in rest or "}}" in rest or "{" in rest and "}" in rest
 
 
-def leaks(text: str) -> bool:
-    """A placeholder from redaction, or something shaped like an email, card or phone number."""
-    return bool(PLACEHOLDER.search(text) or RAW_PII.search(text))
+def leaks(text: str, prompt: str = "") -> bool:
+    """A placeholder from redaction, or something shaped like an email, card or phone number, that the prompt
+    did not carry: the model made it up. Repeating the prompt's own "[PERSON]" ("the bill from [PERSON]",
+    as the reference does) is an echo, counted apart (`echoes`)."""
+    return any(m.group() not in prompt for pattern in (PLACEHOLDER, RAW_PII) for m in pattern.finditer(text))
+
+
+def echoes(text: str, prompt: str) -> bool:
+    """A redaction placeholder the prompt carried, repeated in the reply."""
+    return any(m.group() in prompt for m in PLACEHOLDER.finditer(text))
 
 
 @lru_cache(maxsize=1)
@@ -237,6 +244,7 @@ def _measure(model, tokenizer, records, settings: EvalSettings) -> tuple[dict, l
     finished: list[bool] = []
     replies = generate_replies(model, tokenizer, records, settings.max_new_tokens, settings.batch_size, finished)
     references = [_prompt_and_reference(r)[1] for r in records]
+    prompts = ["\n".join(m["content"] for m in _prompt_and_reference(r)[0]) for r in records]
     per = rouge_per_example(replies, references)
     per["token_f1"] = [token_f1(p, r) for p, r in zip(replies, references, strict=True)]
     per["exact_match"] = [exact_match(p, r) for p, r in zip(replies, references, strict=True)]
@@ -250,7 +258,9 @@ def _measure(model, tokenizer, records, settings: EvalSettings) -> tuple[dict, l
                "distinct_2": round(sum(distinct_2(r) for r in replies) / n, 4),
                "length_ratio": round(sum(len(p) / max(len(r), 1) for p, r in zip(replies, references, strict=True))
                                      / n, 4),
-               "leak_rate": round(sum(leaks(r) for r in replies) / n, 4),
+               "leak_rate": round(sum(leaks(r, p) for r, p in zip(replies, prompts, strict=True)) / n, 4),
+               "placeholder_echo_rate": round(sum(echoes(r, p) for r, p in zip(replies, prompts, strict=True)) / n,
+                                              4),
                "broken_placeholders": round(sum(broken_placeholder(r) for r in replies) / n, 4),
                "seconds": round(time.perf_counter() - started, 2)}
     return metrics, replies, per
