@@ -70,7 +70,10 @@ def test_no_text_rebuilds_a_control_token(text):
 class _SlowServer:
     products = ["billing"]
 
-    def complete(self, product, messages, max_new_tokens, max_seconds):
+    def has_challenger(self, product):
+        return False
+
+    def complete(self, product, messages, max_new_tokens, max_seconds, arm="champion"):
         time.sleep(0.4)
         return "ok", 3, 1, "stop"
 

@@ -171,3 +171,17 @@ def rollout_decision(report: dict, share: float, policy: RolloutPolicy = Rollout
                                         f"[{resolution['ci_low']:+.1%}, {resolution['ci_high']:+.1%}], "
                                         f"p={resolution['p_value']:.3g}; no guard metric worse")
     return decide("hold", share, f"no significant difference in resolution (p={resolution['p_value']:.3g})")
+
+
+def load_outcomes(responses: list[dict], feedback: list[dict]) -> list[Outcome]:
+    """Served responses joined with their feedback (the latest for a response wins), as the server's
+    ResponseLog writes them."""
+    latest = {f["response_id"]: f for f in sorted(feedback, key=lambda f: f.get("created", 0))}
+    outcomes = []
+    for r in responses:
+        f = latest.get(r["response_id"], {})
+        outcomes.append(Outcome(arm=r["arm"], latency_seconds=r["latency_seconds"],
+                                prompt_tokens=r.get("prompt_tokens", 0),
+                                completion_tokens=r.get("completion_tokens", 0), error=r.get("error", False),
+                                resolved=f.get("resolved"), escalated=f.get("escalated"), csat=f.get("csat")))
+    return outcomes

@@ -256,10 +256,19 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
         return 2
     if ns.no_auth:
         print("warning: --no-auth: anyone who can reach the port can use the models", file=sys.stderr)
-    server = AdapterServer(ns.base_model or base_model_of(next(iter(adapters.values()))), adapters)
+    challengers = dict(item.split("=", 1) for item in ns.challenger)
+    server = AdapterServer(ns.base_model or base_model_of(next(iter(adapters.values()))), adapters, challengers)
     metrics = Path(ns.home).resolve() / "serving" / "metrics.json"
-    print(f"serving {server.products} on http://{ns.host}:{ns.port}/v1 (auth: {'on' if key else 'off'})")
-    app = create_app(server, api_key=key, metrics_file=metrics, metrics_open=ns.open_metrics)
+    log = None
+    if not ns.no_response_log:
+        from tuneline.pii import PiiRedactor
+        from tuneline.serving import ResponseLog
+
+        log = ResponseLog(Path(ns.home).resolve() / "serving" / "responses", PiiRedactor())
+    print(f"serving {server.products} on http://{ns.host}:{ns.port}/v1 (auth: {'on' if key else 'off'}; "
+          f"challengers: {sorted(challengers) or 'none'} at {ns.challenger_share:.0%})")
+    app = create_app(server, api_key=key, metrics_file=metrics, metrics_open=ns.open_metrics,
+                     challenger_share=ns.challenger_share, response_log=log)
     uvicorn.run(app, host=ns.host, port=ns.port, log_level="warning")
     return 0
 
@@ -485,6 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="OpenAI-compatible /v1/chat/completions with one LoRA adapter per product")
     serve.add_argument("--adapter", action="append", default=[], metavar="PRODUCT=DIR", help="repeatable")
     serve.add_argument("--from-registry", metavar="P1,P2", help="serve these products' champion adapters")
+    serve.add_argument("--challenger", action="append", default=[], metavar="PRODUCT=DIR",
+                       help="a challenger adapter for a served product (A/B test; repeatable)")
+    serve.add_argument("--challenger-share", type=float, default=0.1,
+                       help="share of each product's conversations the challenger answers (stable per conversation)")
+    serve.add_argument("--no-response-log", action="store_true",
+                       help="do not record answers (default: every answer, redacted, under $TUNELINE_HOME/serving)")
     serve.add_argument("--base-model", help="default: the adapters' base_model_name_or_path")
     serve.add_argument("--api-key-env", help="name of the environment variable holding the bearer token (required "
                        "unless --no-auth)")

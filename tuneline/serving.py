@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from fastapi import FastAPI, Request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_NEW_TOKENS = 512
@@ -55,6 +55,86 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_NEW_TOKENS)
     temperature: float | None = Field(default=None, ge=0, le=2)
     stream: bool = False
+    # the conversation this request belongs to (OpenAI's `user`, or metadata.conversation_id): it picks the
+    # A/B arm, so one conversation always meets the same adapter; only its hash is written down
+    user: str | None = Field(default=None, max_length=256)
+    metadata: dict[str, str] | None = Field(default=None, max_length=16)
+
+    def conversation_id(self) -> str | None:
+        return (self.metadata or {}).get("conversation_id") or self.user
+
+
+class Feedback(BaseModel):
+    """POST /v1/feedback: what happened after an answer. Strict: "yes" is not a boolean, 6 is not a CSAT."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    response_id: str = Field(pattern=r"^chatcmpl-[0-9a-f]{24}$")
+    resolved: bool | None = None
+    escalated: bool | None = None
+    csat: int | None = Field(default=None, ge=1, le=5)
+    thumbs: Literal["up", "down"] | None = None
+    corrected_reply: str | None = Field(default=None, min_length=1, max_length=8000)
+
+
+def _hash_id(value: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+class ResponseLog:
+    """Every answer and every piece of feedback, redacted with the PII engine before it is written: JSON lines
+    under `<root>/<product>/responses-<day>.jsonl` and `feedback-<day>.jsonl` (the material of the A/B report and
+    of the next training). Writing happens on its own thread, after the answer went out; the response id is
+    known at once, so feedback can follow immediately."""
+
+    def __init__(self, root: Path, redactor):
+        self.root = Path(root)
+        self.redactor = redactor
+        self._ids: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuneline-log")
+        for path in self.root.glob("*/responses-*.jsonl"):  # a restarted server still takes feedback
+            for line in path.read_text().splitlines():
+                entry = json.loads(line)
+                self._ids[entry["response_id"]] = entry["product"]
+
+    def product_of(self, response_id: str) -> str | None:
+        with self._lock:
+            return self._ids.get(response_id)
+
+    def record(self, entry: dict, messages: list[dict], reply: str) -> None:
+        with self._lock:
+            self._ids[entry["response_id"]] = entry["product"]
+        self._writer.submit(self._write_response, entry, messages, reply)
+
+    def _write_response(self, entry: dict, messages: list[dict], reply: str) -> None:
+        texts = [m["content"] for m in messages] + [reply]
+        redacted = [r.text for r in self.redactor.redact_groups([texts])[0]]
+        entry = {**entry, "messages": [{"role": m["role"], "content": t} for m, t in zip(messages, redacted,
+                                                                                           strict=False)],
+                 "reply": redacted[-1]}
+        self._append(entry["product"], "responses", entry)
+
+    def feedback(self, product: str, feedback: Feedback) -> None:
+        entry = {**feedback.model_dump(), "product": product, "created": time.time()}
+        self._writer.submit(self._write_feedback, product, entry)
+
+    def _write_feedback(self, product: str, entry: dict) -> None:
+        if entry["corrected_reply"]:
+            entry["corrected_reply"] = self.redactor.redact_groups([[entry["corrected_reply"]]])[0][0].text
+        self._append(product, "feedback", entry)
+
+    def _append(self, product: str, kind: str, entry: dict) -> None:
+        day = time.strftime("%Y-%m-%d", time.gmtime(entry.get("created", time.time())))
+        folder = self.root / product  # product names were checked against the served set
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / f"{kind}-{day}.jsonl").open("a") as fh:
+            fh.write(json.dumps(entry) + "\n")
+
+    def flush(self) -> None:
+        self._writer.submit(lambda: None).result()
 
 
 @dataclass
@@ -114,12 +194,22 @@ class AdapterServer:
     thread, the same thread that loaded the weights: a model used from another thread than the one that
     allocated it ran 2x slower here (measured, torch 2.13 CPU)."""
 
-    def __init__(self, base_model: str, adapters: dict[str, str]):
+    def __init__(self, base_model: str, adapters: dict[str, str], challengers: dict[str, str] | None = None):
         if not adapters:
             raise ValueError("no adapters to serve: give --adapter product=DIR or --from-registry")
+        challengers = challengers or {}
+        unknown = sorted(set(challengers) - set(adapters))
+        if unknown:
+            raise ValueError(f"a challenger needs its product's champion: {unknown}")
         self.products = sorted(adapters)
+        self.adapter_dirs = {(p, "champion"): d for p, d in adapters.items()} | \
+            {(p, "challenger"): d for p, d in challengers.items()}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuneline-generate")
-        self._worker.submit(self._load, base_model, adapters).result()
+        self._worker.submit(self._load, base_model, {_adapter_name(*key): d for key, d in self.adapter_dirs.items()}
+                            ).result()
+
+    def has_challenger(self, product: str) -> bool:
+        return (product, "challenger") in self.adapter_dirs
 
     def _load(self, base_model: str, adapters: dict[str, str]) -> None:
         import torch
@@ -138,12 +228,13 @@ class AdapterServer:
                                       *(t.content for t in added.values() if getattr(t, "special", False))})
 
     def complete(self, product: str, messages: list[dict], max_new_tokens: int,
-                 max_seconds: float = REQUEST_TIMEOUT_SECONDS) -> tuple[str, int, int, str]:
+                 max_seconds: float = REQUEST_TIMEOUT_SECONDS, arm: str = "champion") -> tuple[str, int, int, str]:
         """(reply, prompt tokens, completion tokens, finish reason); blocks until the worker ran it.
         Raises PromptTooLong before any generation when the prompt cannot fit."""
-        return self._worker.submit(self._complete, product, messages, max_new_tokens, max_seconds).result()
+        return self._worker.submit(self._complete, _adapter_name(product, arm), messages, max_new_tokens,
+                                   max_seconds).result()
 
-    def _complete(self, product: str, messages: list[dict], max_new_tokens: int,
+    def _complete(self, adapter: str, messages: list[dict], max_new_tokens: int,
                   max_seconds: float) -> tuple[str, int, int, str]:
         import torch
 
@@ -155,7 +246,7 @@ class AdapterServer:
             raise PromptTooLong(f"the prompt is {prompt_tokens} tokens and max_tokens {max_new_tokens}; this model's "
                                 f"context holds {self.context_tokens} tokens in all")
         with torch.no_grad():
-            self.model.set_adapter(product)
+            self.model.set_adapter(adapter)
             out = self.model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, max_time=max_seconds,
                                       pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
                                       eos_token_id=self.tokenizer.eos_token_id)
@@ -163,6 +254,10 @@ class AdapterServer:
         finish = "stop" if (new == self.tokenizer.eos_token_id).any() else "length"
         text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
         return text, int(ids["input_ids"].shape[1]), int(new.shape[0]), finish
+
+
+def _adapter_name(product: str, arm: str) -> str:
+    return product if arm == "champion" else f"{product}@{arm}"
 
 
 def _error(status: int, message: str, kind: str):
@@ -173,11 +268,17 @@ def _error(status: int, message: str, kind: str):
 
 def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: Path | None = None,
                metrics_open: bool = False, max_waiting: int = MAX_WAITING,
-               request_timeout: float = REQUEST_TIMEOUT_SECONDS):
-    """The FastAPI app: /v1/models, /v1/chat/completions, /metrics (Prometheus), /metrics.json, /health.
+               request_timeout: float = REQUEST_TIMEOUT_SECONDS, challenger_share: float = 0.1,
+               response_log: ResponseLog | None = None):
+    """The FastAPI app: /v1/models, /v1/chat/completions, /v1/feedback, /metrics (Prometheus), /metrics.json,
+    /health.
 
     `api_key` None serves without auth (the CLI only allows that with --no-auth). /metrics needs the key
-    too unless `metrics_open`. At most `max_waiting` completions wait for the worker; more get 429."""
+    too unless `metrics_open`. At most `max_waiting` completions wait for the worker; more get 429.
+    A product with a challenger answers `challenger_share` of its conversations with it (stable per
+    conversation); with a `response_log` every answer is recorded, redacted, and feedback is taken."""
+    from tuneline.ab_testing import arm_for
+
     app = FastAPI(title="tuneline serving", docs_url=None, redoc_url=None)
     stats = LatencyStats()
     app.state.stats = stats
@@ -260,22 +361,54 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
         if full:
             stats.record(0, error=True)
             return _error(429, f"{max_waiting} requests are already waiting; retry later", "rate_limit_error")
+        response_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        conversation = payload.conversation_id() or response_id
+        arm = arm_for(conversation, challenger_share, salt=payload.model) \
+            if server.has_challenger(payload.model) else "champion"
+        messages = [m.model_dump() for m in payload.messages]
         try:
             text, prompt_tokens, completion_tokens, finish = await anyio.to_thread.run_sync(
-                server.complete, payload.model, [m.model_dump() for m in payload.messages], max_new, request_timeout)
+                server.complete, payload.model, messages, max_new, request_timeout, arm)
         except PromptTooLong as exc:
             stats.record(0, error=True)
             return _error(400, str(exc), "invalid_request_error")
         finally:
             with waiting_lock:
                 waiting["n"] -= 1
-        stats.record(time.perf_counter() - started, completion_tokens)
+        latency = time.perf_counter() - started
+        stats.record(latency, completion_tokens)
         write_metrics()
-        return {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
+        if response_log is not None:
+            response_log.record({"response_id": response_id, "product": payload.model, "arm": arm,
+                                 "adapter_dir": server.adapter_dirs[(payload.model, arm)],
+                                 "conversation": _hash_id(conversation), "created": time.time(),
+                                 "latency_seconds": round(latency, 4), "prompt_tokens": prompt_tokens,
+                                 "completion_tokens": completion_tokens, "finish_reason": finish}, messages, text)
+        return {"id": response_id, "object": "chat.completion", "created": int(time.time()),
                 "model": payload.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                          "total_tokens": prompt_tokens + completion_tokens}}
+                          "total_tokens": prompt_tokens + completion_tokens},
+                "tuneline": {"arm": arm}}
+
+    @app.post("/v1/feedback")
+    async def feedback(request: Request):
+        body = bytearray()
+        async for chunk in request.stream():  # bounded while reading, as for completions
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return _error(413, f"request body over {MAX_BODY_BYTES} bytes", "invalid_request_error")
+        try:
+            given = Feedback.model_validate_json(bytes(body))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            return _error(422, f"invalid feedback: {where}: {first['msg']}", "invalid_request_error")
+        product = response_log.product_of(given.response_id) if response_log is not None else None
+        if product is None:
+            return _error(404, f"no response {given.response_id!r} was served here", "invalid_request_error")
+        response_log.feedback(product, given)
+        return {"response_id": given.response_id, "recorded": True}
 
     return app
 

@@ -1,0 +1,100 @@
+"""Champion and challenger of one product in one server over real HTTP: a stable arm per conversation,
+every answer logged redacted, feedback validated and joined into the A/B report."""
+
+import json
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.test_serving import _free_port
+from tests.test_training import _chat_file
+from tuneline.ab_testing import ab_report, load_outcomes
+from tuneline.training import TrainConfig, main
+
+KEY = {"authorization": "Bearer ab-secret"}
+
+
+@pytest.fixture(scope="module")
+def ab_server(tiny_model_dir, tmp_path_factory):
+    import uvicorn
+
+    from ft_resources.pii import PiiEngine
+    from tuneline.serving import AdapterServer, ResponseLog, create_app
+
+    tmp = tmp_path_factory.mktemp("ab")
+    dirs = {}
+    for arm, lr in (("champion", 0.05), ("challenger", 0.2)):
+        dirs[arm] = main(TrainConfig(model=str(tiny_model_dir), train_file=str(_chat_file(tmp / f"{arm}.jsonl", 8)),
+                                     output_dir=str(tmp / arm), max_steps=1, learning_rate=lr,
+                                     gradient_accumulation_steps=1))["adapter_dir"]
+    server = AdapterServer(str(tiny_model_dir), {"billing": dirs["champion"]}, {"billing": dirs["challenger"]})
+    log = ResponseLog(tmp / "served", PiiEngine().redactor())
+    app = create_app(server, api_key="ab-secret", challenger_share=0.5, response_log=log)
+    port = _free_port()
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not uv.started:
+        assert time.time() < deadline, "server did not start"
+        time.sleep(0.05)
+    yield {"url": f"http://127.0.0.1:{port}", "log": log, "root": tmp / "served", "dirs": dirs}
+    uv.should_exit = True
+    thread.join(timeout=10)
+
+
+def _ask(server, conversation: str, text: str = "Where is my refund?") -> dict:
+    body = {"model": "billing", "messages": [{"role": "user", "content": text}], "max_tokens": 4,
+            "user": conversation}
+    response = httpx.post(server["url"] + "/v1/chat/completions", json=body, headers=KEY, timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _lines(root, product, kind):
+    return [json.loads(line) for path in sorted((root / product).glob(f"{kind}-*.jsonl"))
+            for line in path.read_text().splitlines()]
+
+
+def test_one_conversation_meets_one_arm_and_both_arms_serve(ab_server):
+    arms = {f"conv-{i}": _ask(ab_server, f"conv-{i}")["tuneline"]["arm"] for i in range(16)}
+    assert set(arms.values()) == {"champion", "challenger"}
+    for conversation in list(arms)[:4]:
+        assert _ask(ab_server, conversation)["tuneline"]["arm"] == arms[conversation]
+
+
+def test_answers_and_feedback_are_logged_redacted_and_validated(ab_server):
+    secret = "my name is Teresa Okafor, mail teresa.okafor@corp.example, card 4111 1111 1111 1111"
+    answer = _ask(ab_server, "okafor@corp.example", secret)
+    post = lambda body: httpx.post(ab_server["url"] + "/v1/feedback", json=body, headers=KEY, timeout=30)  # noqa: E731
+    ok = post({"response_id": answer["id"], "resolved": True, "escalated": False, "csat": 5, "thumbs": "up",
+               "corrected_reply": "Thanks Teresa Okafor, call me on 212-555-0187 if needed."})
+    assert ok.status_code == 200 and ok.json()["recorded"]
+    assert post({"response_id": "chatcmpl-" + "0" * 24, "resolved": True}).status_code == 404
+    for bad in ({"response_id": answer["id"], "csat": 6}, {"response_id": answer["id"], "resolved": "yes"},
+                {"response_id": answer["id"], "extra": 1}, {"response_id": "../../etc/passwd"}, {}):
+        assert post(bad).status_code == 422, bad
+    assert httpx.post(ab_server["url"] + "/v1/feedback", json={"response_id": answer["id"]}).status_code == 401
+    ab_server["log"].flush()
+    written = "".join(p.read_text() for p in (ab_server["root"] / "billing").iterdir())
+    for value in ("Teresa", "Okafor", "okafor@corp.example", "4111", "555-0187"):
+        assert value not in written, value
+    responses = _lines(ab_server["root"], "billing", "responses")
+    entry = next(r for r in responses if r["response_id"] == answer["id"])
+    assert entry["arm"] == answer["tuneline"]["arm"] and entry["adapter_dir"] == ab_server["dirs"][entry["arm"]]
+    assert "[EMAIL]" in entry["messages"][0]["content"] and len(entry["conversation"]) == 16
+
+
+def test_the_log_joins_into_an_ab_report(ab_server):
+    answers = [_ask(ab_server, f"report-{i}") for i in range(12)]
+    for a in answers:  # the challenger resolves everything, the champion nothing
+        httpx.post(ab_server["url"] + "/v1/feedback", headers=KEY, timeout=30,
+                   json={"response_id": a["id"], "resolved": a["tuneline"]["arm"] == "challenger"})
+    ab_server["log"].flush()
+    outcomes = load_outcomes(_lines(ab_server["root"], "billing", "responses"),
+                             _lines(ab_server["root"], "billing", "feedback"))
+    report = ab_report(outcomes)
+    assert report["arms"]["challenger"]["resolved"]["rate"] > report["arms"]["champion"]["resolved"]["rate"]
+    assert report["resolution"]["diff"] > 0
