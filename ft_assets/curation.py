@@ -5,16 +5,53 @@ import polars as pl
 
 from ft_assets.catalog import counts_table, frame_metadata, table
 from ft_assets.partitions import product_partitions
+from ft_resources.io_manager import EVERY_PARTITION
 from ft_resources.llm import JudgeResource
-from ft_resources.storage import TunelineStorage
-from tuneline.curation import KEPT, CurationRules, NearDuplicateIndex, distribution, funnel, score_conversations
+from tuneline.curation import (
+    KEPT,
+    CrossProductIndex,
+    CurationRules,
+    IndexSettingsMismatch,
+    distribution,
+    funnel,
+    index_settings,
+    score_conversations,
+    signature_frame,
+)
+
+
+class NearDuplicateIndexConfig(dg.Config):
+    """The one dedup configuration: within a product and across products. Changing it makes scoring fail
+    until near_duplicate_index is rebuilt over every product (a backfill), never a silent mix."""
+
+    near_dup_threshold: float = 0.8
+    num_perm: int = 128
+    shingle_words: int = 5
+
+
+@dg.asset(
+    partitions_def=product_partitions,
+    group_name="curation",
+    kinds={"polars", "datasketch"},
+    code_version="1",
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def near_duplicate_index(config: NearDuplicateIndexConfig, cleaned_conversations: pl.DataFrame) -> dg.Output:
+    """MinHash signatures of a product's conversations (parquet, one partition per product, with the settings
+    that made them). scored_dataset reads every product's partition to find conversations another product
+    already has."""
+    rules = CurationRules(near_dup_threshold=config.near_dup_threshold, num_perm=config.num_perm,
+                          shingle_words=config.shingle_words)
+    signatures = signature_frame(cleaned_conversations, rules)
+    return dg.Output(signatures, metadata={**frame_metadata(signatures), "near_dup_threshold": rules.near_dup_threshold,
+                                           "num_perm": rules.num_perm, "shingle_words": rules.shingle_words})
 
 
 class CurationConfig(dg.Config):
+    """Filters, quality and sampling; near-duplicate settings belong to near_duplicate_index."""
+
     min_chars: int = 50
     languages: list[str] = ["en"]
-    near_dup_threshold: float = 0.8
-    shingle_words: int = 5
     min_quality: float = 0.3
     target_size: int | None = None
     seed: int = 0
@@ -22,11 +59,11 @@ class CurationConfig(dg.Config):
     kb_match: float = 0.3
 
 
-def rules_from(config: CurationConfig) -> CurationRules:
+def rules_from(config: CurationConfig, dedup: dict | None = None) -> CurationRules:
+    """The curation rules, near-duplicate settings from the index (`index_settings`), defaults without one."""
     return CurationRules(min_chars=config.min_chars, languages=tuple(config.languages),
-                         near_dup_threshold=config.near_dup_threshold, shingle_words=config.shingle_words,
                          min_quality=config.min_quality, target_size=config.target_size, seed=config.seed,
-                         kb_agreement=config.kb_agreement, kb_match=config.kb_match)
+                         kb_agreement=config.kb_agreement, kb_match=config.kb_match, **(dedup or {}))
 
 
 @dg.asset(
@@ -34,16 +71,25 @@ def rules_from(config: CurationConfig) -> CurationRules:
     group_name="curation",
     kinds={"polars", "datasketch"},
     code_version="2",
-    automation_condition=dg.AutomationCondition.eager(),
+    # a product's scoring waits for its own index partition (same run), not for every other product's
+    automation_condition=dg.AutomationCondition.eager().ignore(dg.AssetSelection.assets("near_duplicate_index")),
+    ins={"near_duplicate_index": dg.AssetIn(partition_mapping=dg.AllPartitionMapping(),
+                                            metadata={EVERY_PARTITION: True})},
 )
 def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig, cleaned_conversations: pl.DataFrame,
-                   storage: TunelineStorage, judge: JudgeResource) -> dg.Output[pl.DataFrame]:
+                   near_duplicate_index: dict[str, pl.DataFrame], judge: JudgeResource) -> dg.Output[pl.DataFrame]:
     """Every conversation with its score, strata and `status` (kept, or why it was filtered)."""
-    rules = rules_from(config)
-    index = NearDuplicateIndex(storage.localize(storage.near_duplicate_index), rules)
+    product = context.partition_key
+    if product not in near_duplicate_index:
+        raise dg.Failure(f"near_duplicate_index has no partition for {product!r}: materialize it first")
+    try:
+        dedup = index_settings(near_duplicate_index)
+    except IndexSettingsMismatch as exc:
+        raise dg.Failure(str(exc)) from exc
+    rules = rules_from(config, dedup)
+    index = CrossProductIndex({p: f for p, f in near_duplicate_index.items() if p != product}, rules)
     llm_judge = judge.judge()
-    scored = score_conversations(cleaned_conversations, rules, index=index, product=context.partition_key,
-                                 judge=llm_judge)
+    scored = score_conversations(cleaned_conversations, rules, index=index, product=product, judge=llm_judge)
     judge_metadata = {}
     if llm_judge is not None:
         from tuneline.judge import prompt_hash
@@ -69,5 +115,6 @@ def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig, cl
         "distributions": table(strata, ["column", "value", "before sampling", "kept"]),
         "mean_quality_kept": float(kept["quality_score"].mean()) if kept.height else 0.0,
         "examples_in_cross_product_index": len(index),
+        **{f"dedup_{k}": v for k, v in (dedup or {}).items()},
         **judge_metadata,
     })

@@ -6,13 +6,11 @@ import dagster as dg
 import polars as pl
 
 from ft_assets.catalog import counts_table, frame_metadata, problems_table, table
-from ft_assets.curation import CurationConfig, rules_from
 from ft_assets.freshness import DATA_FRESHNESS
 from ft_assets.partitions import product_check, product_partitions
 from ft_resources.models import BaseModel
 from ft_resources.pii import PiiEngine
 from ft_resources.storage import TunelineStorage
-from tuneline.curation import NearDuplicateIndex
 from tuneline.splits import (
     DEFAULT_SYSTEM_PROMPT,
     EXPORT_SPLITS,
@@ -27,7 +25,7 @@ from tuneline.splits import (
     truncate_at_turn_boundary,
     write_exports,
 )
-from tuneline.storage import atomic_directory, locked
+from tuneline.storage import atomic_directory
 from tuneline.validators import chat_format_problems, split_leakage
 
 
@@ -66,7 +64,6 @@ class SplitConfig(dg.Config):
     display_names: dict[str, str] = {}  # product key -> how prompts name it; default: the key in words
     max_tokens: int = 512  # the training max_length; longer examples are handled as `too_long` says (counted)
     too_long: str = "drop"  # drop: left out of the exports; truncate: cut at a turn boundary, dropped if none fits
-    dedup: CurationConfig = CurationConfig()  # must match scored_dataset's shingles/threshold for the shared index
 
 
 @dg.asset(
@@ -134,13 +131,6 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
                 raise _ExportsRefused
     except _ExportsRefused:
         context.log.error(f"{len(found)} PII findings in the new exports: they were not published")
-    if not found:
-        with locked(storage.near_duplicate_index):
-            index = NearDuplicateIndex(storage.localize(storage.near_duplicate_index), rules_from(config.dedup))
-            index.replace_product(product, dict(zip(splits["content_hash"], splits["conversation_text"],
-                                                    strict=True)))
-            index.save()
-            storage.publish(storage.near_duplicate_index)
     export_uri = storage.publish(export_dir) if not found else None
     yield dg.Output(splits, metadata={
         **frame_metadata(splits), **{f"{k}_examples": v for k, v in sizes.items()},

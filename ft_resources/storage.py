@@ -71,10 +71,6 @@ class TunelineStorage(dg.ConfigurableResource):
     def work_dir(self, product: str) -> Path:
         return self.product_dir("work", product)
 
-    @property
-    def near_duplicate_index(self) -> Path:
-        return self.root_path / "indexes" / "near_duplicates.npz"
-
     def installation_key(self, name: str) -> bytes:
         """A random secret created once per storage root (owner-only file `keys/<name>.key`, mirrored like
         everything else), for installations that configure none."""

@@ -43,7 +43,8 @@ def test_definitions_wire_the_graph_in_order():
     parents = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
                for k in graph.get_all_asset_keys()}
     assert parents["cleaned_conversations"] == ["raw_tickets"]
-    assert parents["scored_dataset"] == ["cleaned_conversations"]
+    assert parents["near_duplicate_index"] == ["cleaned_conversations"]
+    assert parents["scored_dataset"] == ["cleaned_conversations", "near_duplicate_index"]
     assert parents["dataset_splits"] == ["scored_dataset"]
     # no graph edge from shared_adapter: a product's `raw_tickets*` run or backfill must not retrain the adapter
     # shared by all products; which one a product continued is in lora_adapter's metadata and the registry
@@ -78,7 +79,8 @@ def test_whole_graph_for_one_partition(graph_env, home):
     assert "eval_report" in materialized and "registered_model" not in materialized
     assert len(materialized) == len(product_assets())  # ingest has two keys; registered_model is blocked
     # every frame asset says what it holds: its columns and its row count, read by the UI's overview
-    frames = {"raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits",
+    frames = {"raw_tickets", "rejected_tickets", "cleaned_conversations", "near_duplicate_index",
+              "scored_dataset", "dataset_splits",
               "preference_pairs", "stg_tickets", "product_ticket_stats", "curation_funnel", "split_stats"}
     for asset in frames:
         meta = _meta(result, asset)
@@ -214,7 +216,8 @@ def test_pii_in_the_exports_blocks_training(graph_env, home):
 def test_a_ticket_too_long_for_training_is_left_out_not_fatal(graph_env, home):
     """One long ticket used to fail the blocking chat_format check and stop the whole product."""
     instance, resources, _ = graph_env
-    data = ["raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits"]
+    data = ["raw_tickets", "rejected_tickets", "cleaned_conversations", "near_duplicate_index",
+            "scored_dataset", "dataset_splits"]
     result = dg.materialize(product_assets(), instance=instance, resources=resources, partition_key="billing",
                             selection=data, run_config={"ops": {"dataset_splits": {"config": {"max_tokens": 260}}}})
     assert result.success

@@ -10,7 +10,8 @@ from ft_resources.io_manager import asset_partition_path
 from tests.conftest import age_files
 from tuneline.ingest import split_by_product
 
-DATA_ASSETS = {"raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits",
+DATA_ASSETS = {"raw_tickets", "rejected_tickets", "cleaned_conversations", "near_duplicate_index",
+               "scored_dataset", "dataset_splits",
                "curation_funnel", "product_ticket_stats", "stg_tickets", "split_stats"}
 BITEXT_MAPPING = {"id_column": "none", "thread_column": "none", "user_column": "instruction",
                   "assistant_column": "response"}

@@ -59,7 +59,8 @@ def test_an_exception_halfway_through_the_exports_keeps_the_previous_exports(hom
     write_landing_zone(home / "landing", ["billing"], 40)
     age_files(home / "landing")
     resources = build_resources(Settings(home=str(home), model_source="local", model=str(tiny_model_dir)))
-    data = ["raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits"]
+    data = ["raw_tickets", "rejected_tickets", "cleaned_conversations", "near_duplicate_index",
+            "scored_dataset", "dataset_splits"]
     exports = home / "exports" / "billing"
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, ["billing"])

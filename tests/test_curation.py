@@ -1,4 +1,5 @@
 import polars as pl
+import pytest
 
 from tuneline.cleaning import normalize_text
 from tuneline.curation import CurationRules, funnel, near_duplicate_of, quality_score, score_conversations
@@ -97,26 +98,24 @@ def test_quality_score_ranks_real_replies_above_mismatched_and_canned_ones(share
     assert real > mismatched + 0.02 and mismatched > canned + 0.1, (real, mismatched, canned)
 
 
-def test_cross_product_index_flags_examples_already_in_another_products_splits(tmp_path):
-    from tuneline.curation import NearDuplicateIndex
+def test_a_conversation_two_products_share_belongs_to_the_first_by_key_in_any_order():
+    from tuneline.curation import CrossProductIndex, IndexSettingsMismatch, index_settings, signature_frame
 
     rules = CurationRules()
-    shared = "user: my parcel never arrived and the tracking page has not changed for a whole week\n" \
-             "assistant: I have asked the carrier to trace it and will send the new tracking link today"
-    index = NearDuplicateIndex(tmp_path / "idx.npz", rules)
-    index.replace_product("shipping", {"h1": shared})
-    index.save()
-    reloaded = NearDuplicateIndex(tmp_path / "idx.npz", rules)
-    assert len(reloaded) == 1
-    assert reloaded.duplicates_in_other_products(shared + " Thanks.", "billing") == ["shipping/h1"]
-    assert reloaded.duplicates_in_other_products(shared, "shipping") == []  # own entries are ignored
-    reloaded.replace_product("shipping", {})
-    assert reloaded.duplicates_in_other_products(shared, "billing") == []
-
-    frame = _frame([{"ticket_id": "b1", "customer_message": shared.split("\n")[0][6:],
-                     "agent_response": shared.split("\n")[1][11:]}])
-    scored = score_conversations(frame, rules, index=index, product="billing")
-    assert scored["status"].to_list() == ["cross_product_duplicate"]
+    shared = {"ticket_id": "t1", "customer_message": "my parcel never arrived and the tracking page has not "
+              "changed for a whole week", "agent_response": "I have asked the carrier to trace it and will send "
+              "the new tracking link today"}
+    frame = _frame([shared])
+    index = {"billing": signature_frame(frame, rules), "shipping": signature_frame(frame, rules)}
+    assert index["billing"].height == 1 and index["billing"]["signature"].list.len()[0] == rules.num_perm
+    assert index_settings(index) == {"near_dup_threshold": 0.8, "num_perm": 128, "shingle_words": 5}
+    # billing sorts first: it keeps the conversation, shipping marks it, whichever is scored first
+    for product, expected in (("shipping", "cross_product_duplicate"), ("billing", "kept")):
+        others = CrossProductIndex({p: f for p, f in index.items() if p != product}, rules)
+        assert score_conversations(frame, rules, index=others, product=product)["status"].to_list() == [expected]
+    changed = {**index, "shipping": signature_frame(frame, CurationRules(near_dup_threshold=0.9))}
+    with pytest.raises(IndexSettingsMismatch, match="backfill near_duplicate_index"):
+        index_settings(changed)
 
 
 def test_csat_moves_the_quality_score():

@@ -17,7 +17,7 @@ import pytest
 from ft_resources.io_manager import asset_partition_path
 from tuneline.synthetic import write_landing_zone
 
-DATA_ASSETS = ("raw_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits")
+DATA_ASSETS = ("raw_tickets", "cleaned_conversations", "near_duplicate_index", "scored_dataset", "dataset_splits")
 PRODUCTS = ("billing", "shipping")
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -237,7 +237,8 @@ def test_the_ui_in_chromium(dagster_dev):
             page.screenshot(path=str(ARTIFACTS / "asset_graph.png"))
             # one node per asset once every group is expanded; long labels are middle-truncated ("cle…_conversations")
             shown = set(page.locator("svg [class*=AssetNode_assetName]").all_text_contents())
-            expected = ["raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits",
+            expected = ["raw_tickets", "rejected_tickets", "cleaned_conversations", "near_duplicate_index",
+                        "scored_dataset", "dataset_splits",
                         "shared_adapter", "lora_adapter", "input_drift", "eval_report", "registered_model",
                         "preference_pairs", "preference_adapter", "serving_metrics", "stg_tickets",
                         "evaluation_leaderboard",

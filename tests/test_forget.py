@@ -14,7 +14,8 @@ from tuneline.cli import forget_customer
 from tuneline.synthetic import write_landing_zone
 
 EMAIL = "jane.forgetme@example.org"
-DATA = ["raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits"]
+DATA = ["raw_tickets", "rejected_tickets", "cleaned_conversations", "near_duplicate_index",
+        "scored_dataset", "dataset_splits"]
 
 
 def _landing(home):

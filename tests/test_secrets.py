@@ -29,7 +29,10 @@ def _serve_one_request(metrics_file):
     class Echo:
         products = ["billing"]
 
-        def complete(self, product, messages, max_new_tokens, max_seconds):
+        def has_challenger(self, product):
+            return False
+
+        def complete(self, product, messages, max_new_tokens, max_seconds, arm="champion"):
             return "ok", 3, 1, "stop"
 
     app = create_app(Echo(), api_key=os.environ["TUNELINE_SERVE_KEY"], metrics_file=metrics_file)

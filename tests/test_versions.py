@@ -15,7 +15,8 @@ from ft_resources.io_manager import asset_partition_path
 from tests.conftest import age_files
 from tuneline.synthetic import write_landing_zone
 
-DATA = ["raw_tickets", "rejected_tickets", "cleaned_conversations", "scored_dataset", "dataset_splits"]
+DATA = ["raw_tickets", "rejected_tickets", "cleaned_conversations", "near_duplicate_index",
+        "scored_dataset", "dataset_splits"]
 
 
 def _status(instance, assets, key, partition):

@@ -14,7 +14,6 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
@@ -182,75 +181,81 @@ class DedupState:
         return cls(set(), new_lsh(rules))
 
 
-class NearDuplicateIndex:
-    """A persistent MinHash LSH over every example already in the splits of any product.
+INDEX_SETTINGS = ("near_dup_threshold", "num_perm", "shingle_words")
 
-    Keys are `product/content_hash`. A product's entries are replaced whenever its splits are
-    rewritten, and queries ignore the asking product's own entries (within-product dedup runs
-    on the partition itself), so re-materializing a partition is idempotent.
-    """
 
-    def __init__(self, path: Path, rules: CurationRules):
-        self.path = Path(path)
-        self.rules = rules
-        self.lsh = new_lsh(rules)
-        self.entries: dict[str, object] = {}
-        if self.path.exists():
-            self._load()
+class IndexSettingsMismatch(ValueError):
+    """The near-duplicate index's partitions were built with different settings."""
 
-    def _load(self) -> None:
-        """Signatures from an .npz of plain arrays (allow_pickle=False: a planted file cannot run code);
-        the LSH is rebuilt from them."""
-        import numpy as np
+
+def signature_frame(cleaned: pl.DataFrame, rules: CurationRules) -> pl.DataFrame:
+    """One MinHash signature per conversation that has a user and an assistant turn (what curation could
+    keep), with its ticket id (so `tuneline forget` removes it like any other row) and the settings that made
+    it: the `near_duplicate_index` asset's value for one product. Identical texts share one signature."""
+    conversations = [m if isinstance(m, list) else m.to_list() for m in cleaned["messages"].to_list()]
+    ids = cleaned["ticket_id"].to_list() if "ticket_id" in cleaned.columns else [None] * len(conversations)
+    by_hash: dict[str, list[int]] = {}
+    rows = []
+    for ticket, conversation in zip(ids, conversations, strict=True):
+        if not {"user", "assistant"} <= {turn["role"] for turn in conversation}:
+            continue
+        text = conversation_text(conversation)
+        key = content_hash(text)
+        if key not in by_hash:
+            by_hash[key] = [int(v) for v in minhash_of(text, rules).hashvalues]
+        rows.append((ticket, key))
+    return pl.DataFrame({
+        "ticket_id": [t for t, _ in rows], "content_hash": [k for _, k in rows],
+        "signature": [by_hash[k] for _, k in rows],
+        "near_dup_threshold": [rules.near_dup_threshold] * len(rows), "num_perm": [rules.num_perm] * len(rows),
+        "shingle_words": [rules.shingle_words] * len(rows),
+    }, schema={"ticket_id": pl.String, "content_hash": pl.String, "signature": pl.List(pl.UInt64),
+               "near_dup_threshold": pl.Float64, "num_perm": pl.Int64, "shingle_words": pl.Int64})
+
+
+def index_settings(frames: dict[str, pl.DataFrame]) -> dict | None:
+    """The one dedup configuration the index partitions were built with (None when they hold nothing);
+    partitions built with different settings are an error that names them, never a silent mix."""
+    found: dict[tuple, list[str]] = {}
+    for product, frame in sorted(frames.items()):
+        for row in frame.select(INDEX_SETTINGS).unique().iter_rows():
+            found.setdefault(tuple(row), []).append(product)
+    if len(found) > 1:
+        described = "; ".join(f"{dict(zip(INDEX_SETTINGS, k, strict=True))}: {', '.join(v)}" for k, v in found.items())
+        raise IndexSettingsMismatch(
+            f"near_duplicate_index partitions were built with different settings ({described}); rebuild it over "
+            "every product with one configuration (backfill near_duplicate_index) before scoring")
+    return dict(zip(INDEX_SETTINGS, next(iter(found)), strict=True)) if found else None
+
+
+class CrossProductIndex:
+    """MinHash LSH over every product's `near_duplicate_index` partition. A conversation that two products
+    share belongs to the product whose key sorts first; the others mark it `cross_product_duplicate`. The rule
+    does not depend on the order products are materialized in, so a backfill in any order gives the same
+    splits, and no product's entries can be lost by another's write (each partition is its own file)."""
+
+    def __init__(self, frames: dict[str, pl.DataFrame], rules: CurationRules):
+        import numpy
         from datasketch import MinHash
 
-        with np.load(self.path, allow_pickle=False) as state:
-            if tuple(state["params"].tolist()) != self._params():
-                return
-            keys, signatures = state["keys"].tolist(), state["signatures"]
-        permutations, scheme = _permutations(self.rules.num_perm)
-        for key, signature in zip(keys, signatures, strict=True):
-            mh = MinHash(num_perm=self.rules.num_perm, permutations=permutations, scheme=scheme,
-                         hashvalues=signature)
-            self.lsh.insert(key, mh)
-            self.entries[key] = mh
-
-    def _params(self) -> tuple:
-        return (self.rules.near_dup_threshold, self.rules.num_perm, self.rules.shingle_words)
+        self.rules = rules
+        self.lsh = new_lsh(rules)
+        self.size = 0
+        permutations, scheme = _permutations(rules.num_perm)
+        for product, frame in frames.items():
+            for content, signature in frame.unique("content_hash").select("content_hash", "signature").iter_rows():
+                mh = MinHash(num_perm=rules.num_perm, permutations=permutations, scheme=scheme,
+                             hashvalues=numpy.array(signature, dtype=numpy.uint64))
+                self.lsh.insert(f"{product}/{content}", mh)
+                self.size += 1
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return self.size
 
-    def duplicates_in_other_products(self, text: str, product: str) -> list[str]:
+    def owned_elsewhere(self, text: str, product: str) -> list[str]:
+        """Keys of near duplicates in products that sort before `product` (they keep the conversation)."""
         hits = self.lsh.query(minhash_of(text, self.rules))
-        return sorted(h for h in hits if not h.startswith(f"{product}/"))
-
-    def replace_product(self, product: str, examples: dict[str, str]) -> None:
-        """examples: {content_hash: conversation_text} now in the product's splits."""
-        for key in [k for k in self.entries if k.startswith(f"{product}/")]:
-            self.lsh.remove(key)
-            del self.entries[key]
-        for content, text in examples.items():
-            key = f"{product}/{content}"
-            mh = minhash_of(text, self.rules)
-            self.lsh.insert(key, mh)
-            self.entries[key] = mh
-
-    def save(self) -> None:
-        import numpy as np
-
-        from tuneline.storage import atomic_write
-
-        keys = sorted(self.entries)
-        signatures = (np.stack([self.entries[k].hashvalues for k in keys]) if keys
-                      else np.zeros((0, self.rules.num_perm), dtype=np.uint64))
-        params = np.array(self._params(), dtype=np.float64)
-
-        def write(tmp: Path) -> None:
-            with tmp.open("wb") as fh:
-                np.savez(fh, params=params, keys=np.array(keys, dtype=str), signatures=signatures)
-
-        atomic_write(self.path, write)
+        return sorted(h for h in hits if h.split("/", 1)[0] < product)
 
 
 def sentiment_bucket(texts: list[str]) -> list[str]:
@@ -301,7 +306,7 @@ def distribution(frame: pl.DataFrame, column: str) -> dict[str, int]:
 
 
 def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRules(),
-                        index: NearDuplicateIndex | None = None, product: str | None = None,
+                        index: CrossProductIndex | None = None, product: str | None = None,
                         judge=None, dedup: DedupState | None = None) -> pl.DataFrame:
     """Add text, language, hash, quality, strata and a `status` per row; filters apply in funnel order.
 
@@ -345,7 +350,7 @@ def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRu
         i = survivors[position]
         if earlier is not None:
             status[i] = "near_duplicate"
-        elif index is not None and index.duplicates_in_other_products(texts[i], product or products[i] or ""):
+        elif index is not None and index.owned_elsewhere(texts[i], product or products[i] or ""):
             status[i] = "cross_product_duplicate"
     judged: list[float | None] = [None] * n
     if judge is not None:  # only the rows that survived the cheap filters cost a judge call

@@ -20,7 +20,7 @@ from tuneline.splits import EXPORT_SPLITS
 
 # assets whose rows carry the raw ticket id, and those carrying its pseudonym
 RAW_ID_ASSETS = ("raw_tickets", "rejected_tickets")
-PSEUDONYM_ASSETS = ("cleaned_conversations", "scored_dataset", "dataset_splits")
+PSEUDONYM_ASSETS = ("cleaned_conversations", "near_duplicate_index", "scored_dataset", "dataset_splits")
 EXPORT_FILES = tuple(f"{name}.jsonl" for name in EXPORT_SPLITS)
 
 
