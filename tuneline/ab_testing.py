@@ -51,10 +51,11 @@ class RolloutPolicy:
     price_per_1k_tokens: float = 0.0
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
+def nearest_rank(ordered: list[float], q: float) -> float | None:
+    """The nearest-rank `q`th percentile of already sorted values (None for none): what the server's
+    /metrics.json reports too. Sorted once by the caller, read at several q."""
+    if not ordered:
         return None
-    ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
@@ -69,7 +70,7 @@ def _rate(flags: list[bool], alpha: float) -> dict:
 
 
 def arm_summary(outcomes: list[Outcome], policy: RolloutPolicy = RolloutPolicy()) -> dict:
-    latencies = [o.latency_seconds for o in outcomes if not o.error]
+    latencies = sorted(o.latency_seconds for o in outcomes if not o.error)
     tokens = [o.prompt_tokens + o.completion_tokens for o in outcomes]
     csats = [o.csat for o in outcomes if o.csat is not None]
     n = len(outcomes)
@@ -81,8 +82,8 @@ def arm_summary(outcomes: list[Outcome], policy: RolloutPolicy = RolloutPolicy()
         "escalated": _rate([o.escalated for o in outcomes if o.escalated is not None], policy.alpha),
         "csat_mean": round(sum(csats) / len(csats), 3) if csats else None,
         "csat_n": len(csats),
-        "p50_seconds": _percentile(latencies, 50), "p95_seconds": _percentile(latencies, 95),
-        "p99_seconds": _percentile(latencies, 99),
+        "p50_seconds": nearest_rank(latencies, 50), "p95_seconds": nearest_rank(latencies, 95),
+        "p99_seconds": nearest_rank(latencies, 99),
         "tokens_per_request": round(mean_tokens, 1),
         "cost_per_request": round(mean_tokens / 1000 * policy.price_per_1k_tokens, 6),
     }

@@ -178,11 +178,14 @@ class LatencyStats:
                 del self.latencies[:-self.window]
 
     def snapshot(self) -> dict:
+        from tuneline.ab_testing import nearest_rank
+
         with self.lock:
             ordered = sorted(self.latencies)
 
             def pct(p):
-                return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 4) if ordered else None
+                value = nearest_rank(ordered, p)
+                return round(value, 4) if value is not None else None
 
             return {"requests": self.requests, "errors": self.errors, "completion_tokens": self.completion_tokens,
                     "p50_seconds": pct(50), "p95_seconds": pct(95), "p99_seconds": pct(99),
