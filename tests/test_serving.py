@@ -1,5 +1,6 @@
 """The serving endpoint over real HTTP on loopback, spoken to with the `openai` client."""
 
+import contextlib
 import socket
 import threading
 import time
@@ -19,8 +20,6 @@ def _free_port():
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir, tmp_path_factory):
-    import uvicorn
-
     from tuneline.serving import AdapterServer, create_app
 
     tmp = tmp_path_factory.mktemp("serve")
@@ -32,6 +31,15 @@ def server(tiny_model_dir, tmp_path_factory):
                                              gradient_accumulation_steps=1))["adapter_dir"]
     app = create_app(AdapterServer(str(tiny_model_dir), adapters), api_key="serve-secret",
                      metrics_file=tmp / "metrics.json")
+    with served_on_loopback(app) as url:
+        yield {"url": url, "metrics_file": tmp / "metrics.json"}
+
+
+@contextlib.contextmanager
+def served_on_loopback(app):
+    """uvicorn serving `app` on a free loopback port in a thread; yields its base URL."""
+    import uvicorn
+
     port = _free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=uv.run, daemon=True)
@@ -40,9 +48,11 @@ def server(tiny_model_dir, tmp_path_factory):
     while not uv.started:
         assert time.time() < deadline, "server did not start"
         time.sleep(0.05)
-    yield {"url": f"http://127.0.0.1:{port}", "metrics_file": tmp / "metrics.json"}
-    uv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
 
 
 AUTH = {"authorization": "Bearer serve-secret"}

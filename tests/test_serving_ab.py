@@ -2,13 +2,11 @@
 every answer logged redacted, feedback validated and joined into the A/B report."""
 
 import json
-import threading
-import time
 
 import httpx
 import pytest
 
-from tests.test_serving import _free_port
+from tests.test_serving import served_on_loopback
 from tests.test_training import _chat_file
 from tuneline.ab_testing import ab_report, load_outcomes
 from tuneline.training import TrainConfig, main
@@ -18,8 +16,6 @@ KEY = {"authorization": "Bearer ab-secret"}
 
 @pytest.fixture(scope="module")
 def ab_server(tiny_model_dir, tmp_path_factory):
-    import uvicorn
-
     from ft_resources.pii import PiiEngine
     from tuneline.serving import AdapterServer, ResponseLog, create_app
 
@@ -32,17 +28,8 @@ def ab_server(tiny_model_dir, tmp_path_factory):
     server = AdapterServer(str(tiny_model_dir), {"billing": dirs["champion"]}, {"billing": dirs["challenger"]})
     log = ResponseLog(tmp / "served", PiiEngine().redactor())
     app = create_app(server, api_key="ab-secret", challenger_share=0.5, response_log=log)
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not uv.started:
-        assert time.time() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield {"url": f"http://127.0.0.1:{port}", "log": log, "root": tmp / "served", "dirs": dirs}
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with served_on_loopback(app) as url:
+        yield {"url": url, "log": log, "root": tmp / "served", "dirs": dirs}
 
 
 def _ask(server, conversation: str, text: str = "Where is my refund?") -> dict:
