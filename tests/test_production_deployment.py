@@ -108,6 +108,7 @@ def deployment(postgres, tmp_path_factory):
     config = yaml.safe_load((PROJECT / "deploy" / "dagster.yaml").read_text())
     config["concurrency"]["runs"]["max_concurrent_runs"] = MAX_CONCURRENT_RUNS
     config["run_monitoring"]["poll_interval_seconds"] = 5
+    config["storage"]["postgres"]["postgres_db"]["port"] = postgres["port"]  # the test's server, not 5432
     (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
     code_port, web_port, mlflow_port = _free_port(), _free_port(), _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "TUNELINE_HOME": str(home),
@@ -115,9 +116,6 @@ def deployment(postgres, tmp_path_factory):
            "DAGSTER_PG_DB": "dagster", "TUNELINE_CODE_SERVER_HOST": "127.0.0.1",
            "TUNELINE_CODE_SERVER_PORT": str(code_port), "TUNELINE_PSEUDONYM_KEY": "tuneline-deploy-test",
            "TUNELINE_MLFLOW_URI": f"http://127.0.0.1:{mlflow_port}"}
-    # the Postgres port is not 5432 here: deploy/dagster.yaml's port is the only value the test overrides
-    config["storage"]["postgres"]["postgres_db"]["port"] = postgres["port"]
-    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
     bin_dir = Path(sys.executable).parent
     workspace = str(PROJECT / "deploy" / "workspace.yaml")
     processes = {
