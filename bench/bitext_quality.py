@@ -137,12 +137,20 @@ def evaluate(home: Path, training: dict, product_examples_seen: int, eval_exampl
     product_training = {**training, "examples_seen": product_examples_seen,
                         "min_examples_for_own_adapter": min_examples}
     for product in products or _products(home):
-        started = time.perf_counter()
+        started, wall_started = time.perf_counter(), time.time()
         result = dg.materialize(
             all_assets(), selection=["lora_adapter", "eval_report"], instance=instance, resources=_resources(home),
             partition_key=product, raise_on_error=False,
             run_config={"ops": {"lora_adapter": {"config": product_training},
                                 "eval_report": {"config": {"max_examples": eval_examples, "batch_size": 8}}}})
+        report_file = home / "assets" / "eval_report" / f"{product}.json"
+        if not report_file.exists() or report_file.stat().st_mtime < wall_started:  # no report from this run
+            row = {"product": product, "run_ok": False, "failed_steps": [
+                e.step_key for e in result.all_events if e.is_step_failure],
+                   "seconds": round(time.perf_counter() - started, 1)}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+            continue
         adapter = json.loads((home / "assets" / "lora_adapter" / f"{product}.json").read_text())
         report = json.loads((home / "assets" / "eval_report" / f"{product}.json").read_text())
         ci = report["bootstrap"]["rougeL"]
@@ -151,6 +159,7 @@ def evaluate(home: Path, training: dict, product_examples_seen: int, eval_exampl
                "val_loss_continued": adapter.get("val_loss_continued") or adapter.get("val_loss_after"),
                "test": report["examples"], "test_available": report["examples_available"],
                "max_new_tokens": report["generation"]["max_new_tokens"],
+               "reference_tokens_p95": report["generation"]["reference_tokens_p95"],
                "rougeL_base": report["base"]["rougeL"], "rougeL_tuned": report["tuned"]["rougeL"],
                "delta": ci["delta"], "ci": f"[{ci['ci_low']:+.3f}, {ci['ci_high']:+.3f}]",
                "eot_tuned": report["tuned"]["ended_with_eot"], "gate": report["gate"]["passed"],

@@ -27,8 +27,9 @@ class EvalConfig(dg.Config):
     """Evaluation and promotion-gate settings; defaults from EvalSettings and GatePolicy."""
 
     max_examples: int = EvalSettings.max_examples
-    max_new_tokens: int = EvalSettings.max_new_tokens  # 0: the references' 95th percentile length
+    max_new_tokens: int = EvalSettings.max_new_tokens  # 0: headroom x the references' 95th percentile length
     max_new_tokens_cap: int = EvalSettings.max_new_tokens_cap
+    generation_headroom: float = EvalSettings.generation_headroom
     batch_size: int = EvalSettings.batch_size
     human_eval_rows: int = 100
     primary_metric: str = GatePolicy.primary_metric
@@ -86,18 +87,20 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
                 base_model: BaseModel):
     """Base model vs base + adapter on the test split: quality, hygiene, leaks, bootstrap CIs, optional judge."""
     product = context.partition_key
-    test = [r for r in to_chat_records(dataset_splits) if r["split"] == "test"]
+    records = to_chat_records(dataset_splits)
+    test = [r for r in records if r["split"] == "test"]
     if not test:
         raise dg.Failure(f"product {product!r} has an empty test split; add tickets or change ratios",
                          allow_retries=False)
     settings = EvalSettings(max_examples=config.max_examples, max_new_tokens=config.max_new_tokens,
-                            batch_size=config.batch_size, max_new_tokens_cap=config.max_new_tokens_cap)
+                            batch_size=config.batch_size, max_new_tokens_cap=config.max_new_tokens_cap,
+                            generation_headroom=config.generation_headroom)
     adapter_dir = str(storage.localize_adapter(lora_adapter))
     base = lora_adapter["base_model"]
     if not Path(base).exists():  # trained on another machine: the same base model, from this machine's cache
         base = base_model.resolve(storage.model_cache)
-    report = evaluate_adapter(base, adapter_dir, test, settings,
-                              judge=judge.judge())
+    report = evaluate_adapter(base, adapter_dir, test, settings, judge=judge.judge(),
+                              sizing_records=records)  # every split's reply lengths size the budget
     champion = champion_version(tracking.tracking_uri, registry_name(product))
     policy = GatePolicy(config.primary_metric, config.champion_margin, config.min_ended_with_eot,
                         config.max_leak_rate, config.min_judge_win_rate, config.max_broken_placeholders)

@@ -70,14 +70,26 @@ def test_mangled_template_placeholders_are_counted_and_gate_promotion():
     assert promotion_gate(report, None)["reasons"] == ["10% of replies mangle a template placeholder"]
 
 
-def test_generation_budget_covers_the_references():
+def test_generation_budget_covers_the_references_with_headroom():
     lengths = list(range(1, 101))  # nearest-rank 95th percentile: 95
-    assert generation_budget(lengths, 0, 512) == {"max_new_tokens": 95, "reference_tokens_p95": 95,
-                                                  "covers_p95": True}
+    budget = generation_budget(lengths, 0, 512, headroom=1.5)
+    assert (budget["max_new_tokens"], budget["reference_tokens_p95"], budget["covers_p95"]) == (143, 95, True)
     assert generation_budget(lengths, 64, 512)["covers_p95"] is False
-    assert generation_budget(lengths, 0, 80) == {"max_new_tokens": 80, "reference_tokens_p95": 95,
-                                                 "covers_p95": False}
+    capped = generation_budget(lengths, 0, 80)
+    assert (capped["max_new_tokens"], capped["covers_p95"]) == (80, False)
     assert generation_budget([3, 4], 0, 512)["max_new_tokens"] == 16  # never fewer than 16
+
+
+def test_a_tiny_test_split_is_sized_by_every_reference_of_the_product():
+    """CANCELLATION_FEE had 3 test tickets: their p95 (133) cut every reply; the product's 62 references
+    (train and val too) say how long its replies run."""
+    test = [128, 132, 133]
+    product = test + [150] * 40 + [200] * 19  # p95 of the 62: 200
+    budget = generation_budget(test, 0, 512, sizing_tokens=product, headroom=1.5)
+    assert budget["max_new_tokens"] == 300 and budget["sizing_references"] == 62
+    assert budget["reference_tokens_p95"] == 133 and budget["covers_p95"]
+    # the test references' own p95 is a floor even when the product's other replies are short
+    assert generation_budget([400], 0, 512, sizing_tokens=[10] * 50)["max_new_tokens"] == 400
 
 
 def test_human_eval_sample_is_stratified_and_blind():

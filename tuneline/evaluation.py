@@ -33,6 +33,7 @@ class EvalSettings:
     batch_size: int = 8
     max_length: int = 512
     max_new_tokens_cap: int = 512
+    generation_headroom: float = 1.5  # x the references' 95th percentile: long replies can still end
 
 
 def reference_reply_tokens(tokenizer, records: list[dict]) -> list[int]:
@@ -41,13 +42,24 @@ def reference_reply_tokens(tokenizer, records: list[dict]) -> list[int]:
             for r in records]
 
 
-def generation_budget(reference_tokens: list[int], requested: int, cap: int) -> dict:
-    """How many new tokens evaluation generates: `requested`, or (0) the nearest-rank 95th percentile of the
-    references' length, so the end-of-turn share is measured where real replies can finish."""
-    ordered = sorted(reference_tokens) or [0]
-    p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-    budget = requested if requested > 0 else max(16, min(p95, cap))
-    return {"max_new_tokens": budget, "reference_tokens_p95": p95, "covers_p95": budget >= p95}
+def generation_budget(reference_tokens: list[int], requested: int, cap: int,
+                      sizing_tokens: list[int] | None = None, headroom: float = 1.5) -> dict:
+    """How many new tokens evaluation generates: `requested`, or (0) `headroom` x the nearest-rank 95th
+    percentile of the product's reference lengths (`sizing_tokens`: every split, so a 3-ticket test split
+    does not set the budget alone), and never below the test references' own 95th percentile. Greedy
+    decoding stops when every reply in a batch has ended, so the headroom costs time only for replies
+    that do not end: a reply a few tokens longer than its reference still counts as ending."""
+    def p95(values: list[int]) -> int:
+        ordered = sorted(values) or [0]
+        return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+    test_p95 = p95(reference_tokens)
+    sized_p95 = p95(sizing_tokens or reference_tokens)
+    wanted = max(test_p95, math.ceil(headroom * sized_p95))
+    budget = requested if requested > 0 else max(16, min(wanted, cap))
+    return {"max_new_tokens": budget, "reference_tokens_p95": test_p95, "covers_p95": budget >= test_p95,
+            "sizing_references": len(sizing_tokens or reference_tokens), "sizing_tokens_p95": sized_p95,
+            "headroom": headroom}
 
 
 def _prompt_and_reference(record: dict) -> tuple[list[dict], str]:
@@ -267,7 +279,8 @@ def _measure(model, tokenizer, records, settings: EvalSettings) -> tuple[dict, l
 
 
 def evaluate_adapter(base_model: str, adapter_dir: str | None, records: list[dict],
-                     settings: EvalSettings = EvalSettings(), judge=None, seed: int = 0) -> dict:
+                     settings: EvalSettings = EvalSettings(), judge=None, seed: int = 0,
+                     sizing_records: list[dict] | None = None) -> dict:
     """Metrics for the base model and (when adapter_dir is given) base + adapter on the same records, with
     paired bootstrap intervals and, when a judge is given, rubric scores and a pairwise preference."""
     import torch
@@ -279,7 +292,9 @@ def evaluate_adapter(base_model: str, adapter_dir: str | None, records: list[dic
     records = records[: settings.max_examples]
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir or base_model)
     generation = generation_budget(reference_reply_tokens(tokenizer, records), settings.max_new_tokens,
-                                   settings.max_new_tokens_cap)
+                                   settings.max_new_tokens_cap,
+                                   reference_reply_tokens(tokenizer, sizing_records) if sizing_records else None,
+                                   settings.generation_headroom)
     settings = replace(settings, max_new_tokens=generation["max_new_tokens"])
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
     base_metrics, base_replies, base_per = _measure(model, tokenizer, records, settings)
