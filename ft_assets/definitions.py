@@ -36,9 +36,10 @@ from pathlib import Path
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from ft_assets import alignment, cleaning, curation, drift, evaluation, ingest, serving, splits, training
+from ft_assets import alignment, cleaning, curation, drift, evaluation, ingest, production, serving, splits, training
 from ft_assets.catalog import with_catalog_conventions
 from ft_assets.freshness import FRESHNESS_CHECKS
+from ft_assets.production import PRODUCTION_GROUP
 from ft_assets.sql_models import load_sql_assets
 from ft_resources.io_manager import PartitionedFileIOManager, S3PartitionedIOManager
 from ft_resources.landing import landing_zone_from
@@ -58,6 +59,7 @@ from ft_sensors.landing import (
     retention_job,
 )
 from ft_sensors.retraining import retraining_sensor, weekly_retraining
+from ft_sensors.rollout import rollout_sensor
 
 DEFAULT_HOME = ".tuneline"
 DEFAULT_CACHE = ".tuneline-cache"
@@ -203,18 +205,21 @@ def all_assets() -> list:
     """Every asset, owned by the team (catalog.OWNERS) and tagged as catalog describes."""
     return with_catalog_conventions([
         *dg.load_assets_from_modules([ingest, cleaning, curation, splits, training, drift, evaluation,
-                                      alignment, serving]),
+                                      alignment, serving, production]),
         *load_sql_assets(),
     ])
 
 
 def product_assets() -> list:
-    """Every asset partitioned by product: what one product's end-to-end materialization runs."""
-    return [a for a in all_assets() if a.partitions_def is not None]
+    """Every asset partitioned by product that its data and training make: what one product's end-to-end
+    materialization runs (not the production group, which reads live traffic)."""
+    return [a for a in all_assets() if a.partitions_def is not None
+            and PRODUCTION_GROUP not in a.group_names_by_key.values()]
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    sensors = [landing_zone_sensor, automation_sensor, retraining_sensor, run_failure_sensor, freshness_sensor]
+    sensors = [landing_zone_sensor, automation_sensor, retraining_sensor, run_failure_sensor, freshness_sensor,
+               rollout_sensor]
     return dg.Definitions(assets=all_assets(), asset_checks=FRESHNESS_CHECKS, sensors=sensors,
                           schedules=[weekly_retraining, raw_data_retention],
                           jobs=[*NAMED_JOBS, retention_job], resources=build_resources(settings))

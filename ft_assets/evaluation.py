@@ -147,11 +147,20 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
         "checks": table(gate_rows(report["gate"]), ["check", "passed"])})
 
 
+class RegistrationConfig(dg.Config):
+    """`challenger_share` 0: a version that passed the gate becomes `champion` at once. Above 0 (and with a
+    champion serving): it becomes the `challenger` of an A/B test that starts at this share of conversations;
+    ab_test_report's rollout decisions then advance, promote or roll it back."""
+
+    challenger_share: float = 0.0
+
+
 @dg.asset(partitions_def=product_partitions, group_name="evaluation", kinds={"mlflow"}, code_version="1")
-def registered_model(context: dg.AssetExecutionContext, eval_report: dict, lora_adapter: dict,
-                     tracking: MlflowTracking, storage: TunelineStorage) -> dg.Output[dict]:
-    """Registers the adapter version in the MLflow Model Registry and points `champion` at it. Runs only when
-    eval_report's blocking promotion gate passed. Roll back with `tuneline registry rollback`."""
+def registered_model(context: dg.AssetExecutionContext, config: RegistrationConfig, eval_report: dict,
+                     lora_adapter: dict, tracking: MlflowTracking, storage: TunelineStorage) -> dg.Output[dict]:
+    """Registers the adapter version in the MLflow Model Registry and points `champion` (or, in an A/B test,
+    `challenger`) at it. Runs only when eval_report's blocking promotion gate passed. Roll back with
+    `tuneline registry rollback`."""
     product = context.partition_key
     metrics = {k: v for k, v in eval_report["tuned"].items() if isinstance(v, (int, float))}
     adapter_dir = str(storage.localize_adapter(lora_adapter))
@@ -160,9 +169,10 @@ def registered_model(context: dg.AssetExecutionContext, eval_report: dict, lora_
                               tags={"product": product, "dagster_run_id": context.run_id,
                                     # which adapter serves the product: its own, or the one shared by all
                                     "adapter_source": lora_adapter.get("source", "product"),
-                                    "shared_adapter_run_id": lora_adapter.get("shared_adapter_run_id") or ""})
+                                    "shared_adapter_run_id": lora_adapter.get("shared_adapter_run_id") or ""},
+                              challenger_share=config.challenger_share)
     return dg.Output(result, metadata={"registered_model": result["name"], "version": result["version"],
-                                       "champion": result["champion"],
+                                       "champion": result["champion"], "challenger": result["challenger"],
                                        "adapter_source": lora_adapter.get("source", "product")})
 
 

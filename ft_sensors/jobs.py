@@ -9,6 +9,7 @@ INGEST_ASSETS = [dg.AssetKey("raw_tickets"), dg.AssetKey("rejected_tickets")]
 MODEL_ASSETS = [dg.AssetKey("lora_adapter"), dg.AssetKey("eval_report"), dg.AssetKey("registered_model")]
 # assets that are not per product: they read every product, so no product's run materializes them
 ACROSS_PRODUCTS = dg.AssetSelection.assets("shared_adapter", "evaluation_leaderboard", "serving_metrics")
+PRODUCTION_ASSETS = [dg.AssetKey("served_conversations"), dg.AssetKey("ab_test_report")]
 TRIGGER_TAG = "tuneline/trigger"
 
 _everything_per_product = dg.AssetSelection.assets(*INGEST_ASSETS).downstream() - ACROSS_PRODUCTS
@@ -41,6 +42,10 @@ shared_adapter_job = dg.define_asset_job(
 leaderboard_job = dg.define_asset_job(
     "compare_evaluations", selection=dg.AssetSelection.assets("evaluation_leaderboard"),
     description="One table of every evaluation: products side by side, versions over time.")
+ab_rollout_job = dg.define_asset_job(
+    "ab_rollout", selection=dg.AssetSelection.assets(*PRODUCTION_ASSETS), partitions_def=product_partitions,
+    description="A product's served answers and feedback, its A/B report and the rollout decision that moves "
+                "the challenger's share in the registry (launched by rollout_sensor).")
 
 NAMED_JOBS = [ingest_job, data_job, product_pipeline_job, train_job, retrain_job, shared_adapter_job,
-              leaderboard_job]
+              leaderboard_job, ab_rollout_job]

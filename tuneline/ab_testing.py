@@ -8,8 +8,11 @@ challenger's at every share above it), so a rollout never flips a conversation b
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 ARMS = ("champion", "challenger")
 
@@ -177,12 +180,65 @@ def rollout_decision(report: dict, share: float, policy: RolloutPolicy = Rollout
 def load_outcomes(responses: list[dict], feedback: list[dict]) -> list[Outcome]:
     """Served responses joined with their feedback (the latest for a response wins), as the server's
     ResponseLog writes them."""
+    return outcomes_from_rows(served_rows(responses, feedback))
+
+
+LOG_FILE = re.compile(r"(responses|feedback)-\d{4}-\d{2}-\d{2}\.jsonl")
+
+
+def read_response_log(folder: Path) -> tuple[list[dict], list[dict], int]:
+    """(responses, feedback, unreadable lines) from one product's folder of the server's ResponseLog. Only
+    files named as the log names them are read (a name is compared, never used as a pattern); a line cut
+    short by a crash is counted, not fatal."""
+    found: dict[str, list[dict]] = {"responses": [], "feedback": []}
+    unreadable = 0
+    if not folder.is_dir():
+        return [], [], 0
+    for path in sorted(folder.iterdir()):
+        match = LOG_FILE.fullmatch(path.name)
+        if not match or not path.is_file():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                unreadable += 1
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("response_id"), str):
+                found[match.group(1)].append(entry)
+            else:
+                unreadable += 1
+    return found["responses"], found["feedback"], unreadable
+
+
+SERVED_COLUMNS = {"response_id": str, "arm": str, "adapter_dir": str, "conversation": str, "created": float,
+                  "latency_seconds": float, "prompt_tokens": int, "completion_tokens": int, "finish_reason": str,
+                  "error": bool, "resolved": bool, "escalated": bool, "csat": int, "thumbs": str,
+                  "corrected_reply": str, "prompt": str, "reply": str, "messages_json": str}
+
+
+def served_rows(responses: list[dict], feedback: list[dict]) -> list[dict]:
+    """One row per served response with its latest feedback (None where none came): the table the A/B
+    report and the next training read. Texts are as the log wrote them, already redacted."""
     latest = {f["response_id"]: f for f in sorted(feedback, key=lambda f: f.get("created", 0))}
-    outcomes = []
+    rows = []
     for r in responses:
         f = latest.get(r["response_id"], {})
-        outcomes.append(Outcome(arm=r["arm"], latency_seconds=r["latency_seconds"],
-                                prompt_tokens=r.get("prompt_tokens", 0),
-                                completion_tokens=r.get("completion_tokens", 0), error=r.get("error", False),
-                                resolved=f.get("resolved"), escalated=f.get("escalated"), csat=f.get("csat")))
-    return outcomes
+        messages = r.get("messages") or []
+        rows.append({
+            "response_id": r["response_id"], "arm": r.get("arm", "champion"), "adapter_dir": r.get("adapter_dir"),
+            "conversation": r.get("conversation"), "created": r.get("created"),
+            "latency_seconds": r.get("latency_seconds"), "prompt_tokens": r.get("prompt_tokens", 0),
+            "completion_tokens": r.get("completion_tokens", 0), "finish_reason": r.get("finish_reason"),
+            "error": bool(r.get("error", False)), "resolved": f.get("resolved"), "escalated": f.get("escalated"),
+            "csat": f.get("csat"), "thumbs": f.get("thumbs"), "corrected_reply": f.get("corrected_reply"),
+            "prompt": next((m["content"] for m in reversed(messages) if m.get("role") == "user"), None),
+            "reply": r.get("reply"), "messages_json": json.dumps(messages)})
+    return rows
+
+
+def outcomes_from_rows(rows: list[dict]) -> list[Outcome]:
+    return [Outcome(arm=r["arm"], latency_seconds=r["latency_seconds"] or 0.0,
+                    prompt_tokens=r["prompt_tokens"] or 0, completion_tokens=r["completion_tokens"] or 0,
+                    error=bool(r["error"]), resolved=r["resolved"], escalated=r["escalated"], csat=r["csat"])
+            for r in rows]

@@ -238,11 +238,21 @@ def _cmd_registry(ns: argparse.Namespace) -> int:
 def _cmd_serve(ns: argparse.Namespace) -> int:
     import uvicorn
 
-    from tuneline.serving import AdapterServer, adapters_from_registry, base_model_of, create_app
+    from tuneline.serving import (
+        AdapterServer,
+        RegistryRollout,
+        adapters_from_registry,
+        base_model_of,
+        challengers_from_registry,
+        create_app,
+    )
 
     adapters = dict(item.split("=", 1) for item in ns.adapter)
+    challengers = dict(item.split("=", 1) for item in ns.challenger)
+    registry_challengers = {}
     if ns.from_registry:
         adapters.update(adapters_from_registry(_tracking_uri(ns), ns.from_registry.split(",")))
+        registry_challengers = challengers_from_registry(_tracking_uri(ns), ns.from_registry.split(","))
     if not adapters:
         print("nothing to serve: give --adapter product=DIR or --from-registry p1,p2", file=sys.stderr)
         return 2
@@ -256,8 +266,11 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
         return 2
     if ns.no_auth:
         print("warning: --no-auth: anyone who can reach the port can use the models", file=sys.stderr)
-    challengers = dict(item.split("=", 1) for item in ns.challenger)
+    challengers = {**registry_challengers, **challengers}
     server = AdapterServer(ns.base_model or base_model_of(next(iter(adapters.values()))), adapters, challengers)
+    share = ns.challenger_share
+    if registry_challengers and not ns.challenger:  # the A/B rollout in the registry sets and moves the share
+        share = RegistryRollout(_tracking_uri(ns), registry_challengers, ns.rollout_poll_seconds)
     metrics = Path(ns.home).resolve() / "serving" / "metrics.json"
     log = None
     if not ns.no_response_log:
@@ -266,9 +279,10 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
 
         log = ResponseLog(Path(ns.home).resolve() / "serving" / "responses", PiiRedactor())
     print(f"serving {server.products} on http://{ns.host}:{ns.port}/v1 (auth: {'on' if key else 'off'}; "
-          f"challengers: {sorted(challengers) or 'none'} at {ns.challenger_share:.0%})")
+          f"challengers: {sorted(challengers) or 'none'}"
+          f"{' at shares from the registry' if callable(share) else f' at {share:.0%}'})")
     app = create_app(server, api_key=key, metrics_file=metrics, metrics_open=ns.open_metrics,
-                     challenger_share=ns.challenger_share, response_log=log)
+                     challenger_share=share, response_log=log)
     uvicorn.run(app, host=ns.host, port=ns.port, log_level="warning")
     return 0
 
@@ -493,11 +507,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="OpenAI-compatible /v1/chat/completions with one LoRA adapter per product")
     serve.add_argument("--adapter", action="append", default=[], metavar="PRODUCT=DIR", help="repeatable")
-    serve.add_argument("--from-registry", metavar="P1,P2", help="serve these products' champion adapters")
+    serve.add_argument("--from-registry", metavar="P1,P2",
+                       help="serve these products' champions, and their challengers in an A/B test")
     serve.add_argument("--challenger", action="append", default=[], metavar="PRODUCT=DIR",
                        help="a challenger adapter for a served product (A/B test; repeatable)")
     serve.add_argument("--challenger-share", type=float, default=0.1,
                        help="share of each product's conversations the challenger answers (stable per conversation)")
+    serve.add_argument("--rollout-poll-seconds", type=float, default=30.0,
+                       help="with --from-registry: how often the registry's challenger share is re-read")
     serve.add_argument("--no-response-log", action="store_true",
                        help="do not record answers (default: every answer, redacted, under $TUNELINE_HOME/serving)")
     serve.add_argument("--base-model", help="default: the adapters' base_model_name_or_path")

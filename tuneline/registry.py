@@ -1,4 +1,6 @@
-"""Promotion gate and the MLflow Model Registry: register adapter versions, move `champion`, roll back."""
+"""Promotion gate and the MLflow Model Registry: register adapter versions, move `champion`, roll back; and
+the A/B rollout's state, kept in the registry where the server reads it: the `challenger` alias and the
+registered model's `tuneline.challenger_share` tag."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from pathlib import Path
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "training_args.json", "metadata.json",
                  "evaluation_results.json")
 CHAMPION = "champion"
+CHALLENGER = "challenger"
+SHARE_TAG = "tuneline.challenger_share"
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,10 @@ def _pyfunc_class():
 
 
 def register_adapter(tracking_uri: str, name: str, adapter_dir: str, metrics: dict, promote: bool,
-                     tags: dict | None = None) -> dict:
-    """Log the adapter as a pyfunc model with its files, register a new version, move `champion` if promoted."""
+                     tags: dict | None = None, challenger_share: float = 0.0) -> dict:
+    """Log the adapter as a pyfunc model with its files and register a new version. A promoted version becomes
+    `champion`, or, with a `challenger_share` and a champion already serving, the `challenger` that an A/B
+    test gives that share of conversations until `apply_rollout` promotes or rolls it back."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -114,9 +120,14 @@ def register_adapter(tracking_uri: str, name: str, adapter_dir: str, metrics: di
     for key, value in {**(tags or {}), **{f"metric.{k}": v for k, v in metrics.items()},
                        "adapter_dir": str(adapter)}.items():
         client.set_model_version_tag(name, version.version, key, str(value))
-    if promote:
+    ab_test = promote and challenger_share > 0 and champion_version(tracking_uri, name) is not None
+    if ab_test:
+        client.set_registered_model_alias(name, CHALLENGER, version.version)
+        client.set_registered_model_tag(name, SHARE_TAG, str(challenger_share))
+    elif promote:
         client.set_registered_model_alias(name, CHAMPION, version.version)
-    return {"name": name, "version": int(version.version), "run_id": run.info.run_id, "champion": promote}
+    return {"name": name, "version": int(version.version), "run_id": run.info.run_id,
+            "champion": promote and not ab_test, "challenger": ab_test}
 
 
 def champion_version(tracking_uri: str, name: str) -> dict | None:
@@ -131,6 +142,56 @@ def champion_version(tracking_uri: str, name: str) -> dict | None:
         return None
     metrics = {k.removeprefix("metric."): float(v) for k, v in version.tags.items() if k.startswith("metric.")}
     return {"version": int(version.version), "tags": dict(version.tags), **metrics}
+
+
+def rollout_state(tracking_uri: str, name: str) -> dict:
+    """Which versions serve a product and the challenger's share of its conversations (0 without one)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+
+    def alias(which: str) -> dict | None:
+        try:
+            version = client.get_model_version_by_alias(name, which)
+        except MlflowException:
+            return None
+        return {"version": int(version.version), "adapter_dir": version.tags.get("adapter_dir")}
+
+    champion, challenger = alias(CHAMPION), alias(CHALLENGER)
+    try:
+        share = float(client.get_registered_model(name).tags.get(SHARE_TAG, 0.0))
+    except MlflowException:
+        share = 0.0
+    return {"champion": champion, "challenger": challenger, "share": share if challenger else 0.0}
+
+
+def apply_rollout(tracking_uri: str, name: str, decision: dict) -> dict:
+    """Carry out a rollout decision in the registry: advance sets the share; promote moves `champion` to the
+    challenger's version and removes the `challenger` alias (a running server that has it loaded as its
+    challenger answers every conversation with it from then on); rollback removes the alias and sets the
+    share to 0. Returns the new state."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    state = rollout_state(tracking_uri, name)
+    challenger = state["challenger"]
+    if challenger is None or decision["action"] == "hold":
+        return state
+    if decision["action"] == "advance":
+        client.set_registered_model_tag(name, SHARE_TAG, str(decision["share"]))
+    elif decision["action"] == "promote":
+        client.set_registered_model_alias(name, CHAMPION, str(challenger["version"]))
+        client.delete_registered_model_alias(name, CHALLENGER)
+        client.set_registered_model_tag(name, SHARE_TAG, "0.0")
+    elif decision["action"] == "rollback":
+        client.delete_registered_model_alias(name, CHALLENGER)
+        client.set_registered_model_tag(name, SHARE_TAG, "0.0")
+    else:
+        raise ValueError(f"unknown rollout action {decision['action']!r}")
+    client.set_model_version_tag(name, str(challenger["version"]), "rollout.last_decision",
+                                 f"{decision['action']} to {decision['share']}: {decision['reason']}"[:4000])
+    return {**rollout_state(tracking_uri, name), "acted_on_version": challenger["version"]}
 
 
 def rollback(tracking_uri: str, name: str, version: int) -> None:

@@ -1,7 +1,7 @@
 """An OpenAI-compatible server for CPU: one base model, one LoRA adapter per product.
 
     tuneline serve --adapter billing=.tuneline/adapters/billing/v-... --api-key-env TUNELINE_SERVE_KEY
-    tuneline serve --from-registry billing,shipping          # champions from the MLflow registry
+    tuneline serve --from-registry billing,shipping          # champions (and challengers) from the registry
 
 The request's `model` picks the product's adapter. Generation is greedy and serialised (one
 CPU, one model); counters and a latency histogram are served in Prometheus' text format at /metrics,
@@ -16,6 +16,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,15 +272,16 @@ def _error(status: int, message: str, kind: str):
 
 def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: Path | None = None,
                metrics_open: bool = False, max_waiting: int = MAX_WAITING,
-               request_timeout: float = REQUEST_TIMEOUT_SECONDS, challenger_share: float = 0.1,
-               response_log: ResponseLog | None = None):
+               request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+               challenger_share: float | Callable[[str], float] = 0.1, response_log: ResponseLog | None = None):
     """The FastAPI app: /v1/models, /v1/chat/completions, /v1/feedback, /metrics (Prometheus), /metrics.json,
     /health.
 
     `api_key` None serves without auth (the CLI only allows that with --no-auth). /metrics needs the key
     too unless `metrics_open`. At most `max_waiting` completions wait for the worker; more get 429.
     A product with a challenger answers `challenger_share` of its conversations with it (stable per
-    conversation); with a `response_log` every answer is recorded, redacted, and feedback is taken."""
+    conversation; a function of the product when the share follows the registry's rollout); with a
+    `response_log` every answer is recorded, redacted, and feedback is taken."""
     from tuneline.ab_testing import arm_for
 
     app = FastAPI(title="tuneline serving", docs_url=None, redoc_url=None)
@@ -366,8 +368,9 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
             return _error(429, f"{max_waiting} requests are already waiting; retry later", "rate_limit_error")
         response_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         conversation = payload.conversation_id() or response_id
-        arm = arm_for(conversation, challenger_share, salt=payload.model) \
-            if server.has_challenger(payload.model) else "champion"
+        share = challenger_share(payload.model) if callable(challenger_share) else challenger_share
+        arm = arm_for(conversation, share, salt=payload.model) if server.has_challenger(payload.model) \
+            else "champion"
         messages = [m.model_dump() for m in payload.messages]
         try:
             text, prompt_tokens, completion_tokens, finish = await anyio.to_thread.run_sync(
@@ -375,6 +378,15 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
         except PromptTooLong as exc:
             stats.record(0, error=True)
             return _error(400, str(exc), "invalid_request_error")
+        except Exception as exc:  # a broken adapter is the A/B test's business: logged with its arm, 500 out
+            stats.record(0, error=True)
+            if response_log is not None:
+                response_log.record({"response_id": response_id, "product": payload.model, "arm": arm,
+                                     "adapter_dir": server.adapter_dirs[(payload.model, arm)],
+                                     "conversation": _hash_id(conversation), "created": time.time(),
+                                     "latency_seconds": round(time.perf_counter() - started, 4), "error": True,
+                                     "error_type": type(exc).__name__}, [], "")
+            return _error(500, f"generation failed ({type(exc).__name__})", "server_error")
         finally:
             with waiting_lock:
                 waiting["n"] -= 1
@@ -426,6 +438,60 @@ def adapters_from_registry(tracking_uri: str, products: list[str]) -> dict[str, 
             raise ValueError(f"product {product!r} has no champion in the registry at {tracking_uri}")
         found[product] = champion["tags"]["adapter_dir"]
     return found
+
+
+def challengers_from_registry(tracking_uri: str, products: list[str]) -> dict[str, str]:
+    """The adapter of each product's `challenger` alias, for products in an A/B test."""
+    from tuneline.registry import rollout_state
+
+    found = {}
+    for product in products:
+        challenger = rollout_state(tracking_uri, f"tuneline-{product}")["challenger"]
+        if challenger and challenger["adapter_dir"]:
+            found[product] = challenger["adapter_dir"]
+    return found
+
+
+def served_share(state: dict, loaded_challenger: str | None) -> float:
+    """The share of conversations the loaded challenger gets under the registry's rollout `state`: the
+    recorded share while it is the `challenger`, all of them once it was promoted (`champion` points at it),
+    none once it was rolled back or replaced."""
+    if loaded_challenger is None:
+        return 0.0
+    if (state.get("champion") or {}).get("adapter_dir") == loaded_challenger:
+        return 1.0
+    if (state.get("challenger") or {}).get("adapter_dir") == loaded_challenger:
+        return float(state["share"])
+    return 0.0
+
+
+class RegistryRollout:
+    """Challenger shares that follow the registry: re-read every `poll_seconds` on a daemon thread, so the
+    rollout policy's decisions reach a running server without a restart (a failed read keeps the last
+    shares)."""
+
+    def __init__(self, tracking_uri: str, challengers: dict[str, str], poll_seconds: float = 30.0):
+        self.tracking_uri, self.challengers, self.poll_seconds = tracking_uri, challengers, poll_seconds
+        self.shares: dict[str, float] = {}
+        self.refresh()
+        threading.Thread(target=self._poll, name="tuneline-rollout", daemon=True).start()
+
+    def refresh(self) -> None:
+        from tuneline.registry import rollout_state
+
+        for product, loaded in self.challengers.items():
+            self.shares[product] = served_share(rollout_state(self.tracking_uri, f"tuneline-{product}"), loaded)
+
+    def _poll(self) -> None:
+        while True:
+            time.sleep(self.poll_seconds)
+            try:
+                self.refresh()
+            except Exception:  # the registry unreachable for a while: keep serving the last shares
+                continue
+
+    def __call__(self, product: str) -> float:
+        return self.shares.get(product, 0.0)
 
 
 def base_model_of(adapter_dir: str) -> str:

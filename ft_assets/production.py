@@ -1,0 +1,128 @@
+"""After deployment: what `tuneline serve` answered and what users said about it (served_conversations), and
+the per-product A/B report whose rollout decision moves the challenger's share in the registry
+(ab_test_report). The rollout_sensor runs both when a product's response log grows."""
+
+import dagster as dg
+import polars as pl
+
+from ft_assets.catalog import frame_metadata, table
+from ft_assets.partitions import product_partitions
+from ft_resources.storage import TunelineStorage
+from ft_resources.tracking import MlflowTracking
+from tuneline.ab_testing import (
+    ARMS,
+    SERVED_COLUMNS,
+    RolloutPolicy,
+    ab_report,
+    outcomes_from_rows,
+    read_response_log,
+    rollout_decision,
+    served_rows,
+)
+from tuneline.names import product_key
+from tuneline.paths import under
+from tuneline.registry import apply_rollout, rollout_state
+
+PRODUCTION_GROUP = "production"
+_POLARS_TYPES = {str: pl.String, float: pl.Float64, int: pl.Int64, bool: pl.Boolean}
+
+
+def response_log_dir(storage: TunelineStorage, product: str):
+    """Where `tuneline serve --home <root>` logs a product's answers and feedback."""
+    return under(storage.root_path, "serving", "responses", product_key(product))
+
+
+class RolloutConfig(dg.Config):
+    """The rollout policy (defaults from tuneline.ab_testing.RolloutPolicy). `apply` False reports the
+    decision without moving the registry."""
+
+    steps: list[float] = list(RolloutPolicy.steps)
+    min_feedback: int = RolloutPolicy.min_feedback
+    min_guard_requests: int = RolloutPolicy.min_guard_requests
+    alpha: float = RolloutPolicy.alpha
+    max_error_rate: float = RolloutPolicy.max_error_rate
+    max_p95_latency_ratio: float = RolloutPolicy.max_p95_latency_ratio
+    price_per_1k_tokens: float = RolloutPolicy.price_per_1k_tokens
+    apply: bool = True
+
+    def policy(self) -> RolloutPolicy:
+        return RolloutPolicy(**{k: tuple(v) if k == "steps" else v for k, v in self.model_dump().items()
+                                if k != "apply"})
+
+
+@dg.asset(partitions_def=product_partitions, group_name=PRODUCTION_GROUP, kinds={"polars"}, code_version="1")
+def served_conversations(context: dg.AssetExecutionContext, storage: TunelineStorage) -> dg.Output[pl.DataFrame]:
+    """Every answer the server gave for this product, with the arm and adapter that gave it, its latency and
+    tokens, and the latest feedback on it (resolved, escalated, CSAT, thumbs, a corrected reply). Texts were
+    redacted by the server before they were written."""
+    responses, feedback, unreadable = read_response_log(response_log_dir(storage, context.partition_key))
+    schema = {c: _POLARS_TYPES[t] for c, t in SERVED_COLUMNS.items()}
+    frame = pl.DataFrame(served_rows(responses, feedback), schema=schema, orient="row")
+    with_feedback = frame.filter(pl.col("resolved").is_not_null() | pl.col("csat").is_not_null())
+    return dg.Output(frame, metadata={
+        **frame_metadata(frame), "responses": frame.height, "with_feedback": with_feedback.height,
+        "corrected_replies": frame.filter(pl.col("corrected_reply").is_not_null()).height,
+        "unreadable_log_lines": unreadable,
+        **{f"{arm}_responses": frame.filter(pl.col("arm") == arm).height for arm in ARMS}})
+
+
+ARM_COLUMNS = ["arm", "requests", "error_rate", "feedback", "resolved_rate", "resolved_ci_low", "resolved_ci_high",
+               "escalated_rate", "csat_mean", "p50_seconds", "p95_seconds", "p99_seconds", "tokens_per_request",
+               "cost_per_request"]
+
+
+def arm_rows(report: dict) -> list[dict]:
+    """The report's per-arm numbers as table rows (None where an arm has no data yet)."""
+    rows = []
+    for arm, numbers in report["arms"].items():
+        rows.append({"arm": arm, "requests": numbers["requests"], "error_rate": numbers["error_rate"],
+                     "resolved_rate": numbers["resolved"]["rate"], "resolved_ci_low": numbers["resolved"]["ci_low"],
+                     "resolved_ci_high": numbers["resolved"]["ci_high"], "feedback": numbers["resolved"]["n"],
+                     "escalated_rate": numbers["escalated"]["rate"], "csat_mean": numbers["csat_mean"],
+                     "p50_seconds": numbers["p50_seconds"], "p95_seconds": numbers["p95_seconds"],
+                     "p99_seconds": numbers["p99_seconds"], "tokens_per_request": numbers["tokens_per_request"],
+                     "cost_per_request": numbers["cost_per_request"]})
+    return rows
+
+
+@dg.asset(partitions_def=product_partitions, group_name=PRODUCTION_GROUP, kinds={"mlflow"}, code_version="1")
+def ab_test_report(context: dg.AssetExecutionContext, config: RolloutConfig, served_conversations: pl.DataFrame,
+                   tracking: MlflowTracking) -> dg.Output[dict]:
+    """Champion vs challenger on live traffic: per arm resolution, escalation, CSAT (with intervals and
+    significance tests), errors, latency percentiles, tokens and cost; then the rollout decision (advance
+    10% -> 50% -> 100% and promote, hold, or roll back to 0%), carried out in the registry where the server
+    reads it. Each materialization is the record of one decision and its numbers; the per-arm figures plot
+    over time in the asset's Plots tab."""
+    product = context.partition_key
+    name = f"tuneline-{product}"
+    policy = config.policy()
+    before = rollout_state(tracking.tracking_uri, name)
+    current = served_conversations
+    if before["challenger"]:  # only this challenger's test: earlier challengers' answers are another test
+        current = served_conversations.filter(
+            (pl.col("arm") == "champion") | (pl.col("adapter_dir") == before["challenger"]["adapter_dir"]))
+    report = ab_report(outcomes_from_rows(current.to_dicts()), policy)
+    if before["challenger"] is None:
+        decision = {"action": "none", "share": 0.0, "reason": "no challenger in the registry", "numbers": {}}
+    else:
+        decision = rollout_decision(report, before["share"], policy)
+    after = apply_rollout(tracking.tracking_uri, name, decision) if config.apply else before
+    report.update({"product": product, "decision": decision, "registry_before": before, "registry_after": after,
+                   "applied": config.apply})
+    context.log.info(f"{product}: {decision['action']} -> share {decision['share']}: {decision['reason']}")
+    arms = report["arms"]
+    return dg.Output(report, metadata={
+        "decision": decision["action"], "reason": decision["reason"],
+        "challenger_share": float(after["share"]) if after["challenger"] else float(decision["share"]),
+        "challenger_version": (before["challenger"] or {}).get("version") or 0,
+        "champion_version": (after["champion"] or {}).get("version") or 0,
+        "arms": table(arm_rows(report), ARM_COLUMNS),
+        "resolution_diff": report["resolution"]["diff"] if report["resolution"]["diff"] is not None else float("nan"),
+        "resolution_p_value": report["resolution"]["p_value"] if report["resolution"]["p_value"] is not None
+        else float("nan"),
+        **{f"{arm}_resolved_rate": arms[arm]["resolved"]["rate"] if arms[arm]["resolved"]["rate"] is not None
+           else float("nan") for arm in ARMS},
+        **{f"{arm}_p95_seconds": arms[arm]["p95_seconds"] if arms[arm]["p95_seconds"] is not None
+           else float("nan") for arm in ARMS},
+        **{f"{arm}_error_rate": arms[arm]["error_rate"] if arms[arm]["error_rate"] is not None else float("nan")
+           for arm in ARMS}})

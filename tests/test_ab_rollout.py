@@ -1,0 +1,148 @@
+"""The production loop end to end: a real MLflow server holds champion and challenger, `tuneline serve`'s app
+answers over HTTP with both adapters of one product (tiny model), a seeded load generator sends traffic and
+feedback in which the challenger is truly better, and the A/B assets decide: the rollout advances, the
+registry alias moves and the running server follows; a challenger that errors is rolled back."""
+
+import random
+
+import dagster as dg
+import httpx
+import pytest
+
+from tests.test_serving import served_on_loopback
+from tests.test_training import _chat_file
+from tests.test_training_runs import mlflow_server  # noqa: F401 - the real MLflow server fixture
+from tuneline.registry import register_adapter, rollout_state
+from tuneline.serving import served_share
+from tuneline.training import TrainConfig, main
+
+PRODUCT = "billing"
+NAME = f"tuneline-{PRODUCT}"
+RESOLVES = {"champion": 0.3, "challenger": 0.9}  # the challenger is truly better
+POLICY = {"min_feedback": 30, "min_guard_requests": 20}
+
+
+def test_served_share_follows_the_registry():
+    state = {"champion": {"adapter_dir": "/a/v1"}, "challenger": {"adapter_dir": "/a/v2"}, "share": 0.5}
+    assert served_share(state, "/a/v2") == 0.5
+    assert served_share({**state, "champion": {"adapter_dir": "/a/v2"}, "challenger": None}, "/a/v2") == 1.0
+    assert served_share({**state, "challenger": None, "share": 0.0}, "/a/v2") == 0.0  # rolled back
+    assert served_share({**state, "challenger": {"adapter_dir": "/a/v3"}}, "/a/v2") == 0.0  # replaced
+    assert served_share(state, None) == 0.0
+
+
+@pytest.fixture(scope="module")
+def adapters(tiny_model_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("versions")
+    return {v: main(TrainConfig(model=str(tiny_model_dir), train_file=str(_chat_file(tmp / f"{v}.jsonl", 8)),
+                                output_dir=str(tmp / v), max_steps=1, learning_rate=lr,
+                                gradient_accumulation_steps=1))["adapter_dir"]
+            for v, lr in (("v1", 0.05), ("v2", 0.2), ("v3", 0.1))}
+
+
+def _drive(url: str, conversations: range, rng: random.Random, key: dict) -> dict[str, int]:
+    """The load generator: one question per conversation, feedback that resolves as RESOLVES says per arm."""
+    arms = {"champion": 0, "challenger": 0}
+    with httpx.Client(base_url=url, headers=key, timeout=60) as client:
+        for i in conversations:
+            answer = client.post("/v1/chat/completions", json={
+                "model": PRODUCT, "user": f"conversation-{i}", "max_tokens": 2,
+                "messages": [{"role": "user", "content": f"My invoice {i} is wrong, I am Dana Whitfield"}]})
+            if answer.status_code != 200:
+                arms.setdefault("errors", 0)
+                arms["errors"] += 1
+                continue
+            arm = answer.json()["tuneline"]["arm"]
+            arms[arm] += 1
+            resolved = rng.random() < RESOLVES[arm]
+            feedback = client.post("/v1/feedback", json={"response_id": answer.json()["id"], "resolved": resolved,
+                                                         "csat": 5 if resolved else 2})
+            assert feedback.status_code == 200, feedback.text
+    return arms
+
+
+def _report(root, tracking_uri) -> dict:
+    from ft_assets.production import ab_test_report, served_conversations
+    from ft_resources.storage import TunelineStorage
+    from ft_resources.tracking import MlflowTracking
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("products", [PRODUCT])
+        result = dg.materialize([served_conversations, ab_test_report], instance=instance, partition_key=PRODUCT,
+                                resources={"storage": TunelineStorage(root=str(root)),
+                                           "tracking": MlflowTracking(tracking_uri=tracking_uri)},
+                                run_config={"ops": {"ab_test_report": {"config": POLICY}}})
+        assert result.success
+        served = result.output_for_node("served_conversations")
+        assert "Whitfield" not in "".join(served["prompt"].drop_nulls())  # logged redacted
+        return result.output_for_node("ab_test_report")
+
+
+def _serve(tiny_model_dir, root, champion: str, challenger: str, tracking_uri: str, failing: bool = False):
+    from ft_resources.pii import PiiEngine
+    from tuneline.serving import AdapterServer, RegistryRollout, ResponseLog, create_app
+
+    server = AdapterServer(str(tiny_model_dir), {PRODUCT: champion}, {PRODUCT: challenger})
+    if failing:  # the challenger's generation breaks on every request
+        complete = server.complete
+
+        def broken(product, messages, max_new_tokens, max_seconds=60.0, arm="champion"):
+            if arm == "challenger":
+                raise RuntimeError("adapter weights unreadable")
+            return complete(product, messages, max_new_tokens, max_seconds, arm)
+
+        server.complete = broken
+    rollout = RegistryRollout(tracking_uri, {PRODUCT: challenger}, poll_seconds=3600)  # refreshed by hand below
+    log = ResponseLog(root / "serving" / "responses", PiiEngine().redactor())
+    return create_app(server, api_key="ab", challenger_share=rollout, response_log=log), rollout, log
+
+
+def test_a_better_challenger_is_rolled_out_and_a_failing_one_rolled_back(tiny_model_dir, adapters, tmp_path,
+                                                                         mlflow_server):  # noqa: F811
+    key = {"authorization": "Bearer ab"}
+    rng = random.Random(7)
+    register_adapter(mlflow_server, NAME, adapters["v1"], {"rougeL": 0.3}, promote=True)
+    registered = register_adapter(mlflow_server, NAME, adapters["v2"], {"rougeL": 0.35}, promote=True,
+                                  challenger_share=0.1)
+    assert registered["challenger"] and not registered["champion"]
+    assert rollout_state(mlflow_server, NAME)["share"] == 0.1
+
+    app, rollout, log = _serve(tiny_model_dir, tmp_path, adapters["v1"], adapters["v2"], mlflow_server)
+    assert rollout(PRODUCT) == 0.1
+    with served_on_loopback(app) as url:
+        first = _drive(url, range(0, 360), rng, key)
+        assert 20 <= first["challenger"] <= 60, first  # ~10% of conversations
+        log.flush()
+        report = _report(tmp_path, mlflow_server)
+        assert report["decision"]["action"] == "advance" and report["decision"]["share"] == 0.5, report["decision"]
+        assert report["resolution"]["diff"] > 0 and report["resolution"]["significant"]  # the expected sign
+        assert report["resolution"]["ci_low"] > 0
+        rollout.refresh()  # what the server's poll thread does every --rollout-poll-seconds
+        assert rollout(PRODUCT) == 0.5
+
+        second = _drive(url, range(360, 440), rng, key)
+        assert second["challenger"] > second["champion"] / 3, second  # half of the new conversations
+        log.flush()
+        report = _report(tmp_path, mlflow_server)
+        assert report["decision"]["action"] == "promote", report["decision"]
+        state = rollout_state(mlflow_server, NAME)
+        assert state["champion"]["version"] == registered["version"] and state["challenger"] is None
+        rollout.refresh()
+        assert rollout(PRODUCT) == 1.0  # the running server answers with the promoted adapter from now on
+        assert _drive(url, range(440, 450), rng, key)["champion"] == 0
+
+    # a new challenger whose generation fails: the guard rail rolls it back, the champion stays
+    third = register_adapter(mlflow_server, NAME, adapters["v3"], {"rougeL": 0.4}, promote=True, challenger_share=0.1)
+    app, rollout, log = _serve(tiny_model_dir, tmp_path, adapters["v2"], adapters["v3"], mlflow_server, failing=True)
+    with served_on_loopback(app) as url:
+        arms = _drive(url, range(1000, 1300), rng, key)
+        assert arms["errors"] >= 20 and arms["challenger"] == 0, arms
+        log.flush()
+        report = _report(tmp_path, mlflow_server)
+        assert report["decision"]["action"] == "rollback" and "error rate" in report["decision"]["reason"]
+        assert report["arms"]["challenger"]["error_rate"] == 1.0
+        state = rollout_state(mlflow_server, NAME)
+        assert state["challenger"] is None and state["share"] == 0.0
+        assert state["champion"]["version"] == registered["version"] != third["version"]
+        rollout.refresh()
+        assert rollout(PRODUCT) == 0.0
