@@ -58,6 +58,13 @@ def served_on_loopback(app):
 AUTH = {"authorization": "Bearer serve-secret"}
 
 
+def _prometheus_samples(text: str) -> dict:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
 def _client(server, key="serve-secret"):
     from openai import OpenAI
 
@@ -75,8 +82,18 @@ def test_models_and_a_completion_per_product(server):
     assert httpx.get(server["url"] + "/metrics").status_code == 401, "/metrics is behind the key by default"
     prometheus = httpx.get(server["url"] + "/metrics", headers=AUTH)
     assert prometheus.headers["content-type"].startswith("text/plain")
-    assert 'tuneline_requests_total{outcome="ok"}' in prometheus.text
-    assert "tuneline_request_seconds_bucket" in prometheus.text
+    samples = _prometheus_samples(prometheus.text)
+    for product in ("billing", "shipping"):  # per product and arm
+        assert samples[("tuneline_requests_total", (("arm", "champion"), ("outcome", "ok"), ("product", product)))] >= 1
+        assert samples[("tuneline_tokens_total", (("arm", "champion"), ("kind", "prompt"), ("product", product)))] > 0
+        assert samples[("tuneline_request_seconds_count", (("arm", "champion"), ("product", product)))] >= 1
+    from openai import NotFoundError
+
+    with pytest.raises(NotFoundError):  # a model nobody serves mints no label value
+        client.chat.completions.create(model='evil"label', max_tokens=1, messages=[{"role": "user", "content": "hi"}])
+    after = _prometheus_samples(httpx.get(server["url"] + "/metrics", headers=AUTH).text)
+    assert not [k for k in after if "evil" in str(k)]
+    assert after[("tuneline_requests_total", (("arm", "none"), ("outcome", "error"), ("product", "none")))] >= 1
     metrics = httpx.get(server["url"] + "/metrics.json", headers=AUTH).json()
     assert metrics["requests"] >= 2 and metrics["p50_seconds"] > 0 and metrics["p99_seconds"] >= metrics["p50_seconds"]
     assert server["metrics_file"].is_file()

@@ -154,22 +154,28 @@ class LatencyStats:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry = CollectorRegistry()  # one per app: two servers in one process never share counters
-        self._requests = Counter("tuneline_requests", "Requests answered, by outcome", ["outcome"],
-                                 registry=self.registry)
-        self._tokens = Counter("tuneline_completion_tokens", "Tokens generated", registry=self.registry)
+        # labels are served products and arms only ("none" before a request named one): a caller cannot mint
+        # label values, so the number of series stays bounded
+        self._requests = Counter("tuneline_requests", "Requests answered, by product, A/B arm and outcome",
+                                 ["product", "arm", "outcome"], registry=self.registry)
+        self._tokens = Counter("tuneline_tokens", "Tokens per product and arm, prompt or completion",
+                               ["product", "arm", "kind"], registry=self.registry)
         self._latency = Histogram("tuneline_request_seconds", "Latency of successful completions",
-                                  buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=self.registry)
+                                  ["product", "arm"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+                                  registry=self.registry)
 
     def prometheus_text(self) -> bytes:
         from prometheus_client import generate_latest
 
         return generate_latest(self.registry)
 
-    def record(self, seconds: float, tokens: int = 0, error: bool = False) -> None:
-        self._requests.labels("error" if error else "ok").inc()
+    def record(self, seconds: float, tokens: int = 0, error: bool = False, product: str = "none",
+               arm: str = "none", prompt_tokens: int = 0) -> None:
+        self._requests.labels(product, arm, "error" if error else "ok").inc()
         if not error:
-            self._latency.observe(seconds)
-            self._tokens.inc(tokens)
+            self._latency.labels(product, arm).observe(seconds)
+            self._tokens.labels(product, arm, "completion").inc(tokens)
+            self._tokens.labels(product, arm, "prompt").inc(prompt_tokens)
         with self.lock:
             self.requests += 1
             self.errors += error
@@ -379,7 +385,7 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
             stats.record(0, error=True)
             return _error(400, str(exc), "invalid_request_error")
         except Exception as exc:  # a broken adapter is the A/B test's business: logged with its arm, 500 out
-            stats.record(0, error=True)
+            stats.record(0, error=True, product=payload.model, arm=arm)
             if response_log is not None:
                 response_log.record({"response_id": response_id, "product": payload.model, "arm": arm,
                                      "adapter_dir": server.adapter_dirs[(payload.model, arm)],
@@ -391,7 +397,7 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
             with waiting_lock:
                 waiting["n"] -= 1
         latency = time.perf_counter() - started
-        stats.record(latency, completion_tokens)
+        stats.record(latency, completion_tokens, product=payload.model, arm=arm, prompt_tokens=prompt_tokens)
         write_metrics()
         if response_log is not None:
             response_log.record({"response_id": response_id, "product": payload.model, "arm": arm,
