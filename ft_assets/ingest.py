@@ -11,7 +11,16 @@ from ft_assets.partitions import product_check, product_partitions
 from ft_resources.landing import LandingZone
 from ft_resources.pii import PiiEngine, pseudonym_key
 from ft_resources.storage import TunelineStorage
-from tuneline.ingest import MAX_RECORD_CHARS, ColumnMapping, ingest_product, suppress_forgotten
+from tuneline.ab_testing import read_response_log
+from tuneline.ingest import (
+    MAX_RECORD_CHARS,
+    ColumnMapping,
+    combine,
+    correction_records,
+    ingest_corrections,
+    ingest_product,
+    suppress_forgotten,
+)
 from tuneline.storage import content_version
 from tuneline.validators import conservation_problems
 
@@ -48,8 +57,9 @@ class IngestConfig(dg.Config):
 )
 def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, storage: TunelineStorage,
                    landing: LandingZone, pii: PiiEngine):
-    """Read every CSV/JSONL/Parquet/Markdown file of the product's landing folder; quarantine what cannot
-    be used. Transient storage errors (S3) are retried by the retry policy."""
+    """Read every CSV/JSONL/Parquet/Markdown file of the product's landing folder, and the served answers
+    users corrected (the server's response log); quarantine what cannot be used. Transient storage errors
+    (S3) are retried by the retry policy."""
     product = context.partition_key
     expired = landing.expire(product, time.time())  # retention: old landing files go before anything is read
     folder = landing.product_files(product, storage.work_dir(product))
@@ -63,6 +73,9 @@ def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, stor
     result = ingest_product(folder, product, mapping, max_record_chars=max_record_chars,
                             min_age_seconds=landing.min_age_seconds if min_age is None else min_age)
     files = result.files
+    responses, feedback, _ = read_response_log(storage.response_log_dir(product))  # what `tuneline serve` logged
+    corrections = ingest_corrections(correction_records(responses, feedback), product, mapping, max_record_chars)
+    result = combine(result, corrections)
     result = suppress_forgotten(result, storage.suppressed_ids(product), pseudonym_key(pii, storage))
     # content hashes as data versions: re-ingesting unchanged files leaves everything downstream fresh
     yield dg.Output(result.kept, output_name="raw_tickets", data_version=dg.DataVersion(content_version(result.kept)),
@@ -76,6 +89,8 @@ def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, stor
         "files": table([{"file": r.text} for r in pii.redactor().redact_many([f.name for f in files.readable])],
                        ["file"]),
         "kb_examples": int((result.kept["source_kind"] == "kb").sum()),
+        # served answers a user corrected (`POST /v1/feedback` with corrected_reply): new training examples
+        "corrections": int((result.kept["source_kind"] == "correction").sum()),
         **frame_metadata(result.kept),
     })
     yield dg.Output(result.rejected, output_name="rejected_tickets",

@@ -19,17 +19,10 @@ from tuneline.ab_testing import (
     rollout_decision,
     served_rows,
 )
-from tuneline.names import product_key
-from tuneline.paths import under
 from tuneline.registry import apply_rollout, rollout_state
 
 PRODUCTION_GROUP = "production"
 _POLARS_TYPES = {str: pl.String, float: pl.Float64, int: pl.Int64, bool: pl.Boolean}
-
-
-def response_log_dir(storage: TunelineStorage, product: str):
-    """Where `tuneline serve --home <root>` logs a product's answers and feedback."""
-    return under(storage.root_path, "serving", "responses", product_key(product))
 
 
 class RolloutConfig(dg.Config):
@@ -55,7 +48,7 @@ def served_conversations(context: dg.AssetExecutionContext, storage: TunelineSto
     """Every answer the server gave for this product, with the arm and adapter that gave it, its latency and
     tokens, and the latest feedback on it (resolved, escalated, CSAT, thumbs, a corrected reply). Texts were
     redacted by the server before they were written."""
-    responses, feedback, unreadable = read_response_log(response_log_dir(storage, context.partition_key))
+    responses, feedback, unreadable = read_response_log(storage.response_log_dir(context.partition_key))
     schema = {c: _POLARS_TYPES[t] for c, t in SERVED_COLUMNS.items()}
     frame = pl.DataFrame(served_rows(responses, feedback), schema=schema, orient="row")
     with_feedback = frame.filter(pl.col("resolved").is_not_null() | pl.col("csat").is_not_null())

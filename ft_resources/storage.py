@@ -71,6 +71,10 @@ class TunelineStorage(dg.ConfigurableResource):
     def work_dir(self, product: str) -> Path:
         return self.product_dir("work", product)
 
+    def response_log_dir(self, product: str) -> Path:
+        """Where `tuneline serve --home <root>` logs a product's answers and their feedback."""
+        return under(self.root_path, "serving", "responses", product_key(product))
+
     def installation_key(self, name: str) -> bytes:
         """A random secret created once per storage root (owner-only file `keys/<name>.key`, mirrored like
         everything else), for installations that configure none."""

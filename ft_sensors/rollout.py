@@ -9,7 +9,6 @@ import json
 import dagster as dg
 
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
-from ft_assets.production import response_log_dir
 from ft_resources.storage import TunelineStorage
 from ft_sensors.jobs import TRIGGER_TAG, ab_rollout_job
 from tuneline.ab_testing import LOG_FILE
@@ -35,7 +34,7 @@ def grown_products(sizes: dict[str, int], seen: dict[str, int], min_new_bytes: i
 def rollout_sensor(context: dg.SensorEvaluationContext, storage: TunelineStorage):
     seen = json.loads(context.cursor) if context.cursor else {}
     products = context.instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME)
-    sizes = {p: log_size(response_log_dir(storage, p)) for p in products}
+    sizes = {p: log_size(storage.response_log_dir(p)) for p in products}
     grown = grown_products(sizes, seen, min_new_bytes=64 * 1024)
     for product in grown:
         yield dg.RunRequest(run_key=f"{product}:{sizes[product]}", partition_key=product,

@@ -146,3 +146,31 @@ def test_a_better_challenger_is_rolled_out_and_a_failing_one_rolled_back(tiny_mo
         assert state["champion"]["version"] == registered["version"] != third["version"]
         rollout.refresh()
         assert rollout(PRODUCT) == 0.0
+
+
+def test_rollout_sensor_runs_the_report_when_a_product_log_grows(tmp_path):
+    from ft_resources.storage import TunelineStorage
+    from ft_sensors.rollout import rollout_sensor
+
+    storage = TunelineStorage(root=str(tmp_path))
+    folder = storage.response_log_dir(PRODUCT)
+    folder.mkdir(parents=True)
+    (folder / "responses-2026-11-29.jsonl").write_text("x" * 70_000)
+    (folder / "notes.txt").write_text("y" * 500_000)  # not a log file: never counted
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("products", [PRODUCT, "shipping"])
+
+        def evaluate(cursor):
+            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"storage": storage})
+            results = list(rollout_sensor(context))
+            return [r.partition_key for r in results if isinstance(r, dg.RunRequest)], context.cursor
+
+        requested, cursor = evaluate(None)
+        assert requested == [PRODUCT]
+        assert evaluate(cursor)[0] == []  # nothing new
+        with (folder / "feedback-2026-11-29.jsonl").open("w") as fh:
+            fh.write("z" * 10_000)
+        assert evaluate(cursor)[0] == []  # below 64 KiB of growth
+        with (folder / "feedback-2026-11-29.jsonl").open("a") as fh:
+            fh.write("z" * 60_000)
+        assert evaluate(cursor)[0] == [PRODUCT]

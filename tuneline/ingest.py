@@ -12,7 +12,7 @@ import json
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
@@ -350,6 +350,58 @@ def ingest_product(product_dir: Path, product: str, mapping: ColumnMapping = Col
                                             return_dtype=pl.String).alias("raw"))])
         kept = kept.filter(~duplicate_mask)
     return IngestResult(kept, rejected, sum(r.records_in for r in results) + skipped.height, files)
+
+
+CORRECTIONS_SOURCE = "served-corrections"
+
+
+def correction_records(responses: list[dict], feedback: list[dict]) -> list[dict]:
+    """Served answers that a user corrected, as ticket records: the conversation as served with the corrected
+    reply as the agent's turn (an SFT example), and the served reply kept in metadata as the rejected side of a
+    preference pair. The ticket id names the response (lineage); the latest correction of a response wins.
+    Everything was redacted by the server already and goes through cleaning, PII and dedup again."""
+    corrected = {f["response_id"]: f for f in sorted(feedback, key=lambda f: f.get("created", 0))
+                 if isinstance(f.get("corrected_reply"), str) and f["corrected_reply"].strip()}
+    records = []
+    for r in responses:
+        f = corrected.get(r["response_id"])
+        if f is None or r.get("error") or not r.get("messages"):
+            continue
+        records.append({"ticket_id": f"served:{r['response_id']}", "thread_id": r.get("conversation"),
+                        "messages": [*r["messages"], {"role": "assistant", "content": f["corrected_reply"]}],
+                        "created_at": f.get("created"), "csat": f.get("csat"),
+                        "served_reply": r.get("reply") or "", "arm": r.get("arm")})
+    return records
+
+
+def ingest_corrections(records: list[dict], product: str, mapping: ColumnMapping = ColumnMapping(),
+                       max_record_chars: int = MAX_RECORD_CHARS) -> IngestResult:
+    """`correction_records` through the same row rules as landing files (source_kind "correction")."""
+    mapping = replace(mapping, id_column="ticket_id", thread_column="thread_id", messages_column="messages",
+                      created_column="created_at", csat_column="csat",
+                      metadata_columns=(*mapping.metadata_columns, "served_reply", "arm"))
+    kept, rejected = [], []
+    for row, record in enumerate(records):
+        base = {"product": product, "source_file": CORRECTIONS_SOURCE, "source_row": row}
+        result = record_to_row(record, mapping, product, CORRECTIONS_SOURCE, row, max_record_chars)
+        if "reason" in result:
+            rejected.append({**base, **result})
+        else:
+            kept.append({**base, **result, "source_kind": "correction"})
+    return IngestResult(pl.DataFrame(kept, schema=KEPT_SCHEMA), pl.DataFrame(rejected, schema=REJECTED_SCHEMA),
+                        len(records))
+
+
+def combine(first: IngestResult, second: IngestResult) -> IngestResult:
+    """Two sources of one product as one result; a ticket id `first` already has is rejected from `second`
+    as `duplicate_ticket_id` (counted, never dropped)."""
+    duplicate = second.kept["ticket_id"].is_in(first.kept["ticket_id"].implode())
+    dupes = second.kept.filter(duplicate).select(
+        "product", "source_file", "source_row", "ticket_id", pl.lit("duplicate_ticket_id").alias("reason"),
+        pl.lit("").alias("raw"))
+    return IngestResult(pl.concat([first.kept, second.kept.filter(~duplicate)]),
+                        pl.concat([first.rejected, second.rejected, dupes.select(list(REJECTED_SCHEMA))]),
+                        first.records_in + second.records_in, first.files)
 
 
 def suppress_forgotten(result: IngestResult, suppressed: set[str], key: bytes) -> IngestResult:

@@ -1,7 +1,8 @@
 """Preference alignment on top of the SFT adapter: pairs from curated data, then DPO or ORPO with trl.
 
-chosen = the agent reply that survived curation; rejected = a reply curation scored low, or else a
-reply written for a different topic (fluent but wrong for this customer: the failure mode to unlearn).
+chosen = the agent reply that survived curation; rejected = the served answer a user corrected (for
+corrections from `POST /v1/feedback`), else a reply curation scored low, or else a reply written for a
+different topic (fluent but wrong for this customer: the failure mode to unlearn).
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ def build_preference_pairs(splits: pl.DataFrame, scored: pl.DataFrame) -> list[d
         messages = list(row["messages"])
         chosen = messages[-1]["content"]
         key = int(hashlib.sha256(row["content_hash"].encode()).hexdigest()[:8], 16)
-        if low_replies:
+        served = _served_reply(row)
+        if served and served != chosen:
+            rejected, source = served, "served_reply"
+        elif low_replies:
             rejected, source = low_replies[key % len(low_replies)], "low_quality_reply"
         else:
             others = [reply for topic, reply in pool if topic != row["topic"] and reply != chosen]
@@ -45,6 +49,16 @@ def build_preference_pairs(splits: pl.DataFrame, scored: pl.DataFrame) -> list[d
                       "rejected": [{"role": "assistant", "content": rejected}], "rejected_source": source,
                       "example_id": row["content_hash"]})
     return pairs
+
+
+def _served_reply(row: dict) -> str | None:
+    """The answer the server gave before a user corrected it (a correction's metadata, redacted in cleaning)."""
+    if row.get("source_kind") != "correction":
+        return None
+    try:
+        return json.loads(row.get("metadata") or "{}").get("served_reply") or None
+    except json.JSONDecodeError:
+        return None
 
 
 def _last_assistant(messages) -> str:
