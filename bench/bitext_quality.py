@@ -120,7 +120,8 @@ def search(home: Path, examples_seen: int, val_limit: int, grid: dict) -> list[d
 
 
 def evaluate(home: Path, training: dict, product_examples_seen: int, eval_examples: int,
-             min_examples: int, products: list[str] | None = None, reuse_shared: bool = False) -> list[dict]:
+             min_examples: int, products: list[str] | None = None, reuse_shared: bool = False,
+             eval_only: bool = False) -> list[dict]:
     import dagster as dg
 
     from ft_assets.definitions import all_assets
@@ -138,11 +139,13 @@ def evaluate(home: Path, training: dict, product_examples_seen: int, eval_exampl
                         "min_examples_for_own_adapter": min_examples}
     for product in products or _products(home):
         started, wall_started = time.perf_counter(), time.time()
+        ops = {"eval_report": {"config": {"max_examples": eval_examples, "batch_size": 8}}}
+        if not eval_only:
+            ops["lora_adapter"] = {"config": product_training}
         result = dg.materialize(
-            all_assets(), selection=["lora_adapter", "eval_report"], instance=instance, resources=_resources(home),
-            partition_key=product, raise_on_error=False,
-            run_config={"ops": {"lora_adapter": {"config": product_training},
-                                "eval_report": {"config": {"max_examples": eval_examples, "batch_size": 8}}}})
+            all_assets(), selection=["eval_report"] if eval_only else ["lora_adapter", "eval_report"],
+            instance=instance, resources=_resources(home), partition_key=product, raise_on_error=False,
+            run_config={"ops": ops})
         report_file = home / "assets" / "eval_report" / f"{product}.json"
         if not report_file.exists() or report_file.stat().st_mtime < wall_started:  # no report from this run
             row = {"product": product, "run_ok": False, "failed_steps": [
@@ -183,6 +186,8 @@ def main() -> None:
     parser.add_argument("--grid-learning-rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3])
     parser.add_argument("--grid-ranks", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--products", nargs="*", help="evaluate these products only (default: every product)")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="evaluate the products' latest adapters again without training them")
     parser.add_argument("--reuse-shared", action="store_true",
                         help="keep the latest shared_adapter materialization instead of training a new one")
     ns = parser.parse_args()
@@ -201,7 +206,7 @@ def main() -> None:
         training = {"learning_rate": ns.learning_rate, "lora_r": ns.lora_r, "lora_alpha": 2 * ns.lora_r,
                     "examples_seen": ns.examples_seen}
         rows = evaluate(home, training, ns.product_examples_seen, ns.eval_examples, ns.min_examples,
-                        ns.products, ns.reuse_shared)
+                        ns.products, ns.reuse_shared or ns.eval_only, ns.eval_only)
         earlier = results.get("evaluate", {}).get("rows", []) if ns.reuse_shared else []
         fresh = {r["product"] for r in rows}
         results["evaluate"] = {"date": today(), "training": training,
