@@ -121,7 +121,7 @@ def search(home: Path, examples_seen: int, val_limit: int, grid: dict) -> list[d
 
 def evaluate(home: Path, training: dict, product_examples_seen: int, eval_examples: int,
              min_examples: int, products: list[str] | None = None, reuse_shared: bool = False,
-             eval_only: bool = False) -> list[dict]:
+             eval_only: bool = False, shared_too: bool = False) -> list[dict]:
     import dagster as dg
 
     from ft_assets.definitions import all_assets
@@ -167,9 +167,24 @@ def evaluate(home: Path, training: dict, product_examples_seen: int, eval_exampl
                "delta": ci["delta"], "ci": f"[{ci['ci_low']:+.3f}, {ci['ci_high']:+.3f}]",
                "eot_tuned": report["tuned"]["ended_with_eot"], "gate": report["gate"]["passed"],
                "run_ok": result.success, "seconds": round(time.perf_counter() - started, 1)}
+        if shared_too:  # the shared adapter on the same test tickets, same budget: the "shared" column
+            row.update(_shared_on(home, product, report["generation"]["max_new_tokens"], eval_examples))
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
+
+
+def _shared_on(home: Path, product: str, max_new_tokens: int, eval_examples: int) -> dict:
+    from tuneline.evaluation import EvalSettings, evaluate_adapter
+    from tuneline.training import read_chat_jsonl
+
+    shared = json.loads((home / "assets" / "shared_adapter" / "__all__.json").read_text())
+    test = read_chat_jsonl(home / "exports" / product / "test.jsonl")
+    report = evaluate_adapter(shared["base_model"], shared["adapter_dir"], test,
+                              EvalSettings(max_examples=eval_examples, max_new_tokens=max_new_tokens))
+    ci = report["bootstrap"]["rougeL"]
+    return {"rougeL_shared": report["tuned"]["rougeL"], "ci_shared": f"[{ci['ci_low']:+.3f}, {ci['ci_high']:+.3f}]",
+            "eot_shared": report["tuned"]["ended_with_eot"]}
 
 
 def main() -> None:
@@ -188,6 +203,8 @@ def main() -> None:
     parser.add_argument("--products", nargs="*", help="evaluate these products only (default: every product)")
     parser.add_argument("--eval-only", action="store_true",
                         help="evaluate the products' latest adapters again without training them")
+    parser.add_argument("--shared-too", action="store_true",
+                        help="also evaluate the shared adapter on each product's test tickets (base/shared/product)")
     parser.add_argument("--reuse-shared", action="store_true",
                         help="keep the latest shared_adapter materialization instead of training a new one")
     ns = parser.parse_args()
@@ -206,7 +223,7 @@ def main() -> None:
         training = {"learning_rate": ns.learning_rate, "lora_r": ns.lora_r, "lora_alpha": 2 * ns.lora_r,
                     "examples_seen": ns.examples_seen}
         rows = evaluate(home, training, ns.product_examples_seen, ns.eval_examples, ns.min_examples,
-                        ns.products, ns.reuse_shared or ns.eval_only, ns.eval_only)
+                        ns.products, ns.reuse_shared or ns.eval_only, ns.eval_only, ns.shared_too)
         earlier = results.get("evaluate", {}).get("rows", []) if ns.reuse_shared else []
         fresh = {r["product"] for r in rows}
         results["evaluate"] = {"date": today(), "training": training,
