@@ -41,6 +41,7 @@ from ft_assets.catalog import with_catalog_conventions
 from ft_assets.freshness import FRESHNESS_CHECKS
 from ft_assets.production import PRODUCTION_GROUP
 from ft_assets.sql_models import load_sql_assets
+from ft_resources.alerts import AlertWebhook
 from ft_resources.io_manager import PartitionedFileIOManager, S3PartitionedIOManager
 from ft_resources.landing import landing_zone_from
 from ft_resources.llm import JudgeResource
@@ -167,6 +168,8 @@ def build_resources(settings: Settings) -> dict:
         "trainer": build_trainer(settings),
         "tracking": MlflowTracking(tracking_uri=settings.mlflow_uri or f"sqlite:///{root}/mlflow.db"),
         "judge": judge_from_env(settings.judge_base_url, settings.judge_model),
+        "alerts": AlertWebhook(url=dg.EnvVar("TUNELINE_FAILURE_WEBHOOK")) if os.environ.get("TUNELINE_FAILURE_WEBHOOK")
+        else AlertWebhook(),
     }
 
 

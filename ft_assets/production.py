@@ -1,12 +1,17 @@
 """After deployment: what `tuneline serve` answered and what users said about it (served_conversations), and
 the per-product A/B report whose rollout decision moves the challenger's share in the registry
-(ab_test_report). The rollout_sensor runs both when a product's response log grows."""
+(ab_test_report), and the product's health in production (serving_health). The rollout_sensor runs the
+first two when a product's response log grows."""
+
+import json
 
 import dagster as dg
 import polars as pl
 
 from ft_assets.catalog import frame_metadata, table
 from ft_assets.partitions import product_partitions
+from ft_resources.alerts import AlertWebhook
+from ft_resources.llm import JudgeResource
 from ft_resources.storage import TunelineStorage
 from ft_resources.tracking import MlflowTracking
 from tuneline.ab_testing import (
@@ -14,11 +19,14 @@ from tuneline.ab_testing import (
     SERVED_COLUMNS,
     RolloutPolicy,
     ab_report,
+    nearest_rank,
     outcomes_from_rows,
     read_response_log,
     rollout_decision,
     served_rows,
 )
+from tuneline.drift import DriftThresholds, drift_report
+from tuneline.judge import mean_rubric
 from tuneline.registry import apply_rollout, rollout_state
 
 PRODUCTION_GROUP = "production"
@@ -119,3 +127,84 @@ def ab_test_report(context: dg.AssetExecutionContext, config: RolloutConfig, ser
            else float("nan") for arm in ARMS},
         **{f"{arm}_error_rate": arms[arm]["error_rate"] if arms[arm]["error_rate"] is not None else float("nan")
            for arm in ARMS}})
+
+
+class ServingHealthConfig(dg.Config):
+    """Thresholds that raise an alert. Drift compares live questions with the training split (length
+    distribution; with `use_embeddings`, the MiniLM centroid); the judge scores the `judge_sample` latest
+    answers (rubric mean, 0..1) when a judge is configured."""
+
+    max_error_rate: float = 0.02
+    max_p95_seconds: float = 10.0
+    length_ks: float = 0.3
+    centroid_cosine: float = 0.1
+    min_new_examples: int = 20
+    use_embeddings: bool = False
+    judge_sample: int = 20
+    min_judge_score: float = 0.5
+
+
+def health_alerts(numbers: dict, config: ServingHealthConfig) -> list[str]:
+    """Pure: which thresholds the live numbers crossed, in words."""
+    alerts = []
+    if numbers["error_rate"] is not None and numbers["error_rate"] > config.max_error_rate:
+        alerts.append(f"error rate {numbers['error_rate']:.1%} above {config.max_error_rate:.1%}")
+    if numbers["p95_seconds"] is not None and numbers["p95_seconds"] > config.max_p95_seconds:
+        alerts.append(f"P95 latency {numbers['p95_seconds']:.2f} s above {config.max_p95_seconds} s")
+    if numbers["drift"]["drifted"]:
+        alerts.append(f"live questions drifted from the training data ({numbers['drift']['reason']})")
+    if numbers["judge_score"] is not None and numbers["judge_score"] < config.min_judge_score:
+        alerts.append(f"judge score {numbers['judge_score']:.2f} below {config.min_judge_score}")
+    return alerts
+
+
+@dg.asset(partitions_def=product_partitions, group_name=PRODUCTION_GROUP, kinds={"polars"}, code_version="1")
+def serving_health(context: dg.AssetExecutionContext, config: ServingHealthConfig, served_conversations: pl.DataFrame,
+                   dataset_splits: pl.DataFrame, judge: JudgeResource, alerts: AlertWebhook) -> dg.Output[dict]:
+    """Is the product healthy in production: errors and latency of live answers, drift of live questions
+    from what the adapter was trained on, and the judge's score of a sample of live answers (quality
+    drift). A crossed threshold is an alert, posted to the alert webhook when one is configured."""
+    product = context.partition_key
+    served = served_conversations.filter(~pl.col("error"))
+    latencies = sorted(served["latency_seconds"].drop_nulls().to_list())
+    train = dataset_splits.filter(pl.col("split") == "train").select("topic", "messages")
+    live = pl.DataFrame({"messages": [json.loads(m) for m in served["messages_json"].to_list()]},
+                        schema={"messages": train.schema["messages"]})
+    embed = None
+    if config.use_embeddings:
+        from tuneline.evaluation import embed_texts
+
+        def embed(texts):
+            vectors = embed_texts(texts)
+            return None if vectors is None else vectors.numpy()
+
+    drift = drift_report(train, live, DriftThresholds(centroid_cosine=config.centroid_cosine,
+                                                      length_ks=config.length_ks,
+                                                      min_new_examples=config.min_new_examples), embed)
+    scores = []
+    scorer = judge.judge()
+    if scorer is not None:
+        for row in served.sort("created", descending=True).head(config.judge_sample).iter_rows(named=True):
+            score = mean_rubric(scorer.score(row["prompt"] or "", row["reply"] or ""))
+            if score is not None:
+                scores.append(score)
+    numbers = {"requests": served_conversations.height,
+               "error_rate": round(served_conversations["error"].mean(), 4) if served_conversations.height else None,
+               "p50_seconds": nearest_rank(latencies, 50), "p95_seconds": nearest_rank(latencies, 95),
+               "drift": drift, "judge_score": round(sum(scores) / len(scores), 4) if scores else None,
+               "judged": len(scores)}
+    raised = health_alerts(numbers, config)
+    sent = None
+    if raised:
+        context.log.warning(f"{product}: " + "; ".join(raised))
+        try:
+            sent = alerts.send(f"tuneline {product}: " + "; ".join(raised), {"product": product, **numbers})
+        except OSError as exc:  # an unreachable webhook must not hide the alert in the metadata
+            context.log.warning(f"alert webhook did not answer: {exc}")
+    report = {**numbers, "product": product, "alerts": raised, "alert_sent": sent is not None}
+    return dg.Output(report, metadata={
+        "healthy": not raised, "alerts": table([{"alert": a} for a in raised], ["alert"]),
+        "requests": numbers["requests"], "judged": len(scores),
+        **{k: float(numbers[k]) if numbers[k] is not None else float("nan")
+           for k in ("error_rate", "p50_seconds", "p95_seconds", "judge_score")},
+        **{f"drift_{k}": float(v) for k, v in drift["metrics"].items()}})

@@ -12,8 +12,11 @@ ACROSS_PRODUCTS = dg.AssetSelection.assets("shared_adapter", "evaluation_leaderb
 PRODUCTION_ASSETS = [dg.AssetKey("served_conversations"), dg.AssetKey("ab_test_report")]
 TRIGGER_TAG = "tuneline/trigger"
 
-_everything_per_product = dg.AssetSelection.assets(*INGEST_ASSETS).downstream() - ACROSS_PRODUCTS
-_model_and_after = dg.AssetSelection.assets("lora_adapter").downstream() - ACROSS_PRODUCTS
+# live-traffic assets (group "production") run on their own: a product's data or training run never waits on them
+_everything_per_product = dg.AssetSelection.assets(*INGEST_ASSETS).downstream() - ACROSS_PRODUCTS \
+    - dg.AssetSelection.groups("production")
+_model_and_after = dg.AssetSelection.assets("lora_adapter").downstream() - ACROSS_PRODUCTS \
+    - dg.AssetSelection.groups("production")
 
 ingest_job = dg.define_asset_job(
     "ingest_product", selection=dg.AssetSelection.assets(*INGEST_ASSETS), partitions_def=product_partitions,

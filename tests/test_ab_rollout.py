@@ -174,3 +174,67 @@ def test_rollout_sensor_runs_the_report_when_a_product_log_grows(tmp_path):
         with (folder / "feedback-2026-11-29.jsonl").open("a") as fh:
             fh.write("z" * 60_000)
         assert evaluate(cursor)[0] == [PRODUCT]
+
+
+def _served_frame(n: int, errors: int, question: str, repeats: int = 1):
+    import polars as pl
+
+    from tuneline.ab_testing import SERVED_COLUMNS, served_rows
+
+    responses = [{"response_id": f"r{i}", "arm": "champion", "created": float(i), "latency_seconds": 0.5 + i / 100,
+                  "error": i < errors, "reply": "Open Settings, then Billing.",
+                  "messages": [{"role": "user", "content": question * (1 + i % repeats)}]} for i in range(n)]
+    types = {str: pl.String, float: pl.Float64, int: pl.Int64, bool: pl.Boolean}
+    return pl.DataFrame(served_rows(responses, []), schema={c: types[t] for c, t in SERVED_COLUMNS.items()},
+                        orient="row")
+
+
+def test_serving_health_alerts_on_errors_drift_and_a_low_judge_score():
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import polars as pl
+
+    from ft_assets.production import ServingHealthConfig, serving_health
+    from ft_resources.alerts import AlertWebhook
+    from ft_resources.llm import JudgeResource
+    from tests.openai_stub import OpenAIStub
+
+    posted = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):  # noqa: N802 - http.server's name
+            posted.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+    train = pl.DataFrame({"split": ["train"] * 40, "topic": ["billing"] * 40,
+                          "messages": [[{"role": "user", "content": "Where is my invoice for March?"},
+                                        {"role": "assistant", "content": "In Billing."}]] * 40})
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    bad = json.dumps({"helpfulness": 1, "accuracy": 1, "tone": 2, "completeness": 1, "justification": "wrong"})
+    try:
+        with OpenAIStub() as stub:
+            stub.chat_replies = [bad] * 5
+            judge = JudgeResource(enabled=True, base_url=stub.base_url, model="judge", api_key="")
+            alerts = AlertWebhook(url=f"http://127.0.0.1:{hook.server_port}/hook")
+            config = ServingHealthConfig(judge_sample=5)
+            with dg.build_asset_context(partition_key=PRODUCT) as context:
+                unhealthy = serving_health(context, config, served_conversations=_served_frame(
+                    60, 6, "My parcel never arrived and the courier says it was delivered to someone else. ", 3),
+                    dataset_splits=train, judge=judge, alerts=alerts).value
+            with dg.build_asset_context(partition_key=PRODUCT) as context:
+                healthy = serving_health(context, ServingHealthConfig(), served_conversations=_served_frame(
+                    60, 0, "Where is my invoice for March?"), dataset_splits=train, judge=JudgeResource(),
+                    alerts=alerts).value
+    finally:
+        hook.shutdown()
+    assert unhealthy["judged"] == 5 and unhealthy["judge_score"] < 0.5
+    assert [a.split(" ")[0] for a in unhealthy["alerts"]] == ["error", "live", "judge"], unhealthy["alerts"]
+    assert unhealthy["alert_sent"] and len(posted) == 1 and PRODUCT in posted[0]["text"]
+    assert healthy["alerts"] == [] and not healthy["drift"]["drifted"] and len(posted) == 1

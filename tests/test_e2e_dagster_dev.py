@@ -241,7 +241,7 @@ def test_the_ui_in_chromium(dagster_dev):
                         "scored_dataset", "dataset_splits",
                         "shared_adapter", "lora_adapter", "input_drift", "eval_report", "registered_model",
                         "preference_pairs", "preference_adapter", "serving_metrics", "stg_tickets",
-                        "evaluation_leaderboard", "served_conversations", "ab_test_report",
+                        "evaluation_leaderboard", "served_conversations", "ab_test_report", "serving_health",
                         "product_ticket_stats", "curation_funnel", "split_stats"]
             assert len(shown) == len(expected), shown
             assert all(any(_label_matches(s, a) for s in shown) for a in expected), shown

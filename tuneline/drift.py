@@ -61,8 +61,9 @@ def drift_report(reference: pl.DataFrame, new: pl.DataFrame, thresholds: DriftTh
         return report
     ref_text = [first_user_text(m) for m in reference["messages"].to_list()]
     new_text = [first_user_text(m) for m in new["messages"].to_list()]
-    metrics = {"topic_tvd": topic_tvd(reference["topic"].to_list(), new["topic"].to_list()),
-               "length_ks": ks_statistic([len(t) for t in ref_text], [len(t) for t in new_text])}
+    metrics = {"length_ks": ks_statistic([len(t) for t in ref_text], [len(t) for t in new_text])}
+    if "topic" in reference.columns and "topic" in new.columns:  # live traffic has no topic labels
+        metrics["topic_tvd"] = topic_tvd(reference["topic"].to_list(), new["topic"].to_list())
     if embed is not None:
         ref_vectors, new_vectors = embed(ref_text), embed(new_text)
         if ref_vectors is not None and new_vectors is not None:
