@@ -29,7 +29,7 @@ def ab_server(tiny_model_dir, tmp_path_factory):
     log = ResponseLog(tmp / "served", PiiEngine().redactor())
     app = create_app(server, api_key="ab-secret", challenger_share=0.5, response_log=log)
     with served_on_loopback(app) as url:
-        yield {"url": url, "log": log, "root": tmp / "served", "dirs": dirs}
+        yield {"url": url, "log": log, "root": tmp / "served", "dirs": dirs, "server": server}
 
 
 def _ask(server, conversation: str, text: str = "Where is my refund?") -> dict:
@@ -85,3 +85,25 @@ def test_the_log_joins_into_an_ab_report(ab_server):
     report = ab_report(outcomes)
     assert report["arms"]["challenger"]["resolved"]["rate"] > report["arms"]["champion"]["resolved"]["rate"]
     assert report["resolution"]["diff"] > 0
+
+
+def test_shadow_mode_answers_with_the_champion_and_logs_the_challenger(ab_server, tmp_path):
+    from ft_resources.pii import PiiEngine
+    from tuneline.serving import ResponseLog, create_app
+
+    log = ResponseLog(tmp_path / "shadow", PiiEngine().redactor())
+    app = create_app(ab_server["server"], api_key="ab-secret", challenger_share=0.5, response_log=log, shadow=True)
+    with served_on_loopback(app) as url:
+        answers = [_ask({"url": url}, f"shadow-{i}", "Where is my parcel, Teresa Okafor here?") for i in range(6)]
+        assert {a["tuneline"]["arm"] for a in answers} == {"champion"}  # every customer meets the champion
+        import time
+
+        deadline = time.time() + 60  # the challenger answers after each reply went out
+        while len(_lines(tmp_path / "shadow", "billing", "responses")) < 12 and time.time() < deadline:
+            time.sleep(0.2)
+        log.flush()
+    entries = _lines(tmp_path / "shadow", "billing", "responses")
+    shadows = [e for e in entries if e["arm"] == "shadow"]
+    assert sorted(e["shadow_of"] for e in shadows) == sorted(a["id"] for a in answers)
+    assert all(e["adapter_dir"] == ab_server["dirs"]["challenger"] for e in shadows)
+    assert "Okafor" not in "".join(p.read_text() for p in (tmp_path / "shadow" / "billing").iterdir())

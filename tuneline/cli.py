@@ -266,6 +266,9 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
         return 2
     if ns.no_auth:
         print("warning: --no-auth: anyone who can reach the port can use the models", file=sys.stderr)
+    if ns.shadow and ns.no_response_log:
+        print("--shadow records the challenger's answers in the response log: drop --no-response-log", file=sys.stderr)
+        return 2
     challengers = {**registry_challengers, **challengers}
     server = AdapterServer(ns.base_model or base_model_of(next(iter(adapters.values()))), adapters, challengers)
     share = ns.challenger_share
@@ -282,7 +285,7 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
           f"challengers: {sorted(challengers) or 'none'}"
           f"{' at shares from the registry' if callable(share) else f' at {share:.0%}'})")
     app = create_app(server, api_key=key, metrics_file=metrics, metrics_open=ns.open_metrics,
-                     challenger_share=share, response_log=log)
+                     challenger_share=share, response_log=log, shadow=ns.shadow)
     uvicorn.run(app, host=ns.host, port=ns.port, log_level="warning")
     return 0
 
@@ -513,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a challenger adapter for a served product (A/B test; repeatable)")
     serve.add_argument("--challenger-share", type=float, default=0.1,
                        help="share of each product's conversations the challenger answers (stable per conversation)")
+    serve.add_argument("--shadow", action="store_true",
+                       help="the champion answers everyone; each challenger's answer is generated afterwards and "
+                            "logged (arm shadow) for comparison")
     serve.add_argument("--rollout-poll-seconds", type=float, default=30.0,
                        help="with --from-registry: how often the registry's challenger share is re-read")
     serve.add_argument("--no-response-log", action="store_true",

@@ -279,7 +279,8 @@ def _error(status: int, message: str, kind: str):
 def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: Path | None = None,
                metrics_open: bool = False, max_waiting: int = MAX_WAITING,
                request_timeout: float = REQUEST_TIMEOUT_SECONDS,
-               challenger_share: float | Callable[[str], float] = 0.1, response_log: ResponseLog | None = None):
+               challenger_share: float | Callable[[str], float] = 0.1, response_log: ResponseLog | None = None,
+               shadow: bool = False):
     """The FastAPI app: /v1/models, /v1/chat/completions, /v1/feedback, /metrics (Prometheus), /metrics.json,
     /health.
 
@@ -287,7 +288,9 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
     too unless `metrics_open`. At most `max_waiting` completions wait for the worker; more get 429.
     A product with a challenger answers `challenger_share` of its conversations with it (stable per
     conversation; a function of the product when the share follows the registry's rollout); with a
-    `response_log` every answer is recorded, redacted, and feedback is taken."""
+    `response_log` every answer is recorded, redacted, and feedback is taken. In `shadow` mode the champion
+    answers every conversation and the challenger's answer to the same messages is generated after the
+    reply went out and logged (arm "shadow", `shadow_of` the answered response) for offline comparison."""
     from tuneline.ab_testing import arm_for
 
     app = FastAPI(title="tuneline serving", docs_url=None, redoc_url=None)
@@ -296,6 +299,24 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
     expected = f"Bearer {api_key}".encode() if api_key else None
     waiting = {"n": 0}
     waiting_lock = threading.Lock()
+
+    shadow_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuneline-shadow")
+
+    def answer_in_shadow(product: str, messages: list[dict], max_new: int, response_id: str, conversation: str):
+        started = time.perf_counter()
+        entry = {"response_id": f"shadow-{response_id}", "shadow_of": response_id, "product": product,
+                 "arm": "shadow", "adapter_dir": server.adapter_dirs[(product, "challenger")],
+                 "conversation": conversation, "created": time.time()}
+        try:
+            text, prompt_tokens, completion_tokens, finish = server.complete(product, messages, max_new,
+                                                                             request_timeout, "challenger")
+        except Exception as exc:  # noqa: BLE001 - a shadow failure is data for the comparison, not an outage
+            response_log.record({**entry, "error": True, "error_type": type(exc).__name__,
+                                 "latency_seconds": round(time.perf_counter() - started, 4)}, [], "")
+            return
+        response_log.record({**entry, "latency_seconds": round(time.perf_counter() - started, 4),
+                             "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                             "finish_reason": finish}, messages, text)
 
     def write_metrics():
         if metrics_file is not None:
@@ -375,8 +396,8 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
         response_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         conversation = payload.conversation_id() or response_id
         share = challenger_share(payload.model) if callable(challenger_share) else challenger_share
-        arm = arm_for(conversation, share, salt=payload.model) if server.has_challenger(payload.model) \
-            else "champion"
+        arm = arm_for(conversation, share, salt=payload.model) \
+            if server.has_challenger(payload.model) and not shadow else "champion"
         messages = [m.model_dump() for m in payload.messages]
         try:
             text, prompt_tokens, completion_tokens, finish = await anyio.to_thread.run_sync(
@@ -405,6 +426,9 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
                                  "conversation": _hash_id(conversation), "created": time.time(),
                                  "latency_seconds": round(latency, 4), "prompt_tokens": prompt_tokens,
                                  "completion_tokens": completion_tokens, "finish_reason": finish}, messages, text)
+            if shadow and server.has_challenger(payload.model):
+                shadow_worker.submit(answer_in_shadow, payload.model, messages, max_new, response_id,
+                                     _hash_id(conversation))
         return {"id": response_id, "object": "chat.completion", "created": int(time.time()),
                 "model": payload.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
