@@ -12,7 +12,8 @@ from ft_resources.llm import JudgeResource
 from ft_resources.models import BaseModel
 from ft_resources.storage import TunelineStorage
 from ft_resources.tracking import MlflowTracking
-from tuneline.evaluation import EvalSettings, evaluate_adapter, human_eval_sample
+from ft_resources.trainer import TrainerResource
+from tuneline.evaluation import EvalSettings, evaluate_adapter, evaluate_remote, human_eval_sample
 from tuneline.registry import GatePolicy, champion_version, promotion_gate, register_adapter
 from tuneline.reporting import write_people_csv
 from tuneline.splits import to_chat_records
@@ -52,7 +53,7 @@ def report_rows(report: dict) -> list[dict]:
             continue
         ci = report.get("bootstrap", {}).get(metric) or {}
         rows.append({"metric": metric, "base": report["base"][metric], "tuned": report["tuned"][metric],
-                     "delta": report["delta"][metric], "ci_low": ci.get("ci_low"), "ci_high": ci.get("ci_high")})
+                     "delta": report["delta"].get(metric), "ci_low": ci.get("ci_low"), "ci_high": ci.get("ci_high")})
     return rows
 
 
@@ -84,7 +85,7 @@ def gate_rows(gate: dict) -> list[dict]:
 )
 def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_splits: pl.DataFrame,
                 lora_adapter: dict, storage: TunelineStorage, judge: JudgeResource, tracking: MlflowTracking,
-                base_model: BaseModel):
+                base_model: BaseModel, trainer: TrainerResource):
     """Base model vs base + adapter on the test split: quality, hygiene, leaks, bootstrap CIs, optional judge."""
     product = context.partition_key
     records = to_chat_records(dataset_splits)
@@ -96,11 +97,19 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
                             batch_size=config.batch_size, max_new_tokens_cap=config.max_new_tokens_cap,
                             generation_headroom=config.generation_headroom)
     adapter_dir = str(storage.localize_adapter(lora_adapter))
-    base = lora_adapter["base_model"]
-    if not Path(base).exists():  # trained on another machine: the same base model, from this machine's cache
-        base = base_model.resolve(storage.model_cache)
-    report = evaluate_adapter(base, adapter_dir, test, settings, judge=judge.judge(),
-                              sizing_records=records)  # every split's reply lengths size the budget
+    if lora_adapter.get("fine_tuned_model"):  # a managed fine-tune: both models answer through the provider's API
+        client = trainer.inference_client()
+        if client is None:
+            raise dg.Failure(f"{product}: the adapter is the managed model {lora_adapter['fine_tuned_model']!r} "
+                             "but the trainer resource has no API to evaluate it through", allow_retries=False)
+        report = evaluate_remote(client, lora_adapter["base_model"], lora_adapter["fine_tuned_model"], test,
+                                 settings, judge=judge.judge())
+    else:
+        base = lora_adapter["base_model"]
+        if not Path(base).exists():  # trained on another machine: the same base model, from this machine's cache
+            base = base_model.resolve(storage.model_cache)
+        report = evaluate_adapter(base, adapter_dir, test, settings, judge=judge.judge(),
+                                  sizing_records=records)  # every split's reply lengths size the budget
     champion = champion_version(tracking.tracking_uri, registry_name(product))
     policy = GatePolicy(config.primary_metric, config.champion_margin, config.min_ended_with_eot,
                         config.max_leak_rate, config.min_judge_win_rate, config.max_broken_placeholders)

@@ -71,7 +71,8 @@ def _train(context: dg.AssetExecutionContext, config: TrainingRunConfig, records
         mlflow_tracking_uri=tracking.tracking_uri, mlflow_experiment=tracking.experiment,
         run_name=f"{run_name}-{context.run_id[:8]}", init_adapter=init_adapter, **run_config)
     summary = trainer.train(context, train_config)
-    summary["base_model"] = train_config.model
+    if not summary.get("fine_tuned_model"):  # a managed fine-tune keeps its provider's base model id
+        summary["base_model"] = train_config.model
     summary["train_file"] = str(train_file)
     summary["adapter_key"] = storage.relative(summary["adapter_dir"])
     summary["adapter_uri"] = storage.publish(Path(summary["adapter_dir"]))

@@ -54,6 +54,11 @@ class TrainerResource(dg.ConfigurableResource, ABC):
         return replace(config, device=self.device, quantization=self.quantization, precision=self.precision,
                        compile_layers=self.compile_layers)
 
+    def inference_client(self):
+        """An OpenAI-compatible client for models this trainer leaves behind an API (managed fine-tunes);
+        None when its models are local files."""
+        return None
+
     @abstractmethod
     def train(self, context: dg.AssetExecutionContext | None, config: TrainConfig) -> dict: ...
 
@@ -144,6 +149,11 @@ class OpenAIFineTuneTrainer(TrainerResource):
     n_epochs: int | None = None
     poll_seconds: float = 10.0
     max_wait_seconds: float = 6 * 3600
+
+    def inference_client(self):
+        from openai import OpenAI
+
+        return OpenAI(api_key=self.api_key, base_url=self.base_url, max_retries=3)
 
     def train(self, context, config: TrainConfig) -> dict:
         from openai import OpenAI

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class OpenAIStub:
     def __init__(self):
         self.chat_replies: list[str] = []
+        self.reply_for = None  # optional: request body -> reply content (takes precedence over the queue)
         self.job_statuses: list[str] = ["queued", "running", "succeeded"]  # one per retrieve
         self.job_error: str | None = None
         self.uploads: list[bytes] = []
@@ -75,7 +76,10 @@ class OpenAIStub:
                 with stub.lock:
                     stub.requests.append({"path": self.path, "body": body,
                                           "auth": self.headers.get("authorization")})
-                    reply = stub.chat_replies.pop(0) if stub.chat_replies else "{}"
+                    if stub.reply_for is not None:
+                        reply = stub.reply_for(body)
+                    else:
+                        reply = stub.chat_replies.pop(0) if stub.chat_replies else "{}"
                 if self.path.endswith("/chat/completions"):
                     self._send(200, {"id": "c1", "object": "chat.completion", "created": int(time.time()),
                                      "model": body.get("model", "stub"),

@@ -96,3 +96,42 @@ def test_trainer_resource_records_the_remote_model(tmp_path):
         )
     assert summary["fine_tuned_model"] == "ft:base:tuneline:1" and summary["provider"] == "openai"
     assert json.loads((tmp_path / "adapter" / "managed_model.json").read_text())["job_id"] == "ftjob-1"
+
+
+def test_a_managed_fine_tune_is_evaluated_through_the_providers_api(tmp_path):
+    """eval_report on a managed model: base and fine-tuned model answer through the OpenAI-compatible API (the
+    test's local server), with the same metrics and intervals as a local adapter; no made-up summary."""
+    import dagster as dg
+    import polars as pl
+
+    from ft_assets.evaluation import EvalConfig, eval_report
+    from ft_resources.llm import JudgeResource
+    from ft_resources.models import BaseModel
+    from ft_resources.storage import TunelineStorage
+    from ft_resources.tracking import MlflowTracking
+    from ft_resources.trainer import OpenAIFineTuneTrainer
+
+    reference = "Open Billing, then Invoices, and choose Download PDF next to the month you need."
+    rows = [{"messages": [{"role": "system", "content": "You are a support agent."},
+                          {"role": "user", "content": f"Where do I find invoice {i}?"},
+                          {"role": "assistant", "content": reference}],
+             "split": "test", "content_hash": f"h{i}", "ticket_id": f"t{i}", "thread_id": f"t{i}",
+             "product": "billing", "quality_score": 1.0, "topic": "invoices"} for i in range(6)]
+    adapter = tmp_path / "adapters" / "billing" / "v-1"
+    adapter.mkdir(parents=True)
+    summary = {"fine_tuned_model": "ft:base:tuneline:1", "base_model": "gpt-base", "provider": "openai",
+               "adapter_dir": str(adapter), "adapter_key": "adapters/billing/v-1"}
+    with OpenAIStub() as stub:
+        stub.reply_for = lambda body: reference if body["model"].startswith("ft:") else "I am not sure, sorry."
+        resources = {"storage": TunelineStorage(root=str(tmp_path)), "judge": JudgeResource(),
+                     "tracking": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"),
+                     "base_model": BaseModel(source="local", location=str(tmp_path)),
+                     "trainer": OpenAIFineTuneTrainer(api_key="sk-test", base_url=stub.base_url)}
+        with dg.build_asset_context(partition_key="billing", resources=resources) as context:
+            outputs = list(eval_report(context, EvalConfig(max_examples=6), pl.DataFrame(rows), summary))
+        asked = {r["body"]["model"] for r in stub.requests if r["path"].endswith("/chat/completions")}
+    report = outputs[0].value
+    assert asked == {"gpt-base", "ft:base:tuneline:1"}
+    assert report["remote_models"] == {"base": "gpt-base", "tuned": "ft:base:tuneline:1"}
+    assert report["tuned"]["rougeL"] == 1.0 > report["base"]["rougeL"] and report["tuned"]["ended_with_eot"] == 1.0
+    assert report["bootstrap"]["rougeL"]["ci_low"] > 0 and report["gate"]["passed"]

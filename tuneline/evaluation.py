@@ -255,6 +255,13 @@ def _measure(model, tokenizer, records, settings: EvalSettings) -> tuple[dict, l
     ppl = reply_perplexity(model, tokenizer, records, settings.max_length)
     finished: list[bool] = []
     replies = generate_replies(model, tokenizer, records, settings.max_new_tokens, settings.batch_size, finished)
+    metrics, per = reply_metrics(records, replies, finished)
+    return {"perplexity": round(ppl, 4), **metrics, "seconds": round(time.perf_counter() - started, 2)}, replies, per
+
+
+def reply_metrics(records: list[dict], replies: list[str], finished: list[bool]) -> tuple[dict, dict]:
+    """Every reply-level metric against the references, and the per-example scores the bootstrap resamples:
+    the same numbers whether the replies came from a local model or an OpenAI-compatible endpoint."""
     references = [_prompt_and_reference(r)[1] for r in records]
     prompts = ["\n".join(m["content"] for m in _prompt_and_reference(r)[0]) for r in records]
     per = rouge_per_example(replies, references)
@@ -264,7 +271,7 @@ def _measure(model, tokenizer, records, settings: EvalSettings) -> tuple[dict, l
     if similarity is not None:
         per["semantic_similarity"] = similarity
     n = max(len(replies), 1)
-    metrics = {"perplexity": round(ppl, 4), **{k: round(sum(v) / n, 4) for k, v in per.items()},
+    metrics = {**{k: round(sum(v) / n, 4) for k, v in per.items()},
                **ragas_scores(replies, references),
                "ended_with_eot": round(sum(finished) / n, 4),
                "distinct_2": round(sum(distinct_2(r) for r in replies) / n, 4),
@@ -273,9 +280,55 @@ def _measure(model, tokenizer, records, settings: EvalSettings) -> tuple[dict, l
                "leak_rate": round(sum(leaks(r, p) for r, p in zip(replies, prompts, strict=True)) / n, 4),
                "placeholder_echo_rate": round(sum(echoes(r, p) for r, p in zip(replies, prompts, strict=True)) / n,
                                               4),
-               "broken_placeholders": round(sum(broken_placeholder(r) for r in replies) / n, 4),
-               "seconds": round(time.perf_counter() - started, 2)}
-    return metrics, replies, per
+               "broken_placeholders": round(sum(broken_placeholder(r) for r in replies) / n, 4)}
+    return metrics, per
+
+
+def _measure_remote(client, model: str, records: list[dict], max_new_tokens: int) -> tuple[dict, list[str], dict]:
+    """As _measure, for a model behind an OpenAI-compatible API (a managed fine-tune): greedy replies through
+    chat completions; "ended" is finish_reason "stop". No perplexity (the API gives no reply log-probs)."""
+    started = time.perf_counter()
+    replies, finished = [], []
+    for record in records:
+        prompt = _prompt_and_reference(record)[0]
+        answer = client.chat.completions.create(model=model, messages=prompt, max_tokens=max_new_tokens,
+                                                temperature=0)
+        choice = answer.choices[0]
+        replies.append((choice.message.content or "").strip())
+        finished.append(choice.finish_reason == "stop")
+    metrics, per = reply_metrics(records, replies, finished)
+    return {"perplexity": float("nan"), **metrics, "seconds": round(time.perf_counter() - started, 2)}, replies, per
+
+
+def evaluate_remote(client, base_model: str, tuned_model: str, records: list[dict],
+                    settings: EvalSettings = EvalSettings(), judge=None, seed: int = 0) -> dict:
+    """evaluate_adapter's report for a managed fine-tune: the provider's base model and the fine-tuned model
+    id, both answered through the same OpenAI-compatible client, with the same metrics and intervals. The
+    generation budget is `max_new_tokens` or the cap (replies stop at their end-of-turn; no local tokenizer
+    measures the references)."""
+    if not records:
+        raise ValueError("no evaluation examples: the test split is empty")
+    available = len(records)
+    records = records[: settings.max_examples]
+    budget = settings.max_new_tokens or settings.max_new_tokens_cap
+    base_metrics, base_replies, base_per = _measure_remote(client, base_model, records, budget)
+    tuned_metrics, tuned_replies, tuned_per = _measure_remote(client, tuned_model, records, budget)
+    samples = [{"prompt": _prompt_and_reference(r)[0][-1]["content"], "reference": _prompt_and_reference(r)[1],
+                "base": b, "tuned": t, "topic": (r.get("metadata") or {}).get("topic")}
+               for r, b, t in zip(records, base_replies, tuned_replies, strict=True)]
+    report = {"examples": len(records), "examples_available": available, "settings": settings.__dict__,
+              "generation": {"max_new_tokens": budget, "reference_tokens_p95": None, "covers_p95": True,
+                             "remote": True},
+              "base": base_metrics, "tuned": tuned_metrics, "remote_models": {"base": base_model, "tuned": tuned_model},
+              "delta": {k: round(tuned_metrics[k] - base_metrics[k], 4) for k in tuned_metrics
+                        if k not in ("seconds", "perplexity")},
+              "bootstrap": {k: paired_bootstrap(tuned_per[k], base_per[k], seed=seed) for k in tuned_per
+                            if k in base_per}}
+    if judge is not None:
+        report["judge"] = judge_pairwise(judge, samples, seed)
+    report["all_samples"] = samples
+    report["samples"] = samples[:5]
+    return report
 
 
 def evaluate_adapter(base_model: str, adapter_dir: str | None, records: list[dict],

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "training_args.json", "metadata.json",
-                 "evaluation_results.json")
+                 "evaluation_results.json", "managed_model.json")
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 SHARE_TAG = "tuneline.challenger_share"
