@@ -18,7 +18,7 @@ from ft_resources.trainer import TrainerResource
 from tuneline.reporting import png_file_markdown
 from tuneline.splits import to_chat_records
 from tuneline.storage import atomic_write_jsonl, atomic_write_parquet
-from tuneline.training import DEFAULT_TARGET_MODULES, TrainConfig
+from tuneline.training import DEFAULT_TARGET_MODULES, STAGED_INPUTS, TrainConfig, portable
 
 SHARED_ADAPTER = dg.AssetKey("shared_adapter")
 START_FROM = ("auto", "base", "shared")
@@ -70,9 +70,20 @@ def _train(context: dg.AssetExecutionContext, config: TrainingRunConfig, records
         output_dir=str(output_root / f"v-{signature}"), checkpoint_dir=str(work / "checkpoints" / signature),
         mlflow_tracking_uri=tracking.tracking_uri, mlflow_experiment=tracking.experiment,
         run_name=f"{run_name}-{context.run_id[:8]}", init_adapter=init_adapter, **run_config)
+    host_model = train_config.model
+    if trainer.stages_through_storage:  # a worker that shares only the S3 mirror: inputs go there, keys go out
+        if not storage.remote:
+            raise dg.Failure(f"{type(trainer).__name__} runs where this machine's files are not: mirror the "
+                             "storage root to S3 (TUNELINE_HOME=s3://bucket/prefix)", allow_retries=False)
+        for name in STAGED_INPUTS:
+            if getattr(train_config, name):
+                storage.publish(Path(getattr(train_config, name)))
+        train_config = portable(train_config, storage.root_path, storage.remote, storage.endpoint_url or "")
     summary = trainer.train(context, train_config)
+    if summary.get("adapter_key") and train_config.storage_remote:  # the worker published it: fetch it here
+        summary["adapter_dir"] = str(storage.localize(summary["adapter_key"]))
     if not summary.get("fine_tuned_model"):  # a managed fine-tune keeps its provider's base model id
-        summary["base_model"] = train_config.model
+        summary["base_model"] = host_model
     summary["train_file"] = str(train_file)
     summary["adapter_key"] = storage.relative(summary["adapter_dir"])
     summary["adapter_uri"] = storage.publish(Path(summary["adapter_dir"]))

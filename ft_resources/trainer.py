@@ -12,6 +12,7 @@ import sys
 from abc import ABC, abstractmethod
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 
@@ -37,6 +38,9 @@ class TrainerResource(dg.ConfigurableResource, ABC):
     quantization: str = "none"
     precision: str = "auto"
     compile_layers: bool = False
+    # True where training runs on a worker that shares nothing with this machine but the storage root's S3
+    # mirror: lora_adapter publishes the inputs and sends storage keys (tuneline.training.portable)
+    stages_through_storage: ClassVar[bool] = False
 
     def plan(self, cuda_available: bool | None = None, bf16_supported: bool | None = None,
              cpu_native_bf16: bool | None = None) -> DevicePlan:
@@ -104,6 +108,8 @@ class SubprocessTrainer(TrainerResource):
 class EcsTrainer(TrainerResource):
     """The same script as an ECS task on a GPU instance (dagster-aws PipesECSClient). The task's image must
     contain this project; `cluster`, `task_definition` and the subnets come from your AWS account."""
+
+    stages_through_storage: ClassVar[bool] = True
 
     cluster: str
     task_definition: str

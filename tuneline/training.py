@@ -18,9 +18,10 @@ import platform
 import shutil
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from tuneline.paths import relative_under
 from tuneline.storage import atomic_directory
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -79,6 +80,65 @@ class TrainConfig:
     mlflow_tracking_uri: str | None = None  # e.g. sqlite:///.../mlflow.db or http://host:5000
     mlflow_experiment: str = "tuneline"
     run_name: str | None = None
+    # set by a launcher for a worker that shares nothing with the host but the storage root's S3 mirror: the
+    # path fields are then keys under the root (see `portable`), staged in and published by the worker
+    storage_remote: str = ""
+    storage_endpoint_url: str = ""
+
+
+STAGED_INPUTS = ("model", "train_file", "val_file", "init_adapter")
+STAGED_OUTPUTS = ("output_dir", "checkpoint_dir")
+
+
+def portable(config: TrainConfig, root: Path, remote: str, endpoint_url: str = "") -> TrainConfig:
+    """`config` for a remote worker: every path field as its key under the storage `root` (whose mirror is
+    `remote`), so no host path leaves this machine. A path outside the root cannot be staged and is refused;
+    a sqlite MLflow store (a host file) is dropped: give the worker an MLflow server instead."""
+    root = Path(root).resolve()
+    keys = {}
+    for name in (*STAGED_INPUTS, *STAGED_OUTPUTS):
+        value = getattr(config, name)
+        if value in (None, ""):
+            continue
+        path = Path(value).resolve()
+        if not path.is_relative_to(root):
+            raise TrainingConfigError(f"{name} {value!r} is outside the storage root {root}: a remote worker "
+                                      "cannot stage it")
+        keys[name] = path.relative_to(root).as_posix()
+    tracking = config.mlflow_tracking_uri
+    if tracking and tracking.startswith("sqlite:"):
+        tracking = None
+    return replace(config, **keys, mlflow_tracking_uri=tracking, storage_remote=remote,
+                   storage_endpoint_url=endpoint_url)
+
+
+def _worker_storage(config: TrainConfig, cache: Path):
+    from ft_resources.storage import TunelineStorage
+
+    return TunelineStorage(root=str(cache), remote=config.storage_remote,
+                           endpoint_url=config.storage_endpoint_url or None)
+
+
+def staged(config: TrainConfig, cache: Path) -> TrainConfig:
+    """On the worker: the inputs a portable config names, fetched from the mirror into `cache`; outputs
+    written under `cache` at their keys (published by `publish_outputs`). Keys pass the same root check as
+    every path: none leaves the cache."""
+    if not config.storage_remote:
+        return config
+    storage = _worker_storage(config, cache)
+    local = {name: str(storage.localize(getattr(config, name))) for name in STAGED_INPUTS if getattr(config, name)}
+    local |= {name: str(relative_under(storage.root_path, getattr(config, name))) for name in STAGED_OUTPUTS
+              if getattr(config, name)}
+    return replace(config, **local)
+
+
+def publish_outputs(config: TrainConfig, summary: dict, cache: Path) -> dict:
+    """On the worker: the adapter uploaded to the mirror; the summary names it by key (the host localizes it)."""
+    if not config.storage_remote:
+        return summary
+    storage = _worker_storage(config, cache)
+    storage.publish(Path(summary["adapter_dir"]))
+    return {**summary, "adapter_key": storage.relative(summary["adapter_dir"])}
 
 
 @dataclass(frozen=True)
@@ -504,7 +564,9 @@ def _cli() -> None:
     ns = parser.parse_args()
     fields = json.loads(ns.config_json) if ns.config_json else yaml.safe_load(Path(ns.config).read_text())
     config = TrainConfig(**fields)
-    report_over_pipes(lambda reporter: main(config, reporter=reporter))
+    cache = Path(os.environ.get("TUNELINE_WORKER_CACHE", "/tmp/tuneline-worker")).resolve()
+    local = staged(config, cache)  # a portable config: inputs from the storage mirror, nothing from the host
+    report_over_pipes(lambda reporter: publish_outputs(config, main(local, reporter=reporter), cache))
 
 
 def report_over_pipes(run) -> dict:
