@@ -15,7 +15,8 @@ Environment (all optional):
   TUNELINE_PII_PROCESSES  processes analysing text for PII (default 1; 2 on a 2-core box when one step runs)
   TUNELINE_TRAINER        subprocess (Dagster Pipes, default) | local (in-process) | openai (managed, needs
                           OPENAI_API_KEY) | ecs (GPU task; needs TUNELINE_ECS_CLUSTER,
-                          TUNELINE_ECS_TASK_DEFINITION, TUNELINE_ECS_SUBNETS)
+                          TUNELINE_ECS_TASK_DEFINITION, TUNELINE_ECS_SUBNETS) | k8s (GPU pod; needs
+                          TUNELINE_K8S_IMAGE, optional TUNELINE_K8S_NAMESPACE); ecs and k8s need an s3:// home
   TUNELINE_MLFLOW_URI     MLflow tracking URI (default sqlite:///$TUNELINE_HOME/mlflow.db)
   TUNELINE_JUDGE_BASE_URL an OpenAI-compatible /v1 endpoint: turns the LLM judge on (OPENAI_API_KEY if needed)
   TUNELINE_JUDGE_MODEL    the judge's model name
@@ -49,7 +50,14 @@ from ft_resources.models import BaseModel
 from ft_resources.pii import PiiEngine
 from ft_resources.storage import TunelineStorage, split_s3_url
 from ft_resources.tracking import MlflowTracking
-from ft_resources.trainer import EcsTrainer, LocalTrainer, OpenAIFineTuneTrainer, SubprocessTrainer, TrainerResource
+from ft_resources.trainer import (
+    EcsTrainer,
+    K8sTrainer,
+    LocalTrainer,
+    OpenAIFineTuneTrainer,
+    SubprocessTrainer,
+    TrainerResource,
+)
 from ft_sensors.failures import run_failure_sensor
 from ft_sensors.jobs import NAMED_JOBS
 from ft_sensors.landing import (
@@ -116,6 +124,8 @@ class Settings:
                     ("openai_base_url", "OPENAI_BASE_URL"),
                     ("ecs_task_definition", "TUNELINE_ECS_TASK_DEFINITION"),
                     ("ecs_subnets", "TUNELINE_ECS_SUBNETS"),
+                    ("k8s_image", "TUNELINE_K8S_IMAGE"),
+                    ("k8s_namespace", "TUNELINE_K8S_NAMESPACE"),
                 )
                 if v in env
             },
@@ -187,13 +197,16 @@ def build_trainer(settings: Settings) -> TrainerResource:
             subnets=[s for s in settings.extra.get("ecs_subnets", "").split(",") if s],
             **hardware,
         )
+    if settings.trainer == "k8s":
+        return K8sTrainer(image=settings.extra["k8s_image"], namespace=settings.extra.get("k8s_namespace", "default"),
+                          **hardware)
     if settings.trainer == "subprocess":
         return SubprocessTrainer(**hardware)
     if settings.trainer == "openai":
         return OpenAIFineTuneTrainer(
             api_key=dg.EnvVar("OPENAI_API_KEY"), base_url=settings.extra.get("openai_base_url")
         )
-    raise ValueError(f"TUNELINE_TRAINER must be subprocess, local, openai or ecs, got {settings.trainer!r}")
+    raise ValueError(f"TUNELINE_TRAINER must be subprocess, local, openai, ecs or k8s, got {settings.trainer!r}")
 
 
 def judge_from_env(base_url: str | None, model: str | None) -> JudgeResource:

@@ -145,6 +145,40 @@ class EcsTrainer(TrainerResource):
         return reported_summary(invocation, "the ECS training task")
 
 
+class K8sTrainer(TrainerResource):
+    """The same script as a Kubernetes pod (dagster-k8s PipesK8sClient) on a GPU node: `image` contains this
+    project; the pod reads and writes only the storage root's S3 mirror (a portable configuration of keys)."""
+
+    stages_through_storage: ClassVar[bool] = True
+
+    image: str
+    namespace: str = "default"
+    gpu_limit: int = 1
+    node_selector: dict[str, str] = {}
+    service_account: str | None = None
+
+    def build_client(self):
+        from dagster_k8s import PipesK8sClient
+
+        return PipesK8sClient()
+
+    def run_arguments(self, config: TrainConfig) -> dict:
+        """What PipesK8sClient.run gets: the image, the command, and a pod spec asking for the GPUs."""
+        resources = {"limits": {"nvidia.com/gpu": str(self.gpu_limit)}} if self.gpu_limit else {}
+        spec: dict = {"containers": [{"resources": resources}]} if resources else {}
+        if self.node_selector:
+            spec["node_selector"] = dict(self.node_selector)
+        if self.service_account:
+            spec["service_account_name"] = self.service_account
+        return {"image": self.image, "namespace": self.namespace, "base_pod_spec": spec or None,
+                "command": ["python", "-m", "tuneline.training", "--config-json", json.dumps(asdict(config))]}
+
+    def train(self, context, config: TrainConfig) -> dict:
+        config = self.configured(config)
+        invocation = self.build_client().run(context=context, **self.run_arguments(config))
+        return reported_summary(invocation, "the Kubernetes training pod")
+
+
 class OpenAIFineTuneTrainer(TrainerResource):
     """Managed fine-tuning through the OpenAI API (base_url for compatible providers). The key comes from the
     environment only: `api_key: {env: OPENAI_API_KEY}`. The "adapter" directory records the remote model id."""

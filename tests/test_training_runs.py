@@ -217,8 +217,18 @@ def test_trainer_is_chosen_by_configuration():
     # the GPU plan on a CUDA host, proven without one
     plan = ecs.plan(cuda_available=True, bf16_supported=True)
     assert (plan.device, plan.bf16, plan.load_in_4bit) == ("cuda", True, True)
-    from ft_resources.trainer import OpenAIFineTuneTrainer
+    from dagster_k8s import PipesK8sClient
 
+    from ft_resources.trainer import K8sTrainer, OpenAIFineTuneTrainer
+
+    k8s = build_trainer(Settings(trainer="k8s", device="cuda", extra={"k8s_image": "registry/tuneline:1",
+                                                                      "k8s_namespace": "ml"}))
+    assert isinstance(k8s, K8sTrainer) and k8s.stages_through_storage and isinstance(k8s.build_client(), PipesK8sClient)
+    arguments = k8s.run_arguments(TrainConfig(model="models/m", train_file="work/t", output_dir="adapters/o",
+                                              storage_remote="s3://b/p"))
+    assert arguments["image"] == "registry/tuneline:1" and arguments["namespace"] == "ml"
+    assert arguments["base_pod_spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert json.loads(arguments["command"][4])["storage_remote"] == "s3://b/p"
     assert isinstance(build_trainer(Settings(trainer="openai")), OpenAIFineTuneTrainer)
     with pytest.raises(ValueError, match="TUNELINE_TRAINER"):
         build_trainer(Settings(trainer="slurm"))
