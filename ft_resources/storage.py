@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 from botocore.exceptions import ClientError
 from dagster_aws.s3 import S3Resource
 
@@ -70,6 +71,18 @@ class TunelineStorage(dg.ConfigurableResource):
 
     def work_dir(self, product: str) -> Path:
         return self.product_dir("work", product)
+
+    def previous_asset_frame(self, asset: str, product: str) -> pl.DataFrame | None:
+        """An asset's last written value for a product (the IO manager's file, from the mirror when the home is
+        on S3), or None. For content-addressed reuse only: a stale copy costs reuse, never correctness."""
+        from ft_resources.io_manager import asset_partition_path
+
+        path = asset_partition_path(self.root_path, asset, product, "parquet")
+        try:
+            local = self.localize(path)
+        except Exception:  # noqa: BLE001 - no previous value to reuse is the normal first run
+            return None
+        return pl.read_parquet(local, glob=False) if local.is_file() else None
 
     def response_log_dir(self, product: str) -> Path:
         """Where `tuneline serve --home <root>` logs a product's answers and their feedback."""
