@@ -7,6 +7,7 @@ from ft_assets.catalog import counts_table, frame_metadata, table
 from ft_assets.partitions import product_partitions
 from ft_resources.io_manager import EVERY_PARTITION
 from ft_resources.llm import JudgeResource
+from ft_resources.storage import TunelineStorage
 from tuneline.curation import (
     KEPT,
     CrossProductIndex,
@@ -15,6 +16,7 @@ from tuneline.curation import (
     distribution,
     funnel,
     index_settings,
+    reusable_signatures,
     score_conversations,
     signature_frame,
 )
@@ -36,13 +38,16 @@ class NearDuplicateIndexConfig(dg.Config):
     code_version="1",
     automation_condition=dg.AutomationCondition.eager(),
 )
-def near_duplicate_index(config: NearDuplicateIndexConfig, cleaned_conversations: pl.DataFrame) -> dg.Output:
+def near_duplicate_index(context: dg.AssetExecutionContext, config: NearDuplicateIndexConfig,
+                         cleaned_conversations: pl.DataFrame, storage: TunelineStorage) -> dg.Output:
     """MinHash signatures of a product's conversations (parquet, one partition per product, with the settings
     that made them). scored_dataset reads every product's partition to find conversations another product
-    already has."""
+    already has. Incremental: a conversation whose text the previous index holds under the same settings
+    keeps its signature."""
     rules = CurationRules(near_dup_threshold=config.near_dup_threshold, num_perm=config.num_perm,
                           shingle_words=config.shingle_words)
-    signatures = signature_frame(cleaned_conversations, rules)
+    known = reusable_signatures(storage.previous_asset_frame("near_duplicate_index", context.partition_key), rules)
+    signatures = signature_frame(cleaned_conversations, rules, known)
     return dg.Output(signatures, metadata={**frame_metadata(signatures), "near_dup_threshold": rules.near_dup_threshold,
                                            "num_perm": rules.num_perm, "shingle_words": rules.shingle_words})
 

@@ -17,13 +17,15 @@ from tuneline.synthetic import write_landing_zone
 
 def _clean(instance, resources, config=None):
     result = dg.materialize(all_assets(), instance=instance, resources=resources, partition_key="billing",
-                            selection=["raw_tickets", "rejected_tickets", "cleaned_conversations"],
+                            selection=["raw_tickets", "rejected_tickets", "cleaned_conversations",
+                                       "near_duplicate_index"],
                             run_config={"ops": {"cleaned_conversations": {"config": config or {}}}})
     assert result.success
     event = next(e for e in result.get_asset_materialization_events()
                  if e.materialization.asset_key.to_user_string() == "cleaned_conversations")
     meta = {k: v.value for k, v in event.materialization.metadata.items()}
-    return result.output_for_node("cleaned_conversations"), meta["cleaned_now"], meta["reused_from_previous"]
+    return (result.output_for_node("cleaned_conversations"), meta["cleaned_now"], meta["reused_from_previous"],
+            result.output_for_node("near_duplicate_index"))
 
 
 def test_only_new_tickets_are_cleaned_and_the_result_equals_a_full_rebuild(home, tiny_model_dir, tmp_path):
@@ -36,21 +38,23 @@ def test_only_new_tickets_are_cleaned_and_the_result_equals_a_full_rebuild(home,
     resources = build_resources(Settings(home=str(home), model_source="local", model=str(tiny_model_dir)))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, ["billing"])
-        first, cleaned_now, reused = _clean(instance, resources)
+        first, cleaned_now, reused, _ = _clean(instance, resources)
         assert (cleaned_now, reused) == (first.height, 0)
 
         (landing / "b-new.jsonl").write_text("".join(json.dumps({  # new tickets arrive in a new file
             "ticket_id": f"NEW-{i}", "customer_message": f"Hi, I am Rosa Delgado, invoice {i} shows a double charge.",
             "agent_response": "Sorry Rosa, I refunded the duplicate payment today."}) + "\n" for i in range(6)))
         age_files(home / "landing")
-        second, cleaned_now, reused = _clean(instance, resources)
+        second, cleaned_now, reused, index = _clean(instance, resources)
         assert reused == first.height and cleaned_now == second.height - first.height > 0
         assert second.head(first.height).equals(first)  # what was cleaned before is kept as it was
 
-        asset_partition_path(home, "cleaned_conversations", "billing", "parquet").unlink()  # a full rebuild
-        rebuilt, cleaned_now, reused = _clean(instance, resources)
+        for asset in ("cleaned_conversations", "near_duplicate_index"):  # a full rebuild
+            asset_partition_path(home, asset, "billing", "parquet").unlink()
+        rebuilt, cleaned_now, reused, rebuilt_index = _clean(instance, resources)
         assert reused == 0 and rebuilt.equals(second)  # incremental == full, row for row, in order
+        assert rebuilt_index.equals(index)  # the signatures too
 
-        changed, cleaned_now, reused = _clean(instance, resources, {"company_names": ["Acme Cloud"]})
+        changed, cleaned_now, reused, _ = _clean(instance, resources, {"company_names": ["Acme Cloud"]})
         assert reused == 0 and cleaned_now == changed.height  # a rule change cleans everything again
     assert pl.Series(second["raw_digest"]).n_unique() == second.height

@@ -188,13 +188,25 @@ class IndexSettingsMismatch(ValueError):
     """The near-duplicate index's partitions were built with different settings."""
 
 
-def signature_frame(cleaned: pl.DataFrame, rules: CurationRules) -> pl.DataFrame:
+def reusable_signatures(previous: pl.DataFrame | None, rules: CurationRules) -> dict[str, list[int]]:
+    """Signatures of an earlier index made with the same settings, by content hash (else none)."""
+    if previous is None or previous.height == 0 or "content_hash" not in previous.columns:
+        return {}
+    same = previous.filter((pl.col("near_dup_threshold") == rules.near_dup_threshold)
+                           & (pl.col("num_perm") == rules.num_perm) & (pl.col("shingle_words") == rules.shingle_words))
+    return dict(zip(same["content_hash"].to_list(), same["signature"].to_list(), strict=True))
+
+
+def signature_frame(cleaned: pl.DataFrame, rules: CurationRules,
+                    known: dict[str, list[int]] | None = None) -> pl.DataFrame:
     """One MinHash signature per conversation that has a user and an assistant turn (what curation could
     keep), with its ticket id (so `tuneline forget` removes it like any other row) and the settings that made
-    it: the `near_duplicate_index` asset's value for one product. Identical texts share one signature."""
+    it: the `near_duplicate_index` asset's value for one product. Identical texts share one signature; a
+    text in `known` (the previous index, same settings) is not hashed again."""
     conversations = [m if isinstance(m, list) else m.to_list() for m in cleaned["messages"].to_list()]
     ids = cleaned["ticket_id"].to_list() if "ticket_id" in cleaned.columns else [None] * len(conversations)
     by_hash: dict[str, list[int]] = {}
+    known = known or {}
     rows = []
     for ticket, conversation in zip(ids, conversations, strict=True):
         if not {"user", "assistant"} <= {turn["role"] for turn in conversation}:
@@ -202,7 +214,7 @@ def signature_frame(cleaned: pl.DataFrame, rules: CurationRules) -> pl.DataFrame
         text = conversation_text(conversation)
         key = content_hash(text)
         if key not in by_hash:
-            by_hash[key] = [int(v) for v in minhash_of(text, rules).hashvalues]
+            by_hash[key] = list(known[key]) if key in known else [int(v) for v in minhash_of(text, rules).hashvalues]
         rows.append((ticket, key))
     return pl.DataFrame({
         "ticket_id": [t for t, _ in rows], "content_hash": [k for _, k in rows],
