@@ -1,4 +1,4 @@
-"""preference_pairs and preference_adapter: DPO or ORPO on top of the product's SFT adapter."""
+"""preference_pairs and preference_adapter: DPO, ORPO or GRPO on top of the product's SFT adapter."""
 
 from pathlib import Path
 
@@ -26,13 +26,18 @@ def preference_pairs(context: dg.AssetExecutionContext, dataset_splits: pl.DataF
 
 
 class PreferenceRunConfig(dg.Config):
-    method: str = "dpo"  # dpo | orpo
+    """dpo | orpo learn from the pairs; grpo samples `num_generations` replies per prompt and rewards the
+    gate's checks (end-of-turn, intact placeholders, no made-up PII, length near the reference)."""
+
+    method: str = "dpo"  # dpo | orpo | grpo
     beta: float = 0.1
     learning_rate: float = 5e-5
     max_steps: int = 20
     per_device_batch_size: int = 2
     max_length: int = 512
     seed: int = 42
+    max_completion_length: int = PreferenceConfig.max_completion_length
+    num_generations: int = PreferenceConfig.num_generations
 
 
 @dg.asset(partitions_def=product_partitions, group_name="alignment", kinds={"pytorch", "huggingface"},

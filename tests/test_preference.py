@@ -41,7 +41,7 @@ def test_pairs_fall_back_to_another_topics_reply():
     assert "login" in refund_pair["rejected"][0]["content"]
 
 
-@pytest.mark.parametrize("method", ["dpo", "orpo"])
+@pytest.mark.parametrize("method", ["dpo", "orpo", "grpo"])
 def test_preference_training_on_top_of_the_sft_adapter(tiny_model_dir, tmp_path, method):
     sft = sft_main(TrainConfig(model=str(tiny_model_dir), train_file=str(_chat_file(tmp_path / "t.jsonl", 8)),
                                output_dir=str(tmp_path / "sft"), max_steps=1, gradient_accumulation_steps=1))
@@ -52,6 +52,22 @@ def test_preference_training_on_top_of_the_sft_adapter(tiny_model_dir, tmp_path,
     pairs.write_text("".join(json.dumps(pair) + "\n" for _ in range(4)))
     summary = main(PreferenceConfig(model=str(tiny_model_dir), sft_adapter=sft["adapter_dir"],
                                     pairs_file=str(pairs), output_dir=str(tmp_path / method), method=method,
-                                    max_steps=2, learning_rate=1e-3))
+                                    max_steps=2, learning_rate=1e-3, max_completion_length=8, num_generations=2))
     assert summary["global_steps"] == 2 and summary["method"] == method
     assert (tmp_path / method / "adapter_model.safetensors").is_file()
+    if method == "grpo":  # the rule-based reward was computed on sampled replies
+        assert 0.0 <= summary["reward_last"] <= 1.0
+
+
+def test_grpo_reward_scores_what_the_gate_checks():
+    from tuneline.preference import support_reply_reward
+
+    reward = support_reply_reward(eos_token_id=2)
+    prompt = [{"role": "user", "content": "Where is order {{Order Number}}?"}]
+    reference = "Your order {{Order Number}} ships tomorrow."
+    good = [{"role": "assistant", "content": "Your order {{Order Number}} ships today."}]
+    broken = [{"role": "assistant", "content": "Your order {{Order [ORDER_ID]}} ships today."}]
+    leaking = [{"role": "assistant", "content": "Mail [EMAIL] or jo@corp.example today"}]
+    scores = reward([prompt] * 4, [good, good, broken, leaking], [[5, 2], [5, 6], [5, 2], [5, 2]], [reference] * 4)
+    assert scores[0] > 0.9 and scores[1] == pytest.approx(scores[0] - 0.25)  # no end-of-turn: a quarter less
+    assert scores[2] < scores[0] and scores[3] < scores[0]

@@ -18,7 +18,7 @@ import polars as pl
 from tuneline.storage import atomic_directory
 from tuneline.training import TrainingConfigError, plan_device, read_chat_jsonl, report_over_pipes
 
-METHODS = ("dpo", "orpo")
+METHODS = ("dpo", "orpo", "grpo")
 
 
 def build_preference_pairs(splits: pl.DataFrame, scored: pl.DataFrame) -> list[dict]:
@@ -81,6 +81,28 @@ class PreferenceConfig:
     max_length: int = 512
     seed: int = 42
     device: str = "auto"
+    max_completion_length: int = 192  # grpo: the longest reply sampled per prompt
+    num_generations: int = 4  # grpo: replies sampled per prompt, compared with each other
+
+
+def support_reply_reward(eos_token_id: int):
+    """GRPO's rule-based reward for a support reply, in [0, 1]: the mean of four checks, each what the
+    promotion gate measures: it ends with the end-of-turn token, keeps template placeholders intact, makes up
+    no PII or redaction placeholder the prompt did not carry, and is about as long as the reference."""
+    from tuneline.evaluation import broken_placeholder, leaks
+
+    def reward(prompts, completions, completion_ids, reference, **kwargs) -> list[float]:
+        scores = []
+        for prompt, completion, ids, ref in zip(prompts, completions, completion_ids, reference, strict=True):
+            text = completion[-1]["content"] if isinstance(completion, list) else completion
+            prompt_text = "\n".join(m["content"] for m in prompt) if isinstance(prompt, list) else prompt
+            ended = eos_token_id in list(ids)
+            length = 1.0 - min(1.0, abs(len(text) - len(ref)) / max(len(ref), 1))
+            scores.append((ended + (not broken_placeholder(text)) + (not leaks(text, prompt_text)) + length) / 4)
+        return scores
+
+    reward.__name__ = "support_reply"
+    return reward
 
 
 def main(config: PreferenceConfig) -> dict:
@@ -93,6 +115,8 @@ def main(config: PreferenceConfig) -> dict:
 
     if config.method not in METHODS:
         raise TrainingConfigError(f"method must be one of {METHODS}, got {config.method!r}")
+    if config.method == "grpo":
+        return _grpo(config)
     plan = plan_device(config.device, "none", torch.cuda.is_available())
     rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in read_chat_jsonl(config.pairs_file)]
     if not rows:
@@ -132,12 +156,57 @@ def main(config: PreferenceConfig) -> dict:
     return summary
 
 
+def _grpo(config: PreferenceConfig) -> dict:
+    """The SFT adapter's LoRA weights continued with GRPO (trl GRPOTrainer): `num_generations` sampled replies
+    per prompt, scored by `support_reply_reward`, pushed toward the better ones. The pairs' prompts and chosen
+    replies (as references for the length check) are the data; no KL term (beta 0), as trl's default."""
+    import shutil
+
+    import torch
+    from datasets import Dataset
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    plan = plan_device(config.device, "none", torch.cuda.is_available())
+    rows = [{"prompt": r["prompt"], "reference": r["chosen"][-1]["content"]}
+            for r in read_chat_jsonl(config.pairs_file)]
+    if not rows:
+        raise ValueError(f"{config.pairs_file} has no prompts")
+    tokenizer = AutoTokenizer.from_pretrained(config.sft_adapter)
+    base = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, config.sft_adapter, is_trainable=True)
+    generations = max(2, config.num_generations)
+    with atomic_directory(Path(config.output_dir)) as staging:
+        args = GRPOConfig(output_dir=str(staging / "_t"), per_device_train_batch_size=generations,
+                          num_generations=generations, max_completion_length=config.max_completion_length,
+                          gradient_accumulation_steps=config.gradient_accumulation_steps,
+                          learning_rate=config.learning_rate, max_steps=config.max_steps, seed=config.seed,
+                          logging_steps=1, save_strategy="no", report_to=[], use_cpu=plan.device == "cpu",
+                          bf16=False, disable_tqdm=True, gradient_checkpointing=False)
+        trainer = GRPOTrainer(model=model, reward_funcs=support_reply_reward(tokenizer.eos_token_id), args=args,
+                              train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+        output = trainer.train()
+        trainer.model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        history = trainer.state.log_history
+        rewards = [e["reward"] for e in history if "reward" in e]
+        summary = {"adapter_dir": config.output_dir, "method": "grpo", "pairs": len(rows),
+                   "global_steps": trainer.state.global_step, "train_loss": float(output.training_loss),
+                   "reward_first": rewards[0] if rewards else None, "reward_last": rewards[-1] if rewards else None,
+                   "reward_accuracy_last": None}
+        (staging / "preference_args.json").write_text(json.dumps(asdict(config), indent=2))
+        (staging / "trainer_log.json").write_text(json.dumps(history, indent=2))
+        shutil.rmtree(staging / "_t", ignore_errors=True)
+    return summary
+
+
 def _cli() -> None:
     """`python -m tuneline.preference --config file.json`: the same run as `main`, reporting its summary over
     Dagster Pipes when a Pipes client launched it (the trainer resources do)."""
     import argparse
 
-    parser = argparse.ArgumentParser(description="Preference-train a LoRA adapter (DPO/ORPO), no Dagster needed.")
+    parser = argparse.ArgumentParser(description="Preference-train a LoRA adapter (DPO/ORPO/GRPO), no Dagster needed.")
     parser.add_argument("--config", required=True, help="JSON file with PreferenceConfig fields")
     config = PreferenceConfig(**json.loads(Path(parser.parse_args().config).read_text()))
     report_over_pipes(lambda _reporter: main(config))
