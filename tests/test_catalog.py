@@ -43,13 +43,18 @@ def test_named_jobs_cover_what_users_launch_and_stay_within_one_product():
     graph = _graph()
     partitioned = {k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
     selected = {name: defs.resolve_job_def(name).asset_layer.selected_asset_keys
-                for name in ("ingest_product", "prepare_product_data", "product_pipeline", "retrain_product")}
+                for name in ("ingest_product", "prepare_product_data", "product_pipeline", "retrain_product",
+                             "ab_rollout")}
     assert all(keys <= partitioned for keys in selected.values())
-    assert selected["product_pipeline"] == partitioned
+    live = {k for k in partitioned if graph.get(k).group_name == "production"}  # live traffic, run on its own
+    assert {k.to_user_string() for k in live} == {"served_conversations", "ab_test_report", "serving_health"}
+    assert selected["product_pipeline"] == partitioned - live
+    assert {k.to_user_string() for k in selected["ab_rollout"]} == {"served_conversations", "ab_test_report"}
     assert not selected["prepare_product_data"] & selected["retrain_product"]
     sensors = {s.name: s for s in defs.sensors}
     assert sensors["landing_zone_sensor"].job_name == "ingest_product"
     assert sensors["retraining_sensor"].job_name == "retrain_product"
+    assert sensors["rollout_sensor"].job_name == "ab_rollout"
 
 
 def test_tables_type_their_columns_and_show_missing_values():
