@@ -224,7 +224,7 @@ def main() -> None:
                     "examples_seen": ns.examples_seen}
         rows = evaluate(home, training, ns.product_examples_seen, ns.eval_examples, ns.min_examples,
                         ns.products, ns.reuse_shared or ns.eval_only, ns.eval_only, ns.shared_too)
-        earlier = results.get("evaluate", {}).get("rows", []) if ns.reuse_shared else []
+        earlier = results.get("evaluate", {}).get("rows", []) if ns.reuse_shared or ns.eval_only else []
         fresh = {r["product"] for r in rows}
         results["evaluate"] = {"date": today(), "training": training,
                                "product_examples_seen": ns.product_examples_seen,
