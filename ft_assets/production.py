@@ -160,14 +160,20 @@ def health_alerts(numbers: dict, config: ServingHealthConfig) -> list[str]:
 
 @dg.asset(partitions_def=product_partitions, group_name=PRODUCTION_GROUP, kinds={"polars"}, code_version="1")
 def serving_health(context: dg.AssetExecutionContext, config: ServingHealthConfig, served_conversations: pl.DataFrame,
-                   dataset_splits: pl.DataFrame, judge: JudgeResource, alerts: AlertWebhook) -> dg.Output[dict]:
+                   storage: TunelineStorage, judge: JudgeResource, alerts: AlertWebhook) -> dg.Output[dict]:
     """Is the product healthy in production: errors and latency of live answers, drift of live questions
     from what the adapter was trained on, and the judge's score of a sample of live answers (quality
-    drift). A crossed threshold is an alert, posted to the alert webhook when one is configured."""
+    drift). A crossed threshold is an alert, posted to the alert webhook when one is configured. The
+    training split is read as dataset_splits last wrote it, not as a graph input: a product's data run
+    (`raw_tickets*`) must not pull live-traffic assets in."""
     product = context.partition_key
     served = served_conversations.filter(~pl.col("error"))
     latencies = sorted(served["latency_seconds"].drop_nulls().to_list())
-    train = dataset_splits.filter(pl.col("split") == "train").select("topic", "messages")
+    splits = storage.previous_asset_frame("dataset_splits", product)
+    if splits is None:
+        raise dg.Failure(f"{product}: no dataset_splits to compare live questions with; materialize the "
+                         "product's data first", allow_retries=False)
+    train = splits.filter(pl.col("split") == "train").select("topic", "messages")
     live = pl.DataFrame({"messages": [json.loads(m) for m in served["messages_json"].to_list()]},
                         schema={"messages": train.schema["messages"]})
     embed = None

@@ -189,7 +189,7 @@ def _served_frame(n: int, errors: int, question: str, repeats: int = 1):
                         orient="row")
 
 
-def test_serving_health_alerts_on_errors_drift_and_a_low_judge_score():
+def test_serving_health_alerts_on_errors_drift_and_a_low_judge_score(tmp_path):
     import json
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -212,9 +212,16 @@ def test_serving_health_alerts_on_errors_drift_and_a_low_judge_score():
             self.send_response(200)
             self.end_headers()
 
+    from ft_resources.io_manager import asset_partition_path
+    from ft_resources.storage import TunelineStorage
+
     train = pl.DataFrame({"split": ["train"] * 40, "topic": ["billing"] * 40,
                           "messages": [[{"role": "user", "content": "Where is my invoice for March?"},
                                         {"role": "assistant", "content": "In Billing."}]] * 40})
+    storage = TunelineStorage(root=str(tmp_path))  # dataset_splits as the data run wrote it
+    splits_file = asset_partition_path(tmp_path, "dataset_splits", PRODUCT, "parquet")
+    splits_file.parent.mkdir(parents=True)
+    train.write_parquet(splits_file)
     hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     bad = json.dumps({"helpfulness": 1, "accuracy": 1, "tone": 2, "completeness": 1, "justification": "wrong"})
@@ -227,10 +234,10 @@ def test_serving_health_alerts_on_errors_drift_and_a_low_judge_score():
             with dg.build_asset_context(partition_key=PRODUCT) as context:
                 unhealthy = serving_health(context, config, served_conversations=_served_frame(
                     60, 6, "My parcel never arrived and the courier says it was delivered to someone else. ", 3),
-                    dataset_splits=train, judge=judge, alerts=alerts).value
+                    storage=storage, judge=judge, alerts=alerts).value
             with dg.build_asset_context(partition_key=PRODUCT) as context:
                 healthy = serving_health(context, ServingHealthConfig(), served_conversations=_served_frame(
-                    60, 0, "Where is my invoice for March?"), dataset_splits=train, judge=JudgeResource(),
+                    60, 0, "Where is my invoice for March?"), storage=storage, judge=JudgeResource(),
                     alerts=alerts).value
     finally:
         hook.shutdown()
