@@ -3,10 +3,13 @@ packages (runs, event log, schedules; MLflow's tracking store beside them), the 
 daemon and the webserver as separate processes, with deploy/dagster.yaml and deploy/workspace.yaml.
 
 A backfill over six products runs with at most two runs at a time; the daemon is killed in the middle
-of it and started again; the backfill completes with every partition materialized exactly once."""
+of it and started again; the backfill completes with every partition materialized exactly once. A run
+whose launch the kill interrupted is failed by run monitoring and retried; a run whose worker process is
+killed is failed by the code server and its retry (from the failed step) succeeds."""
 
 import glob
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,6 +29,8 @@ pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parent.parent
 PRODUCTS = ("billing", "shipping", "account", "billing-eu", "shipping-eu", "account-eu")
 MAX_CONCURRENT_RUNS = 2
+START_TIMEOUT_SECONDS = 90
+ROOT_RUN_ID_TAG, PARENT_RUN_ID_TAG = "dagster/root_run_id", "dagster/parent_run_id"  # run retries' lineage
 PASSWORD = "tuneline-test-pw"
 
 
@@ -108,6 +113,7 @@ def deployment(postgres, tmp_path_factory):
     config = yaml.safe_load((PROJECT / "deploy" / "dagster.yaml").read_text())
     config["concurrency"]["runs"]["max_concurrent_runs"] = MAX_CONCURRENT_RUNS
     config["run_monitoring"]["poll_interval_seconds"] = 5
+    config["run_monitoring"]["start_timeout_seconds"] = START_TIMEOUT_SECONDS  # a launch cut by the kill
     config["storage"]["postgres"]["postgres_db"]["port"] = postgres["port"]  # the test's server, not 5432
     (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
     code_port, web_port, mlflow_port = _free_port(), _free_port(), _free_port()
@@ -194,8 +200,11 @@ def test_backfill_survives_a_daemon_restart_with_two_runs_at_a_time(deployment):
     assert status in ("COMPLETED", "COMPLETED_SUCCESS"), (status, daemon_log[-3000:])
 
     records = backfill_runs()
-    assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in records)
-    spans = sorted((r.start_time, r.end_time) for r in records)
+    _assert_every_failure_was_retried_to_success(records)
+    for record in records:  # the only failure the daemon's kill may cause: a launch it cut short
+        if record.dagster_run.status != dg.DagsterRunStatus.SUCCESS:
+            assert record.start_time is None, f"run {record.dagster_run.run_id} failed after it had started"
+    spans = sorted((r.start_time, r.end_time) for r in records if r.start_time is not None)
     peak = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
     assert peak <= MAX_CONCURRENT_RUNS, f"{peak} runs at once (limit {MAX_CONCURRENT_RUNS})"
     for asset in (*DATA_ASSETS, "rejected_tickets"):
@@ -204,6 +213,72 @@ def test_backfill_survives_a_daemon_restart_with_two_runs_at_a_time(deployment):
         assert per_partition == dict.fromkeys(PRODUCTS, 1), (asset, per_partition)
     print(f"backfill over {len(PRODUCTS)} products: {len(records)} runs, at most {peak} at once, "
           "daemon killed and restarted mid-way")
+
+
+def _assert_every_failure_was_retried_to_success(records) -> None:
+    """Each chain of retries (runs sharing dagster/root_run_id) ends in a successful run."""
+    import dagster as dg
+
+    chains: dict[str, list] = {}
+    for record in records:
+        run = record.dagster_run
+        chains.setdefault(run.tags.get(ROOT_RUN_ID_TAG, run.run_id), []).append(record)
+    for root, chain in chains.items():
+        last = max(chain, key=lambda r: r.create_timestamp)
+        assert last.dagster_run.status == dg.DagsterRunStatus.SUCCESS, (root, [r.dagster_run.status for r in chain])
+        assert all(r.dagster_run.status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE)
+                   for r in chain), (root, [r.dagster_run.status for r in chain])
+
+
+def _run_worker_pid(instance, run_id: str) -> int | None:
+    """The run worker's pid, from the multiprocess executor's engine event."""
+    import dagster as dg
+
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+        found = re.search(r"parent process \(pid: (\d+)\)", entry.message or "")
+        if found:
+            return int(found.group(1))
+    return None
+
+
+def test_a_killed_run_worker_is_failed_and_its_retry_succeeds(deployment):
+    import dagster as dg
+    import psutil
+
+    instance, url = deployment["instance"], deployment["url"]
+    product = PRODUCTS[0]
+    assert instance.get_latest_materialization_event(dg.AssetKey("raw_tickets")) is not None, "needs the backfill"
+    selection = [{"path": [a]} for a in (*DATA_ASSETS, "rejected_tickets")]
+    params = {"partitionNames": [product], "assetSelection": selection, "fromFailure": False}
+    launched = _graphql(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    backfill_id = launched["backfillId"]
+
+    def running_worker():
+        for record in instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id})):
+            if record.dagster_run.status == dg.DagsterRunStatus.STARTED:
+                pid = _run_worker_pid(instance, record.dagster_run.run_id)
+                if pid is not None and psutil.pid_exists(pid):
+                    return record.dagster_run.run_id, pid
+        return None
+
+    killed_run, pid = _wait(running_worker, 600, "a started run of the backfill",
+                            deployment["processes"].values())
+    worker = psutil.Process(pid)
+    for process in [*worker.children(recursive=True), worker]:  # the run worker and its step processes
+        process.kill()
+    _wait(lambda: instance.get_run_by_id(killed_run).status == dg.DagsterRunStatus.FAILURE, 120,
+          "the killed run marked failed")
+    status = _wait(lambda: (s := _backfill_status(url, backfill_id)) not in ("REQUESTED", "CANCELING", "FAILING")
+                   and s, 900, "the backfill after the kill", deployment["processes"].values())
+    assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
+    records = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+    retries = [r for r in records if r.dagster_run.tags.get(PARENT_RUN_ID_TAG) == killed_run]
+    assert retries and retries[0].dagster_run.status == dg.DagsterRunStatus.SUCCESS, "the retry succeeded"
+    _assert_every_failure_was_retried_to_success(records)
+    crash = [e.message for e in instance.all_logs(killed_run, of_type=dg.DagsterEventType.ENGINE_EVENT)
+             if "Run execution process" in (e.message or "")]
+    assert crash, "the code server explained the failure"
 
 
 def test_mlflow_keeps_its_tracking_store_on_the_same_postgres(deployment, postgres):
