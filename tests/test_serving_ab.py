@@ -71,7 +71,7 @@ def test_answers_and_feedback_are_logged_redacted_and_validated(ab_server):
     responses = _lines(ab_server["root"], "billing", "responses")
     entry = next(r for r in responses if r["response_id"] == answer["id"])
     assert entry["arm"] == answer["tuneline"]["arm"] and entry["adapter_dir"] == ab_server["dirs"][entry["arm"]]
-    assert "[EMAIL]" in entry["messages"][0]["content"] and len(entry["conversation"]) == 16
+    assert "[EMAIL]" in entry["messages"][-1]["content"] and len(entry["conversation"]) == 16
 
 
 def test_the_log_joins_into_an_ab_report(ab_server):
@@ -107,3 +107,23 @@ def test_shadow_mode_answers_with_the_champion_and_logs_the_challenger(ab_server
     assert sorted(e["shadow_of"] for e in shadows) == sorted(a["id"] for a in answers)
     assert all(e["adapter_dir"] == ab_server["dirs"]["challenger"] for e in shadows)
     assert "Okafor" not in "".join(p.read_text() for p in (tmp_path / "shadow" / "billing").iterdir())
+
+
+def test_the_server_uses_the_system_prompt_each_adapter_was_trained_with(ab_server):
+    """assign_splits put the product's system prompt first in every training record; the adapter's metadata
+    recorded it, and a request without a system message is answered (and logged) with it."""
+    import json as _json
+    from pathlib import Path
+
+    from tuneline.serving import trained_system_prompt
+
+    records = [_json.loads(line) for line in
+               (Path(ab_server["dirs"]["champion"]).parent / "champion.jsonl").read_text().splitlines()]
+    trained = records[0]["messages"][0]["content"]
+    assert records[0]["messages"][0]["role"] == "system" and "billing" in trained.lower()
+    assert trained_system_prompt(ab_server["dirs"]["champion"], "billing") == trained
+    assert ab_server["server"].system_prompt("billing") == trained
+    answer = _ask(ab_server, "prompt-check", "Hello?")
+    ab_server["log"].flush()
+    entry = next(e for e in _lines(ab_server["root"], "billing", "responses") if e["response_id"] == answer["id"])
+    assert entry["messages"][0] == {"role": "system", "content": trained}

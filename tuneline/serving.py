@@ -214,9 +214,14 @@ class AdapterServer:
         self.products = sorted(adapters)
         self.adapter_dirs = {(p, "champion"): d for p, d in adapters.items()} | \
             {(p, "challenger"): d for p, d in challengers.items()}
+        self._system_prompts = {key: trained_system_prompt(d, key[0]) for key, d in self.adapter_dirs.items()}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuneline-generate")
         self._worker.submit(self._load, base_model, {_adapter_name(*key): d for key, d in self.adapter_dirs.items()}
                             ).result()
+
+    def system_prompt(self, product: str, arm: str = "champion") -> str | None:
+        """The system prompt the serving adapter was trained with for this product (its metadata.json)."""
+        return self._system_prompts.get((product, arm))
 
     def has_challenger(self, product: str) -> bool:
         return (product, "challenger") in self.adapter_dirs
@@ -264,6 +269,16 @@ class AdapterServer:
         finish = "stop" if (new == self.tokenizer.eos_token_id).any() else "length"
         text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
         return text, int(ids["input_ids"].shape[1]), int(new.shape[0]), finish
+
+
+def trained_system_prompt(adapter_dir: str, product: str) -> str | None:
+    """The system prompt `adapter_dir` was trained with for `product` (a shared adapter knows several), from
+    its metadata.json; None for adapters trained before it was recorded."""
+    path = Path(adapter_dir) / "metadata.json"
+    if not path.is_file():
+        return None
+    prompts = json.loads(path.read_text()).get("system_prompts") or {}
+    return prompts.get(product) or (next(iter(prompts.values())) if len(prompts) == 1 else None)
 
 
 def _adapter_name(product: str, arm: str) -> str:
@@ -399,6 +414,9 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
         arm = arm_for(conversation, share, salt=payload.model) \
             if server.has_challenger(payload.model) and not shadow else "champion"
         messages = [m.model_dump() for m in payload.messages]
+        trained = server.system_prompt(payload.model, arm)
+        if trained and messages[0]["role"] != "system":  # the prompt it was trained with, not none at all
+            messages = [{"role": "system", "content": trained}, *messages]
         try:
             text, prompt_tokens, completion_tokens, finish = await anyio.to_thread.run_sync(
                 server.complete, payload.model, messages, max_new, request_timeout, arm)

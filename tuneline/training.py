@@ -467,6 +467,7 @@ def main(config: TrainConfig, reporter=None) -> dict:
             "python": platform.python_version(), "git_commit": git_commit(),
             "data_version": file_sha256(config.train_file),
             "chat_template_sha256": hashlib.sha256((tokenizer.chat_template or "").encode()).hexdigest(),
+            "system_prompts": system_prompts(read_chat_jsonl(config.train_file)),
             "summary": summary,
         }
         (staging / "training_args.json").write_text(json.dumps(asdict(config), indent=2))
@@ -537,6 +538,21 @@ class MlflowTracker:
         run_id = self.run.info.run_id
         self.mlflow.end_run()
         return run_id
+
+
+def system_prompts(records: list[dict]) -> dict[str, str]:
+    """The system prompt the adapter was trained with, per product (records' metadata.product; "" when the
+    records name none): what the server puts first when a request brings no system message, so training and
+    serving cannot drift apart. The most frequent one wins where a product's records disagree."""
+    from collections import Counter
+
+    counts: dict[str, Counter] = {}
+    for record in records:
+        first = (record.get("messages") or [{}])[0]
+        if first.get("role") == "system":
+            product = (record.get("metadata") or {}).get("product") or ""
+            counts.setdefault(product, Counter())[first["content"]] += 1
+    return {product: counter.most_common(1)[0][0] for product, counter in sorted(counts.items())}
 
 
 def progress_callback(reporter, tracker):
