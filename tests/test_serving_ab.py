@@ -127,3 +127,18 @@ def test_the_server_uses_the_system_prompt_each_adapter_was_trained_with(ab_serv
     ab_server["log"].flush()
     entry = next(e for e in _lines(ab_server["root"], "billing", "responses") if e["response_id"] == answer["id"])
     assert entry["messages"][0] == {"role": "system", "content": trained}
+
+
+def test_adapters_trained_with_different_chat_templates_are_refused(tmp_path):
+    from tuneline.serving import shared_chat_template
+
+    dirs = []
+    for name, sha in (("a", "1" * 64), ("b", "1" * 64), ("c", "2" * 64)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metadata.json").write_text(json.dumps({"chat_template_sha256": sha}))
+        dirs.append(str(tmp_path / name))
+    (tmp_path / "old").mkdir()  # trained before the template was recorded
+    assert shared_chat_template(dirs[:2] + [str(tmp_path / "old")]) == "1" * 64
+    assert shared_chat_template([str(tmp_path / "old")]) is None
+    with pytest.raises(ValueError, match="different chat templates"):
+        shared_chat_template(dirs)

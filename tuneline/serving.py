@@ -11,6 +11,7 @@ percentiles as JSON at /metrics.json and written to a JSON file that the
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import threading
@@ -215,6 +216,7 @@ class AdapterServer:
         self.adapter_dirs = {(p, "champion"): d for p, d in adapters.items()} | \
             {(p, "challenger"): d for p, d in challengers.items()}
         self._system_prompts = {key: trained_system_prompt(d, key[0]) for key, d in self.adapter_dirs.items()}
+        self.chat_template_sha256 = shared_chat_template(list(self.adapter_dirs.values()))
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuneline-generate")
         self._worker.submit(self._load, base_model, {_adapter_name(*key): d for key, d in self.adapter_dirs.items()}
                             ).result()
@@ -232,7 +234,10 @@ class AdapterServer:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         first, *rest = adapters.items()
-        self.tokenizer = AutoTokenizer.from_pretrained(first[1])
+        self.tokenizer = AutoTokenizer.from_pretrained(first[1])  # saved beside the adapter by training
+        loaded = hashlib.sha256((self.tokenizer.chat_template or "").encode()).hexdigest()
+        if self.chat_template_sha256 not in (None, loaded):
+            raise ValueError(f"{first[1]}: the saved tokenizer's chat template is not the one it was trained with")
         base = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
         self.model = PeftModel.from_pretrained(base, first[1], adapter_name=first[0]).eval()
         for name, path in rest:
@@ -279,6 +284,22 @@ def trained_system_prompt(adapter_dir: str, product: str) -> str | None:
         return None
     prompts = json.loads(path.read_text()).get("system_prompts") or {}
     return prompts.get(product) or (next(iter(prompts.values())) if len(prompts) == 1 else None)
+
+
+def shared_chat_template(adapter_dirs: list[str]) -> str | None:
+    """The sha256 of the chat template every adapter was trained with (metadata.json); one server formats
+    every prompt with one template, so adapters trained with different ones are refused at start rather
+    than served with a template they never saw. None when no adapter recorded it."""
+    recorded = {}
+    for adapter_dir in adapter_dirs:
+        path = Path(adapter_dir) / "metadata.json"
+        sha = json.loads(path.read_text()).get("chat_template_sha256") if path.is_file() else None
+        if sha:
+            recorded.setdefault(sha, []).append(adapter_dir)
+    if len(recorded) > 1:
+        raise ValueError("adapters trained with different chat templates cannot share one server: "
+                         + "; ".join(f"{sha[:12]}: {dirs}" for sha, dirs in recorded.items()))
+    return next(iter(recorded), None)
 
 
 def _adapter_name(product: str, arm: str) -> str:
