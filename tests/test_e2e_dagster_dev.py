@@ -203,6 +203,39 @@ def _train_and_evaluate(url: str, product: str) -> tuple[str, dict[str, str]]:
     return _wait_for_run(url, run_id), _step_failures(url, run_id)
 
 
+def _write_served_log(home: Path, product: str) -> None:
+    """What `tuneline serve --home` logs for a product: 60 answers (a fifth by the challenger) and feedback in
+    which the challenger's answers resolve more often."""
+    folder = home / "serving" / "responses" / product
+    folder.mkdir(parents=True, exist_ok=True)
+    responses, feedback = [], []
+    for i in range(60):
+        arm = "challenger" if i % 5 == 0 else "champion"
+        responses.append({"response_id": f"r{i}", "arm": arm, "adapter_dir": f"/adapters/{arm}",
+                          "conversation": f"c{i}", "created": 1_800_000_000.0 + i, "latency_seconds": 0.4 + i / 200,
+                          "prompt_tokens": 40, "completion_tokens": 60 + i % 7, "finish_reason": "stop",
+                          "error": False, "reply": "Open Settings, then Billing.",
+                          "messages": [{"role": "user", "content": "Where is my invoice?"}]})
+        feedback.append({"response_id": f"r{i}", "created": 1_800_000_100.0 + i,
+                         "resolved": arm == "challenger" or i % 3 == 0, "escalated": i % 4 == 1, "csat": 3 + i % 3})
+    (folder / "responses-2026-11-29.jsonl").write_text("".join(json.dumps(r) + "\n" for r in responses))
+    (folder / "feedback-2026-11-29.jsonl").write_text("".join(json.dumps(f) + "\n" for f in feedback))
+
+
+def _run_ab_rollout(url: str, product: str) -> tuple[str, dict[str, str]]:
+    """The ab_rollout job (served_conversations, ab_test_report, serving_health) as rollout_sensor launches it."""
+    params = {
+        "selector": {"repositoryLocationName": "ft_assets.definitions:defs", "repositoryName": "__repository__",
+                     "pipelineName": "ab_rollout"},
+        "runConfigData": {},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": product}]},
+    }
+    launched = _graphql(url, LAUNCH_RUN, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    return _wait_for_run(url, run_id), _step_failures(url, run_id)
+
+
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
 def test_the_ui_in_chromium(dagster_dev):
     from playwright.sync_api import sync_playwright
@@ -215,6 +248,9 @@ def test_the_ui_in_chromium(dagster_dev):
     assert status in ("SUCCESS", "FAILURE"), status
     written = _materializations(url, "billing", ("lora_adapter", "eval_report"))
     assert set(written) == {"lora_adapter", "eval_report"}, (status, written, failures)
+    _write_served_log(home, "billing")
+    status, failures = _run_ab_rollout(url, "billing")
+    assert status == "SUCCESS", failures
     ARTIFACTS.mkdir(exist_ok=True)
     runs_before = _graphql(url, "{ runsOrError { ... on Runs { results { runId } } } }")["runsOrError"]["results"]
 
@@ -271,6 +307,17 @@ def test_the_ui_in_chromium(dagster_dev):
             body = page.inner_text("body")
             assert "ci_low" in body and "per_topic" in body and "gate_passed" in body and "[Show Markdown]" not in body
             page.screenshot(path=str(ARTIFACTS / "eval_report_table.png"), full_page=True)
+
+            # the A/B report: the per-arm table, and its numbers plotted per partition and over time
+            page.goto(f"{base}/assets/ab_test_report?view=events")
+            page.get_by_text("cost_per_request").first.wait_for(timeout=30000)
+            body = page.inner_text("body")
+            assert "challenger" in body and "resolved_ci_low" in body and "[Show Markdown]" not in body
+            page.screenshot(path=str(ARTIFACTS / "ab_report_table.png"), full_page=True)
+            page.goto(f"{base}/assets/ab_test_report")  # the overview's metadata: Table | Plots
+            page.get_by_text("Plots", exact=True).first.click(timeout=30000)
+            page.get_by_text("challenger_resolved_rate").first.wait_for(timeout=30000)
+            page.screenshot(path=str(ARTIFACTS / "ab_report_plots.png"), full_page=True)
 
             # a check's execution names its product
             page.goto(f"{base}/assets/eval_report?view=checks&checkDetail=promotion_gate")
