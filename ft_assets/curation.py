@@ -4,11 +4,13 @@ import dagster as dg
 import polars as pl
 
 from ft_assets.catalog import counts_table, frame_metadata, table
+from ft_assets.config import derived_config, settings_from
 from ft_assets.partitions import product_partitions
 from ft_resources.io_manager import EVERY_PARTITION
 from ft_resources.llm import JudgeResource
 from ft_resources.storage import TunelineStorage
 from tuneline.curation import (
+    INDEX_SETTINGS,
     KEPT,
     CrossProductIndex,
     CurationRules,
@@ -22,13 +24,14 @@ from tuneline.curation import (
 )
 
 
-class NearDuplicateIndexConfig(dg.Config):
-    """The one dedup configuration: within a product and across products. Changing it makes scoring fail
-    until near_duplicate_index is rebuilt over every product (a backfill), never a silent mix."""
+class _IndexOptions(dg.Config):
+    """The one dedup configuration (CurationRules' near-duplicate fields): within a product and across
+    products. Changing it makes scoring fail until near_duplicate_index is rebuilt over every product (a
+    backfill), never a silent mix."""
 
-    near_dup_threshold: float = 0.8
-    num_perm: int = 128
-    shingle_words: int = 5
+
+NearDuplicateIndexConfig = derived_config("NearDuplicateIndexConfig", CurationRules, base=_IndexOptions,
+                                          only=INDEX_SETTINGS)
 
 
 @dg.asset(
@@ -44,31 +47,24 @@ def near_duplicate_index(context: dg.AssetExecutionContext, config: NearDuplicat
     that made them). scored_dataset reads every product's partition to find conversations another product
     already has. Incremental: a conversation whose text the previous index holds under the same settings
     keeps its signature."""
-    rules = CurationRules(near_dup_threshold=config.near_dup_threshold, num_perm=config.num_perm,
-                          shingle_words=config.shingle_words)
+    rules = settings_from(CurationRules, config)
     known = reusable_signatures(storage.previous_asset_frame("near_duplicate_index", context.partition_key), rules)
     signatures = signature_frame(cleaned_conversations, rules, known)
     return dg.Output(signatures, metadata={**frame_metadata(signatures), "near_dup_threshold": rules.near_dup_threshold,
                                            "num_perm": rules.num_perm, "shingle_words": rules.shingle_words})
 
 
-class CurationConfig(dg.Config):
-    """Filters, quality and sampling; near-duplicate settings belong to near_duplicate_index."""
-
-    min_chars: int = 50
-    languages: list[str] = ["en"]
-    min_quality: float = 0.3
-    target_size: int | None = None
-    seed: int = 0
-    kb_agreement: bool = True
-    kb_match: float = 0.3
+class _CurationOptions(dg.Config):
+    """Filters, quality and sampling (CurationRules, defaults from it); near-duplicate settings belong to
+    near_duplicate_index."""
 
 
-def rules_from(config: CurationConfig, dedup: dict | None = None) -> CurationRules:
+CurationConfig = derived_config("CurationConfig", CurationRules, base=_CurationOptions, exclude=INDEX_SETTINGS)
+
+
+def rules_from(config: dg.Config, dedup: dict | None = None) -> CurationRules:
     """The curation rules, near-duplicate settings from the index (`index_settings`), defaults without one."""
-    return CurationRules(min_chars=config.min_chars, languages=tuple(config.languages),
-                         min_quality=config.min_quality, target_size=config.target_size, seed=config.seed,
-                         kb_agreement=config.kb_agreement, kb_match=config.kb_match, **(dedup or {}))
+    return settings_from(CurationRules, config, **(dedup or {}))
 
 
 @dg.asset(

@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 
 from ft_assets.catalog import frame_metadata, problems_table, table, without_empty
+from ft_assets.config import derived_config, settings_from
 from ft_assets.partitions import product_check, product_partitions
 from ft_resources.llm import JudgeResource
 from ft_resources.models import BaseModel
@@ -24,21 +25,14 @@ REPORT_METRICS = ("perplexity", "rougeL", "token_f1", "semantic_similarity", "ex
                   "broken_placeholders")
 
 
-class EvalConfig(dg.Config):
-    """Evaluation and promotion-gate settings; defaults from EvalSettings and GatePolicy."""
+class _EvalOptions(dg.Config):
+    """Evaluation and promotion-gate settings: every field of EvalSettings and GatePolicy, defaults from them.
+    max_new_tokens 0: headroom x the references' 95th percentile length."""
 
-    max_examples: int = EvalSettings.max_examples
-    max_new_tokens: int = EvalSettings.max_new_tokens  # 0: headroom x the references' 95th percentile length
-    max_new_tokens_cap: int = EvalSettings.max_new_tokens_cap
-    generation_headroom: float = EvalSettings.generation_headroom
-    batch_size: int = EvalSettings.batch_size
     human_eval_rows: int = 100
-    primary_metric: str = GatePolicy.primary_metric
-    champion_margin: float = GatePolicy.champion_margin
-    min_ended_with_eot: float = GatePolicy.min_ended_with_eot
-    max_leak_rate: float = GatePolicy.max_leak_rate
-    min_judge_win_rate: float = GatePolicy.min_judge_win_rate
-    max_broken_placeholders: float = GatePolicy.max_broken_placeholders
+
+
+EvalConfig = derived_config("EvalConfig", EvalSettings, GatePolicy, base=_EvalOptions)
 
 
 def registry_name(product: str) -> str:
@@ -93,9 +87,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
     if not test:
         raise dg.Failure(f"product {product!r} has an empty test split; add tickets or change ratios",
                          allow_retries=False)
-    settings = EvalSettings(max_examples=config.max_examples, max_new_tokens=config.max_new_tokens,
-                            batch_size=config.batch_size, max_new_tokens_cap=config.max_new_tokens_cap,
-                            generation_headroom=config.generation_headroom)
+    settings = settings_from(EvalSettings, config)
     adapter_dir = str(storage.localize_adapter(lora_adapter))
     if lora_adapter.get("fine_tuned_model"):  # a managed fine-tune: both models answer through the provider's API
         client = trainer.inference_client()
@@ -111,8 +103,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, dataset_s
         report = evaluate_adapter(base, adapter_dir, test, settings, judge=judge.judge(),
                                   sizing_records=records)  # every split's reply lengths size the budget
     champion = champion_version(tracking.tracking_uri, registry_name(product))
-    policy = GatePolicy(config.primary_metric, config.champion_margin, config.min_ended_with_eot,
-                        config.max_leak_rate, config.min_judge_win_rate, config.max_broken_placeholders)
+    policy = settings_from(GatePolicy, config)
     report["gate"] = promotion_gate(report, champion, policy)
     report["champion_at_eval"] = champion
     report["product"] = product

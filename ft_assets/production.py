@@ -9,6 +9,7 @@ import dagster as dg
 import polars as pl
 
 from ft_assets.catalog import frame_metadata, table
+from ft_assets.config import derived_config, settings_from
 from ft_assets.partitions import product_partitions
 from ft_resources.alerts import AlertWebhook
 from ft_resources.llm import JudgeResource
@@ -16,39 +17,32 @@ from ft_resources.storage import TunelineStorage
 from ft_resources.tracking import MlflowTracking
 from tuneline.ab_testing import (
     ARMS,
-    SERVED_COLUMNS,
     RolloutPolicy,
     ab_report,
     nearest_rank,
     outcomes_from_rows,
     read_response_log,
     rollout_decision,
-    served_rows,
+    served_frame,
 )
 from tuneline.drift import DriftThresholds, drift_report
 from tuneline.judge import mean_rubric
 from tuneline.registry import apply_rollout, rollout_state
 
 PRODUCTION_GROUP = "production"
-_POLARS_TYPES = {str: pl.String, float: pl.Float64, int: pl.Int64, bool: pl.Boolean}
 
 
-class RolloutConfig(dg.Config):
-    """The rollout policy (defaults from tuneline.ab_testing.RolloutPolicy). `apply` False reports the
-    decision without moving the registry."""
+class _RolloutOptions(dg.Config):
+    """The rollout policy (every field of tuneline.ab_testing.RolloutPolicy, defaults from it). `apply` False
+    reports the decision without moving the registry."""
 
-    steps: list[float] = list(RolloutPolicy.steps)
-    min_feedback: int = RolloutPolicy.min_feedback
-    min_guard_requests: int = RolloutPolicy.min_guard_requests
-    alpha: float = RolloutPolicy.alpha
-    max_error_rate: float = RolloutPolicy.max_error_rate
-    max_p95_latency_ratio: float = RolloutPolicy.max_p95_latency_ratio
-    price_per_1k_tokens: float = RolloutPolicy.price_per_1k_tokens
     apply: bool = True
 
     def policy(self) -> RolloutPolicy:
-        return RolloutPolicy(**{k: tuple(v) if k == "steps" else v for k, v in self.model_dump().items()
-                                if k != "apply"})
+        return settings_from(RolloutPolicy, self)
+
+
+RolloutConfig = derived_config("RolloutConfig", RolloutPolicy, base=_RolloutOptions)
 
 
 @dg.asset(partitions_def=product_partitions, group_name=PRODUCTION_GROUP, kinds={"polars"}, code_version="1")
@@ -57,14 +51,18 @@ def served_conversations(context: dg.AssetExecutionContext, storage: TunelineSto
     tokens, and the latest feedback on it (resolved, escalated, CSAT, thumbs, a corrected reply). Texts were
     redacted by the server before they were written."""
     responses, feedback, unreadable = read_response_log(storage.response_log_dir(context.partition_key))
-    schema = {c: _POLARS_TYPES[t] for c, t in SERVED_COLUMNS.items()}
-    frame = pl.DataFrame(served_rows(responses, feedback), schema=schema, orient="row")
+    frame = served_frame(responses, feedback)
     with_feedback = frame.filter(pl.col("resolved").is_not_null() | pl.col("csat").is_not_null())
     return dg.Output(frame, metadata={
         **frame_metadata(frame), "responses": frame.height, "with_feedback": with_feedback.height,
         "corrected_replies": frame.filter(pl.col("corrected_reply").is_not_null()).height,
         "unreadable_log_lines": unreadable,
         **{f"{arm}_responses": frame.filter(pl.col("arm") == arm).height for arm in ARMS}})
+
+
+def plotted(value: float | None) -> float:
+    """A number for the asset's plots: NaN where there is none yet, so the series keeps its gaps."""
+    return float("nan") if value is None else float(value)
 
 
 ARM_COLUMNS = ["arm", "requests", "error_rate", "feedback", "resolved_rate", "resolved_ci_low", "resolved_ci_high",
@@ -118,15 +116,11 @@ def ab_test_report(context: dg.AssetExecutionContext, config: RolloutConfig, ser
         "challenger_version": (before["challenger"] or {}).get("version") or 0,
         "champion_version": (after["champion"] or {}).get("version") or 0,
         "arms": table(arm_rows(report), ARM_COLUMNS),
-        "resolution_diff": report["resolution"]["diff"] if report["resolution"]["diff"] is not None else float("nan"),
-        "resolution_p_value": report["resolution"]["p_value"] if report["resolution"]["p_value"] is not None
-        else float("nan"),
-        **{f"{arm}_resolved_rate": arms[arm]["resolved"]["rate"] if arms[arm]["resolved"]["rate"] is not None
-           else float("nan") for arm in ARMS},
-        **{f"{arm}_p95_seconds": arms[arm]["p95_seconds"] if arms[arm]["p95_seconds"] is not None
-           else float("nan") for arm in ARMS},
-        **{f"{arm}_error_rate": arms[arm]["error_rate"] if arms[arm]["error_rate"] is not None else float("nan")
-           for arm in ARMS}})
+        "resolution_diff": plotted(report["resolution"]["diff"]),
+        "resolution_p_value": plotted(report["resolution"]["p_value"]),
+        **{f"{arm}_resolved_rate": plotted(arms[arm]["resolved"]["rate"]) for arm in ARMS},
+        **{f"{arm}_p95_seconds": plotted(arms[arm]["p95_seconds"]) for arm in ARMS},
+        **{f"{arm}_error_rate": plotted(arms[arm]["error_rate"]) for arm in ARMS}})
 
 
 class ServingHealthConfig(dg.Config):
@@ -211,6 +205,5 @@ def serving_health(context: dg.AssetExecutionContext, config: ServingHealthConfi
     return dg.Output(report, metadata={
         "healthy": not raised, "alerts": table([{"alert": a} for a in raised], ["alert"]),
         "requests": numbers["requests"], "judged": len(scores),
-        **{k: float(numbers[k]) if numbers[k] is not None else float("nan")
-           for k in ("error_rate", "p50_seconds", "p95_seconds", "judge_score")},
+        **{k: plotted(numbers[k]) for k in ("error_rate", "p50_seconds", "p95_seconds", "judge_score")},
         **{f"drift_{k}": float(v) for k, v in drift["metrics"].items()}})

@@ -74,15 +74,18 @@ class TunelineStorage(dg.ConfigurableResource):
 
     def previous_asset_frame(self, asset: str, product: str) -> pl.DataFrame | None:
         """An asset's last written value for a product (the IO manager's file, from the mirror when the home is
-        on S3), or None. For content-addressed reuse only: a stale copy costs reuse, never correctness."""
+        on S3), or None when there is none (the first run) or it cannot be read (cut short by a crash). For
+        content-addressed reuse only: a stale copy costs reuse, never correctness. An unreachable or refusing
+        mirror is an error, not an absent value."""
         from ft_resources.io_manager import asset_partition_path
 
-        path = asset_partition_path(self.root_path, asset, product, "parquet")
-        try:
-            local = self.localize(path)
-        except Exception:  # noqa: BLE001 - no previous value to reuse is the normal first run
+        local = self.localize(asset_partition_path(self.root_path, asset, product, "parquet"))
+        if not local.is_file():
             return None
-        return pl.read_parquet(local, glob=False) if local.is_file() else None
+        try:
+            return pl.read_parquet(local, glob=False)
+        except (pl.exceptions.PolarsError, OSError):
+            return None
 
     def response_log_dir(self, product: str) -> Path:
         """Where `tuneline serve --home <root>` logs a product's answers and their feedback."""

@@ -177,16 +177,12 @@ def test_rollout_sensor_runs_the_report_when_a_product_log_grows(tmp_path):
 
 
 def _served_frame(n: int, errors: int, question: str, repeats: int = 1):
-    import polars as pl
-
-    from tuneline.ab_testing import SERVED_COLUMNS, served_rows
+    from tuneline.ab_testing import served_frame
 
     responses = [{"response_id": f"r{i}", "arm": "champion", "created": float(i), "latency_seconds": 0.5 + i / 100,
                   "error": i < errors, "reply": "Open Settings, then Billing.",
                   "messages": [{"role": "user", "content": question * (1 + i % repeats)}]} for i in range(n)]
-    types = {str: pl.String, float: pl.Float64, int: pl.Int64, bool: pl.Boolean}
-    return pl.DataFrame(served_rows(responses, []), schema={c: types[t] for c, t in SERVED_COLUMNS.items()},
-                        orient="row")
+    return served_frame(responses, [])
 
 
 def test_serving_health_alerts_on_errors_drift_and_a_low_judge_score(tmp_path):

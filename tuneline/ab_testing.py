@@ -237,6 +237,15 @@ def served_rows(responses: list[dict], feedback: list[dict]) -> list[dict]:
     return rows
 
 
+def served_frame(responses: list[dict], feedback: list[dict]):
+    """`served_rows` as a polars frame typed by SERVED_COLUMNS (an empty log gives an empty, typed frame)."""
+    import polars as pl
+
+    types = {str: pl.String, float: pl.Float64, int: pl.Int64, bool: pl.Boolean}
+    return pl.DataFrame(served_rows(responses, feedback), schema={c: types[t] for c, t in SERVED_COLUMNS.items()},
+                        orient="row")
+
+
 def outcomes_from_rows(rows: list[dict]) -> list[Outcome]:
     return [Outcome(arm=r["arm"], latency_seconds=r["latency_seconds"] or 0.0,
                     prompt_tokens=r["prompt_tokens"] or 0, completion_tokens=r["completion_tokens"] or 0,

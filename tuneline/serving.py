@@ -396,6 +396,12 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
         return {"object": "list", "data": [{"id": p, "object": "model", "created": 0, "owned_by": "tuneline"}
                                            for p in server.products]}
 
+    def log_entry(response_id: str, product: str, conversation: str, arm: str, started: float) -> dict:
+        """The fields every logged answer has, a failed one included."""
+        return {"response_id": response_id, "product": product, "arm": arm,
+                "adapter_dir": server.adapter_dirs[(product, arm)], "conversation": _hash_id(conversation),
+                "created": time.time(), "latency_seconds": round(time.perf_counter() - started, 4)}
+
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
         started = time.perf_counter()
@@ -447,10 +453,7 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
         except Exception as exc:  # a broken adapter is the A/B test's business: logged with its arm, 500 out
             stats.record(0, error=True, product=payload.model, arm=arm)
             if response_log is not None:
-                response_log.record({"response_id": response_id, "product": payload.model, "arm": arm,
-                                     "adapter_dir": server.adapter_dirs[(payload.model, arm)],
-                                     "conversation": _hash_id(conversation), "created": time.time(),
-                                     "latency_seconds": round(time.perf_counter() - started, 4), "error": True,
+                response_log.record({**log_entry(response_id, payload.model, conversation, arm, started), "error": True,
                                      "error_type": type(exc).__name__}, [], "")
             return _error(500, f"generation failed ({type(exc).__name__})", "server_error")
         finally:
@@ -460,11 +463,9 @@ def create_app(server: AdapterServer, api_key: str | None = None, metrics_file: 
         stats.record(latency, completion_tokens, product=payload.model, arm=arm, prompt_tokens=prompt_tokens)
         write_metrics()
         if response_log is not None:
-            response_log.record({"response_id": response_id, "product": payload.model, "arm": arm,
-                                 "adapter_dir": server.adapter_dirs[(payload.model, arm)],
-                                 "conversation": _hash_id(conversation), "created": time.time(),
-                                 "latency_seconds": round(latency, 4), "prompt_tokens": prompt_tokens,
-                                 "completion_tokens": completion_tokens, "finish_reason": finish}, messages, text)
+            response_log.record({**log_entry(response_id, payload.model, conversation, arm, started),
+                                 "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                                 "finish_reason": finish}, messages, text)
             if shadow and server.has_challenger(payload.model):
                 shadow_worker.submit(answer_in_shadow, payload.model, messages, max_new, response_id,
                                      _hash_id(conversation))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,21 +103,76 @@ def stratum_ratio_problems(splits: pl.DataFrame, ratios: SplitRatios, column: st
     return problems
 
 
-def chat_token_lengths(records: list[dict], tokenizer) -> list[int]:
-    """Each record's length in tokens as training sees it: the chat template applied to all its turns."""
-    return [len(tokenizer.apply_chat_template(r["messages"], tokenize=True, return_dict=True)["input_ids"])
-            for r in records]
+def record_digest(record: dict) -> str:
+    """What decides an example's token length: its messages, exactly as training reads them."""
+    return hashlib.sha256(json.dumps(record["messages"], sort_keys=True).encode()).hexdigest()
 
 
-def token_length_problems(records: list[dict], tokenizer, max_tokens: int, limit: int = 20) -> list[str]:
+def tokenizer_digest(tokenizer) -> str:
+    """The tokenizer as lengths depend on it: its vocabulary and merges, and its chat template."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    vocabulary = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    return hashlib.sha256((vocabulary + "\x00" + (tokenizer.chat_template or "")).encode()).hexdigest()
+
+
+def chat_token_lengths(records: list[dict], tokenizer, known: Mapping[str, int] | None = None) -> list[int]:
+    """Each record's length in tokens as training sees it: the chat template applied to all its turns.
+    `known` ({record_digest: tokens}, measured with the same tokenizer) spares the unchanged examples."""
+    known = known or {}
+    lengths = []
+    for record in records:
+        length = known.get(record_digest(record))
+        if length is None:
+            ids = tokenizer.apply_chat_template(record["messages"], tokenize=True, return_dict=True)["input_ids"]
+            length = len(ids)
+        lengths.append(length)
+    return lengths
+
+
+def reusable_token_lengths(previous: pl.DataFrame | None, tokenizer_sha256: str) -> dict[str, int]:
+    """{record_digest: tokens} from the previous dataset_splits, when it was measured with this tokenizer."""
+    if previous is None or not {"record_sha256", "chat_tokens", "tokenized_with"} <= set(previous.columns):
+        return {}
+    same = previous.filter(pl.col("tokenized_with") == tokenizer_sha256)
+    return dict(zip(same["record_sha256"].to_list(), same["chat_tokens"].to_list(), strict=True))
+
+
+def token_length_problems(records: list[dict], lengths: list[int], max_tokens: int, limit: int = 20) -> list[str]:
     """Examples whose chat-templated length exceeds what training will see."""
     problems = []
-    for record, length in zip(records, chat_token_lengths(records, tokenizer), strict=True):
+    for record, length in zip(records, lengths, strict=True):
         if length > max_tokens:
             problems.append(f"{record['metadata']['example_id']}: {length} tokens > {max_tokens}")
             if len(problems) >= limit:
                 break
     return problems
+
+
+def strings_of(value) -> list[str]:
+    """Every string value in a JSON-like value (message contents, metadata), as a downstream reader sees it."""
+    found: list[str] = []
+
+    def walk(item):
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, dict):
+            for nested in item.values():
+                walk(nested)
+        elif isinstance(item, list):
+            for nested in item:
+                walk(nested)
+
+    walk(value)
+    return found
+
+
+def scanned_clean_strings(previous: pl.DataFrame | None, scan_rules: str) -> set[str]:
+    """The strings of the previous exports that the PII re-scan passed under the same rules (`scan_rules`,
+    recorded per row only when the exports were published): they need no second scan."""
+    if previous is None or "pii_scanned_with" not in previous.columns:
+        return set()
+    clean = previous.filter(pl.col("pii_scanned_with") == scan_rules)
+    return {text for record in to_chat_records(clean) for text in strings_of(json.loads(json.dumps(record)))}
 
 
 def too_long_for_training(records: list[dict], lengths: list[int], max_tokens: int) -> dict[str, int]:
