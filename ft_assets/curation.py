@@ -90,7 +90,8 @@ def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig, cl
     rules = rules_from(config, dedup)
     index = CrossProductIndex({p: f for p, f in near_duplicate_index.items() if p != product}, rules)
     llm_judge = judge.judge()
-    scored = score_conversations(cleaned_conversations, rules, index=index, product=product, judge=llm_judge)
+    scored = score_conversations(cleaned_conversations, rules, index=index, product=product, judge=llm_judge,
+                                 signatures=reusable_signatures(near_duplicate_index[product], rules))
     judge_metadata = {}
     if llm_judge is not None:
         from tuneline.judge import prompt_hash

@@ -194,3 +194,25 @@ def test_batches_refuse_diversity_sampling(redactor):
 
     with pytest.raises(ValueError, match="target_size"):
         list(score_in_batches([], redactor, CurationRules(target_size=10)))
+
+
+def test_signatures_from_the_index_score_exactly_as_hashing_again(monkeypatch):
+    """scored_dataset hands score_conversations the product's index signatures: the statuses are the ones
+    hashing every text again gives, and no text with a stored signature is hashed."""
+    import tuneline.curation as curation
+    from tuneline.curation import CrossProductIndex, reusable_signatures, signature_frame
+
+    rules = CurationRules()
+    truth = PlantedTruth()
+    frame = _frame([r for r in generate_product_tickets("shipping", 150, seed=5, truth=truth) if r["agent_response"]])
+    other = _frame([r for r in generate_product_tickets("billing", 60, seed=6, truth=PlantedTruth())
+                    if r["agent_response"]])
+    index = CrossProductIndex({"billing": signature_frame(other, rules)}, rules)
+    expected = score_conversations(frame, rules, index=index, product="shipping")
+    signatures = reusable_signatures(signature_frame(frame, rules), rules)
+    hashed = []
+    original = curation.minhash_of
+    monkeypatch.setattr(curation, "minhash_of", lambda text, r: hashed.append(text) or original(text, r))
+    reused = score_conversations(frame, rules, index=index, product="shipping", signatures=signatures)
+    assert reused.equals(expected)
+    assert "near_duplicate" in expected["status"].to_list() and hashed == []

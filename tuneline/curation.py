@@ -13,6 +13,7 @@ import math
 import random
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -144,6 +145,16 @@ def minhash_of(text: str, rules: CurationRules):
     return mh
 
 
+def minhash_from(signature, rules: CurationRules):
+    """The MinHash of a stored signature (near_duplicate_index): the same sketch `minhash_of` gave its text."""
+    import numpy
+    from datasketch import MinHash
+
+    permutations, scheme = _permutations(rules.num_perm)
+    return MinHash(num_perm=rules.num_perm, permutations=permutations, scheme=scheme,
+                   hashvalues=numpy.array(signature, dtype=numpy.uint64))
+
+
 def new_lsh(rules: CurationRules):
     from datasketch import MinHashLSH
 
@@ -151,16 +162,17 @@ def new_lsh(rules: CurationRules):
     return MinHashLSH(threshold=rules.near_dup_threshold, num_perm=rules.num_perm, weights=(0.3, 0.7))
 
 
-def near_duplicate_of(texts: list[str], rules: CurationRules, lsh=None, first_key: int = 0) -> list[int | None]:
+def near_duplicate_of(texts: list[str], rules: CurationRules, lsh=None, first_key: int = 0,
+                      sketches: list | None = None) -> list[int | None]:
     """For each text, the key of an earlier near-duplicate (MinHash LSH), else None.
 
     Keys are positions counted from `first_key`; pass the LSH and key offset of earlier batches to find
-    duplicates of texts seen in those batches too.
+    duplicates of texts seen in those batches too. `sketches` (the texts' MinHashes) spares hashing them.
     """
     lsh = lsh if lsh is not None else new_lsh(rules)
     result: list[int | None] = []
     for i, text in enumerate(texts, start=first_key):
-        mh = minhash_of(text, rules)
+        mh = sketches[i - first_key] if sketches is not None else minhash_of(text, rules)
         hits = lsh.query(mh)
         result.append(min(int(h) for h in hits) if hits else None)
         if not hits:
@@ -247,26 +259,20 @@ class CrossProductIndex:
     splits, and no product's entries can be lost by another's write (each partition is its own file)."""
 
     def __init__(self, frames: dict[str, pl.DataFrame], rules: CurationRules):
-        import numpy
-        from datasketch import MinHash
-
         self.rules = rules
         self.lsh = new_lsh(rules)
         self.size = 0
-        permutations, scheme = _permutations(rules.num_perm)
         for product, frame in frames.items():
             for content, signature in frame.unique("content_hash").select("content_hash", "signature").iter_rows():
-                mh = MinHash(num_perm=rules.num_perm, permutations=permutations, scheme=scheme,
-                             hashvalues=numpy.array(signature, dtype=numpy.uint64))
-                self.lsh.insert(f"{product}/{content}", mh)
+                self.lsh.insert(f"{product}/{content}", minhash_from(signature, rules))
                 self.size += 1
 
     def __len__(self) -> int:
         return self.size
 
-    def owned_elsewhere(self, text: str, product: str) -> list[str]:
+    def owned_elsewhere(self, text: str, product: str, sketch=None) -> list[str]:
         """Keys of near duplicates in products that sort before `product` (they keep the conversation)."""
-        hits = self.lsh.query(minhash_of(text, self.rules))
+        hits = self.lsh.query(sketch if sketch is not None else minhash_of(text, self.rules))
         return sorted(h for h in hits if h.split("/", 1)[0] < product)
 
 
@@ -319,11 +325,14 @@ def distribution(frame: pl.DataFrame, column: str) -> dict[str, int]:
 
 def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRules(),
                         index: CrossProductIndex | None = None, product: str | None = None,
-                        judge=None, dedup: DedupState | None = None) -> pl.DataFrame:
+                        judge=None, dedup: DedupState | None = None,
+                        signatures: Mapping[str, list[int]] | None = None) -> pl.DataFrame:
     """Add text, language, hash, quality, strata and a `status` per row; filters apply in funnel order.
 
     `dedup` carries exact and near dedup across calls: a row that duplicates one of an earlier call's
-    rows is marked as a duplicate too (streaming a partition too large for one frame).
+    rows is marked as a duplicate too (streaming a partition too large for one frame). `signatures`
+    ({content hash: MinHash signature}, the product's near_duplicate_index under the same settings) spares
+    hashing those texts again.
     """
     conversations = [m if isinstance(m, list) else m.to_list() for m in cleaned["messages"].to_list()]
     n = len(conversations)
@@ -356,13 +365,16 @@ def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRu
             seen_hashes.add(hashes[i])
             status.append(KEPT)
             survivors.append(i)
-    near = near_duplicate_of([texts[i] for i in survivors], rules, dedup.lsh, dedup.next_key)
+    signatures = signatures or {}
+    sketches = [minhash_from(signatures[hashes[i]], rules) if hashes[i] in signatures else minhash_of(texts[i], rules)
+                for i in survivors]
+    near = near_duplicate_of([texts[i] for i in survivors], rules, dedup.lsh, dedup.next_key, sketches)
     dedup.next_key += len(survivors)
     for position, earlier in enumerate(near):
         i = survivors[position]
         if earlier is not None:
             status[i] = "near_duplicate"
-        elif index is not None and index.owned_elsewhere(texts[i], product or products[i] or ""):
+        elif index is not None and index.owned_elsewhere(texts[i], product or products[i] or "", sketches[position]):
             status[i] = "cross_product_duplicate"
     judged: list[float | None] = [None] * n
     if judge is not None:  # only the rows that survived the cheap filters cost a judge call
