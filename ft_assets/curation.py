@@ -19,6 +19,7 @@ from tuneline.curation import (
     funnel,
     index_settings,
     reusable_signatures,
+    reusable_text_features,
     score_conversations,
     signature_frame,
 )
@@ -78,8 +79,11 @@ def rules_from(config: dg.Config, dedup: dict | None = None) -> CurationRules:
                                             metadata={EVERY_PARTITION: True})},
 )
 def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig, cleaned_conversations: pl.DataFrame,
-                   near_duplicate_index: dict[str, pl.DataFrame], judge: JudgeResource) -> dg.Output[pl.DataFrame]:
-    """Every conversation with its score, strata and `status` (kept, or why it was filtered)."""
+                   near_duplicate_index: dict[str, pl.DataFrame], judge: JudgeResource,
+                   storage: TunelineStorage) -> dg.Output[pl.DataFrame]:
+    """Every conversation with its score, strata and `status` (kept, or why it was filtered). Incremental:
+    MinHash signatures come from the index, and language and sentiment of a conversation scored before (same
+    turns, same feature code) from the previous value; dedup and sampling always see every row."""
     product = context.partition_key
     if product not in near_duplicate_index:
         raise dg.Failure(f"near_duplicate_index has no partition for {product!r}: materialize it first")
@@ -91,7 +95,9 @@ def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig, cl
     index = CrossProductIndex({p: f for p, f in near_duplicate_index.items() if p != product}, rules)
     llm_judge = judge.judge()
     scored = score_conversations(cleaned_conversations, rules, index=index, product=product, judge=llm_judge,
-                                 signatures=reusable_signatures(near_duplicate_index[product], rules))
+                                 signatures=reusable_signatures(near_duplicate_index[product], rules),
+                                 features=reusable_text_features(storage.previous_asset_frame("scored_dataset",
+                                                                                              product)))
     judge_metadata = {}
     if llm_judge is not None:
         from tuneline.judge import prompt_hash

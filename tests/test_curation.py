@@ -216,3 +216,28 @@ def test_signatures_from_the_index_score_exactly_as_hashing_again(monkeypatch):
     reused = score_conversations(frame, rules, index=index, product="shipping", signatures=signatures)
     assert reused.equals(expected)
     assert "near_duplicate" in expected["status"].to_list() and hashed == []
+
+
+def test_text_features_of_conversations_scored_before_are_reused_exactly(monkeypatch):
+    """Language and sentiment are kept by the conversation's exact turns and the feature code's digest: a
+    second scoring with the first one's features detects nothing again and gives the same frame; a changed
+    turn is measured again; another digest reuses nothing."""
+    import tuneline.curation as curation
+    from tuneline.curation import reusable_text_features
+
+    rows = [r for r in generate_product_tickets("shipping", 80, seed=3, truth=PlantedTruth()) if r["agent_response"]]
+    first = score_conversations(_frame(rows))
+    measured = []
+    original = curation.detect_language
+    monkeypatch.setattr(curation, "detect_language", lambda texts: measured.extend(texts) or original(texts))
+    again = score_conversations(_frame(rows), features=reusable_text_features(first))
+    assert again.equals(first) and measured == []
+
+    changed = [{**rows[0], "customer_message": rows[0]["customer_message"].upper()}, *rows[1:]]
+    score_conversations(_frame(changed), features=reusable_text_features(first))
+    assert len(measured) == 1  # only the conversation whose turns changed (case included)
+
+    measured.clear()
+    monkeypatch.setattr(curation, "text_features_digest", lambda: "another feature code")
+    score_conversations(_frame(rows), features=reusable_text_features(first))
+    assert len(measured) == len(rows)

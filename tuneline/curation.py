@@ -323,23 +323,57 @@ def distribution(frame: pl.DataFrame, column: str) -> dict[str, int]:
     return dict(sorted(frame.group_by(column).len().iter_rows())) if frame.height else {}
 
 
+@functools.lru_cache(maxsize=1)
+def text_features_digest() -> str:
+    """What decides a conversation's language and sentiment besides its text: the two functions' source and
+    the versions of the packages whose models they run. Features are reused only under the same digest."""
+    import inspect
+    from importlib.metadata import version
+
+    parts = [inspect.getsource(detect_language), inspect.getsource(sentiment_bucket),
+             f"py3langid=={version('py3langid')}", f"vaderSentiment=={version('vaderSentiment')}"]
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def messages_digest(conversation: list[dict]) -> str:
+    """A conversation's exact turns (roles and texts, nothing normalized): the key its text features are kept by."""
+    return hashlib.sha256(json.dumps([[t["role"], t["content"]] for t in conversation]).encode()).hexdigest()
+
+
+def reusable_text_features(previous: pl.DataFrame | None) -> dict[str, tuple[str, str]]:
+    """{messages digest: (language, sentiment)} of the previous scored_dataset under the same feature digest."""
+    if previous is None or not {"messages_sha256", "features_with", "language", "sentiment"} <= set(previous.columns):
+        return {}
+    same = previous.filter(pl.col("features_with") == text_features_digest())
+    return {key: (language, sentiment) for key, language, sentiment
+            in same.select("messages_sha256", "language", "sentiment").iter_rows()}
+
+
 def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRules(),
                         index: CrossProductIndex | None = None, product: str | None = None,
                         judge=None, dedup: DedupState | None = None,
-                        signatures: Mapping[str, list[int]] | None = None) -> pl.DataFrame:
+                        signatures: Mapping[str, list[int]] | None = None,
+                        features: Mapping[str, tuple[str, str]] | None = None) -> pl.DataFrame:
     """Add text, language, hash, quality, strata and a `status` per row; filters apply in funnel order.
 
     `dedup` carries exact and near dedup across calls: a row that duplicates one of an earlier call's
     rows is marked as a duplicate too (streaming a partition too large for one frame). `signatures`
     ({content hash: MinHash signature}, the product's near_duplicate_index under the same settings) spares
-    hashing those texts again.
+    hashing those texts again; `features` (`reusable_text_features`) spares detecting language and sentiment
+    of conversations scored before.
     """
     conversations = [m if isinstance(m, list) else m.to_list() for m in cleaned["messages"].to_list()]
     n = len(conversations)
     texts = [conversation_text(c) for c in conversations]
     users = [" ".join(t["content"] for t in c if t["role"] == "user") for c in conversations]
     replies = [" ".join(t["content"] for t in c if t["role"] == "assistant") for c in conversations]
-    languages = detect_language(texts)
+    keys = [messages_digest(c) for c in conversations]
+    features = features or {}
+    fresh = [i for i in range(n) if keys[i] not in features]
+    measured = dict(zip(fresh, zip(detect_language([texts[i] for i in fresh]),
+                                   sentiment_bucket([users[i] for i in fresh]), strict=True), strict=True))
+    languages = [features[keys[i]][0] if i not in measured else measured[i][0] for i in range(n)]
+    sentiments = [features[keys[i]][1] if i not in measured else measured[i][1] for i in range(n)]
     hashes = [content_hash(t) for t in texts]
     csats = cleaned["csat"].to_list() if "csat" in cleaned.columns else [None] * n
     is_kb = (cleaned["source_kind"] == "kb").to_list() if "source_kind" in cleaned.columns else [False] * n
@@ -398,8 +432,10 @@ def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRu
         pl.Series("topic", [topic_of(m, p) for m, p in zip(metadata, products, strict=True)], dtype=pl.String),
         pl.Series("difficulty", [difficulty_of(len(c), len(t)) for c, t in zip(conversations, texts, strict=True)],
                   dtype=pl.String),
-        pl.Series("sentiment", sentiment_bucket(users), dtype=pl.String),
+        pl.Series("sentiment", sentiments, dtype=pl.String),
         pl.Series("status", status, dtype=pl.String),
+        pl.Series("messages_sha256", keys, dtype=pl.String),
+        pl.lit(text_features_digest(), dtype=pl.String).alias("features_with"),
     )
     kept_positions = [i for i, s in enumerate(status) if s == KEPT]
     if rules.target_size is not None and len(kept_positions) > rules.target_size:
