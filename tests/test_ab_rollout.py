@@ -78,6 +78,18 @@ def _report(root, tracking_uri) -> dict:
         return result.output_for_node("ab_test_report")
 
 
+def _summary(title: str, report: dict) -> str:
+    """The report as the resolution note shows it (`pytest -s`)."""
+    lines = [f"{title}: {report['decision']['action']} -> share {report['decision']['share']} "
+             f"({report['decision']['reason']})"]
+    for arm, numbers in report["arms"].items():
+        resolved = numbers["resolved"]
+        lines.append(f"  {arm}: {numbers['requests']} requests, errors {numbers['error_rate']}, resolved "
+                     f"{resolved['rate']} [{resolved['ci_low']}, {resolved['ci_high']}] of {resolved['n']}, "
+                     f"p95 {numbers['p95_seconds']} s")
+    return "\n".join(lines)
+
+
 def _serve(tiny_model_dir, root, champion: str, challenger: str, tracking_uri: str, failing: bool = False):
     from ft_resources.pii import PiiEngine
     from tuneline.serving import AdapterServer, RegistryRollout, ResponseLog, create_app
@@ -117,6 +129,7 @@ def test_a_better_challenger_is_rolled_out_and_a_failing_one_rolled_back(tiny_mo
         assert report["decision"]["action"] == "advance" and report["decision"]["share"] == 0.5, report["decision"]
         assert report["resolution"]["diff"] > 0 and report["resolution"]["significant"]  # the expected sign
         assert report["resolution"]["ci_low"] > 0
+        print(_summary("first report", report))
         rollout.refresh()  # what the server's poll thread does every --rollout-poll-seconds
         assert rollout(PRODUCT) == 0.5
 
@@ -125,6 +138,7 @@ def test_a_better_challenger_is_rolled_out_and_a_failing_one_rolled_back(tiny_mo
         log.flush()
         report = _report(tmp_path, mlflow_server)
         assert report["decision"]["action"] == "promote", report["decision"]
+        print(_summary("second report", report))
         state = rollout_state(mlflow_server, NAME)
         assert state["champion"]["version"] == registered["version"] and state["challenger"] is None
         rollout.refresh()
@@ -141,6 +155,7 @@ def test_a_better_challenger_is_rolled_out_and_a_failing_one_rolled_back(tiny_mo
         report = _report(tmp_path, mlflow_server)
         assert report["decision"]["action"] == "rollback" and "error rate" in report["decision"]["reason"]
         assert report["arms"]["challenger"]["error_rate"] == 1.0
+        print(_summary("failing challenger", report))
         state = rollout_state(mlflow_server, NAME)
         assert state["challenger"] is None and state["share"] == 0.0
         assert state["champion"]["version"] == registered["version"] != third["version"]
