@@ -16,7 +16,7 @@ from ft_resources.storage import TunelineStorage
 from ft_resources.tracking import MlflowTracking
 from ft_resources.trainer import TrainerResource
 from tuneline.reporting import png_file_markdown
-from tuneline.splits import to_chat_records
+from tuneline.splits import corrections_in_train, to_chat_records
 from tuneline.storage import atomic_write_jsonl, atomic_write_parquet
 from tuneline.training import DEFAULT_TARGET_MODULES, STAGED_INPUTS, TrainConfig, portable
 
@@ -224,6 +224,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: ProductAdapterConfig
     lineage = {"shared_adapter": dg.MetadataValue.asset(SHARED_ADAPTER), "shared_adapter_run": shared["run_id"]} \
         if shared else {}
     return dg.Output(summary, metadata={**_adapter_metadata(summary), "source": source, "choice_reason": reason,
+                                        "train_corrections": corrections_in_train(dataset_splits),
                                         **lineage})
 
 

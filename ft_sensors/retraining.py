@@ -26,6 +26,7 @@ class RetrainPolicy:
 
     min_new_examples: int = 50
     cooldown_seconds: float = 6 * 3600
+    min_new_corrections: int = 10  # corrected replies from serving: fewer of them are reason enough
 
     @classmethod
     def from_env(cls) -> RetrainPolicy:
@@ -35,7 +36,7 @@ class RetrainPolicy:
 
 def should_retrain(train_examples_now: int | None, trained_on: int | None, last_trained_at: float | None,
                    now: float, in_progress: bool, policy: RetrainPolicy, drift: str | None = None,
-                   forgotten: int = 0) -> tuple[bool, str]:
+                   forgotten: int = 0, new_corrections: int = 0) -> tuple[bool, str]:
     """Pure decision with its reason, so the sensor's skips are explainable in the UI. Examples the adapter
     was trained on that a `tuneline forget` request removed retrain it at once: no cooldown holds that."""
     if train_examples_now is None:
@@ -49,8 +50,11 @@ def should_retrain(train_examples_now: int | None, trained_on: int | None, last_
     if last_trained_at is not None and now - last_trained_at < policy.cooldown_seconds:
         return False, "in cooldown"
     new = train_examples_now - trained_on
+    corrected = f" ({new_corrections} of them corrected replies from serving)" if new_corrections > 0 else ""
     if new >= policy.min_new_examples:
-        return True, f"{new} new training examples"
+        return True, f"{new} new training examples{corrected}"
+    if new_corrections >= policy.min_new_corrections:
+        return True, f"{new_corrections} corrected replies from serving (>= {policy.min_new_corrections})"
     if drift:
         return True, f"input drift ({drift}) with {new} new training examples"
     return False, f"only {new} new training examples (< {policy.min_new_examples})"
@@ -89,7 +93,8 @@ def _in_progress(instance: dg.DagsterInstance, product: str) -> bool:
 
 RETRAINING_DESCRIPTION = (
     "Every 5 minutes (stopped by default): launches retrain_product for a product whose training split grew by "
-    "TUNELINE_RETRAIN_MIN_NEW_EXAMPLES (50) since its adapter, whose input drifted, or whose trained-on examples "
+    "TUNELINE_RETRAIN_MIN_NEW_EXAMPLES (50) or by 10 corrected replies from serving since its adapter, whose "
+    "input drifted, or whose trained-on examples "
     "were forgotten; never within the cooldown (6 h) or while a run for it is queued or running. The cursor "
     "holds each product's last decision and its reason.")
 
@@ -107,7 +112,9 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         retrain, reason = should_retrain(
             _metadata_int(splits, "train_examples"), _metadata_int(adapter, "train_examples"),
             adapter.timestamp if adapter else None, now, _in_progress(context.instance, product), policy,
-            drift=_drift_since(context.instance, product, adapter), forgotten=_forgotten_since(splits, adapter))
+            drift=_drift_since(context.instance, product, adapter), forgotten=_forgotten_since(splits, adapter),
+            new_corrections=(_metadata_int(splits, "train_corrections") or 0)
+            - (_metadata_int(adapter, "train_corrections") or 0))
         decisions[product] = reason
         if retrain:
             requests.append(dg.RunRequest(

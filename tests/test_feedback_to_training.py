@@ -70,6 +70,9 @@ def test_corrected_answers_reach_the_training_set_without_pii(home, tiny_model_d
         pairs = result.output_for_node("preference_pairs")
         served = pairs.filter(pl.col("rejected_source") == "served_reply")
         assert served.height == kept.filter(pl.col("split") == "train").height >= 1
+        splits_event = next(e for e in result.get_asset_materialization_events()
+                            if e.materialization.asset_key.to_user_string() == "dataset_splits")
+        assert splits_event.materialization.metadata["train_corrections"].value == served.height
         assert all(r[0]["content"].startswith("I cannot help with that") for r in served["rejected"].to_list())
     written = "".join(p.read_text(errors="replace") for p in (home / "serving").rglob("*.jsonl"))
     text = written + "".join(str(row) for frame in (raw, splits, pairs) for row in frame.iter_rows())

@@ -15,9 +15,33 @@ def test_retrain_decisions():
     assert should_retrain(120, 100, 10_000, 20_000, False, POLICY)[1].startswith("only 20 new")
 
 
-def _materialize(instance, asset, product, train_examples):
+def test_corrected_replies_from_serving_count_apart():
+    """Ten corrections are reason enough (direct evidence of wrong answers); they are named in the reason."""
+    assert should_retrain(112, 100, 10_000, 20_000, False, POLICY, new_corrections=10) == (
+        True, "10 corrected replies from serving (>= 10)")
+    assert not should_retrain(112, 100, 10_000, 20_000, False, POLICY, new_corrections=9)[0]
+    assert not should_retrain(112, 100, 10_000, 10_500, False, POLICY, new_corrections=40)[0]  # cooldown holds
+    assert should_retrain(160, 100, 10_000, 20_000, False, POLICY, new_corrections=3) == (
+        True, "60 new training examples (3 of them corrected replies from serving)")
+
+
+def _materialize(instance, asset, product, train_examples, train_corrections=0):
     instance.report_runless_asset_event(dg.AssetMaterialization(
-        asset_key=asset, partition=product, metadata={"train_examples": train_examples}))
+        asset_key=asset, partition=product,
+        metadata={"train_examples": train_examples, "train_corrections": train_corrections}))
+
+
+def test_sensor_retrains_a_product_whose_served_replies_were_corrected(monkeypatch):
+    monkeypatch.setenv("TUNELINE_RETRAIN_COOLDOWN_SECONDS", "0")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, ["billing", "shipping"])
+        _materialize(instance, "lora_adapter", "billing", 120, train_corrections=2)
+        _materialize(instance, "lora_adapter", "shipping", 120, train_corrections=2)
+        _materialize(instance, "dataset_splits", "billing", 132, train_corrections=14)  # 12 new corrections
+        _materialize(instance, "dataset_splits", "shipping", 132, train_corrections=2)
+        result = retraining_sensor(dg.build_sensor_context(instance=instance))
+        assert [r.partition_key for r in result.run_requests] == ["billing"]
+        assert "12 corrected replies from serving" in result.cursor
 
 
 def test_sensor_requests_training_only_where_data_grew():

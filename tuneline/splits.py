@@ -103,6 +103,14 @@ def stratum_ratio_problems(splits: pl.DataFrame, ratios: SplitRatios, column: st
     return problems
 
 
+def corrections_in_train(splits: pl.DataFrame) -> int:
+    """Training examples that are corrected replies from serving (source_kind "correction"): what the
+    retraining policy counts apart, as direct evidence of answers that were wrong."""
+    if "source_kind" not in splits.columns:
+        return 0
+    return splits.filter((pl.col("split") == "train") & (pl.col("source_kind") == "correction")).height
+
+
 def record_digest(record: dict) -> str:
     """What decides an example's token length: its messages, exactly as training reads them."""
     return hashlib.sha256(json.dumps(record["messages"], sort_keys=True).encode()).hexdigest()
