@@ -32,6 +32,9 @@ def _serve_one_request(metrics_file):
         def has_challenger(self, product):
             return False
 
+        def system_prompt(self, product, arm="champion"):
+            return None
+
         def complete(self, product, messages, max_new_tokens, max_seconds, arm="champion"):
             return "ok", 3, 1, "stop"
 

@@ -73,6 +73,9 @@ class _SlowServer:
     def has_challenger(self, product):
         return False
 
+    def system_prompt(self, product, arm="champion"):
+        return None
+
     def complete(self, product, messages, max_new_tokens, max_seconds, arm="champion"):
         time.sleep(0.4)
         return "ok", 3, 1, "stop"
