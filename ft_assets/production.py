@@ -91,7 +91,7 @@ def ab_test_report(context: dg.AssetExecutionContext, config: RolloutConfig, ser
     significance tests), errors, latency percentiles, tokens and cost; then the rollout decision (advance
     10% -> 50% -> 100% and promote, hold, or roll back to 0%), carried out in the registry where the server
     reads it. Each materialization is the record of one decision and its numbers; the per-arm figures plot
-    over time in the asset's Plots tab."""
+    per product and over time under the asset overview's Metadata > Plots."""
     product = context.partition_key
     name = f"tuneline-{product}"
     policy = config.policy()
