@@ -62,7 +62,9 @@ def build(home: Path) -> dict:
 
 def _build_in_process(home: Path) -> dict:
     done = subprocess.run([sys.executable, "-m", "bench.incremental_tickets", "--build", str(home)],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True)
+    if done.returncode != 0:  # the build's own error, not only its exit status
+        raise RuntimeError(f"build on {home} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
