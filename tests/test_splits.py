@@ -99,3 +99,19 @@ def test_a_long_conversation_is_cut_at_a_turn_boundary_never_mid_reply(tiny_mode
     assert truncate_at_turn_boundary(turns, tokenizer, two_exchanges - 1) == turns[:3]
     assert truncate_at_turn_boundary(turns, tokenizer, length(turns[:3]) - 1) is None
     assert truncate_at_turn_boundary(turns, tokenizer, 10_000) == turns
+
+
+def test_the_exports_rescan_reads_outside_text_but_not_the_example_ids_tuneline_derives(redactor):
+    """A content_hash made only of decimal digits that passes Luhn (seen in a 100k-ticket run) read as a card
+    number and blocked the product's exports; the digest is skipped, an outside id holding a card is not."""
+    from tuneline.splits import strings_of
+
+    record = {"messages": [{"role": "user", "content": "Where is my refund?"}],
+              "metadata": {"example_id": "1822523059010095", "ticket_id": "4111 1111 1111 1111",
+                           "thread_id": "t-1", "topic": "refund"}}
+    strings = strings_of(record)
+    assert "1822523059010095" not in strings and "4111 1111 1111 1111" in strings
+    assert [kind for _, kind, _ in redactor.find_high_confidence(strings)] == ["CREDIT_CARD"]
+    assert [kind for _, kind, _ in redactor.find_high_confidence(["1822523059010095"])] == ["CREDIT_CARD"]
+    forged = {"metadata": {"example_id": "card 4111 1111 1111 1111"}}  # not a digest: scanned like the rest
+    assert strings_of(forged) == ["card 4111 1111 1111 1111"]
