@@ -8,6 +8,9 @@
 `prepare` materializes raw_tickets .. dataset_splits per category with the embedded model's tokenizer.
 `search` trains one adapter over every product's train split per grid point, for the same number of
 examples seen, and ranks them by loss on every product's validation split (never the test split).
+`search --vary lora_r=64 lr_scheduler_type=linear ...` searches one factor at a time instead: the
+training defaults, then the defaults with one setting changed per point (rows of earlier searches on the
+same home and budget are kept, so a search can be extended).
 `evaluate` materializes shared_adapter, then per product lora_adapter (continued from the shared one, or
 the shared one as is, chosen on validation loss) and eval_report (base vs the chosen adapter on the
 product's test split, generation at the references' 95th percentile length). Results print as markdown
@@ -94,7 +97,41 @@ def _pooled(home: Path, split: str, limit: int | None = None) -> list[dict]:
     return records
 
 
-def search(home: Path, examples_seen: int, val_limit: int, grid: dict) -> list[dict]:
+# what `--vary` may change, and the names of target-module sets (the default is every linear layer)
+SEARCHED_SETTINGS = ("learning_rate", "lora_r", "lr_scheduler_type", "per_device_batch_size",
+                     "gradient_accumulation_steps", "target_modules", "max_length")
+TARGET_SETS = {"all-linear": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+               "attention": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+
+
+def grid_points(grid: dict) -> list[dict]:
+    keys = sorted(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def one_factor_points(variations: list[str]) -> list[dict]:
+    """The defaults, then the defaults with one setting changed per point: `name=value` each."""
+    import dataclasses
+
+    from tuneline.training import TrainConfig
+
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    points: list[dict] = [{}]
+    for variation in variations:
+        name, _, text = variation.partition("=")
+        if name not in SEARCHED_SETTINGS or not text:
+            raise SystemExit(f"--vary takes name=value with a name among {', '.join(SEARCHED_SETTINGS)}: {variation!r}")
+        if name == "target_modules":
+            if text not in TARGET_SETS:
+                raise SystemExit(f"target_modules is one of {', '.join(TARGET_SETS)}, not {text!r}")
+            points.append({name: text})
+        else:
+            default = fields[name].default
+            points.append({name: type(default)(text)})
+    return points
+
+
+def search(home: Path, examples_seen: int, val_limit: int, points: list[dict]) -> list[dict]:
     from tuneline.training import TrainConfig, main
 
     resources = _resources(home)
@@ -104,15 +141,18 @@ def search(home: Path, examples_seen: int, val_limit: int, grid: dict) -> list[d
         train_file, val_file = Path(tmp) / "train.jsonl", Path(tmp) / "val.jsonl"
         train_file.write_text("".join(json.dumps(r) + "\n" for r in _pooled(home, "train")))
         val_file.write_text("".join(json.dumps(r) + "\n" for r in _pooled(home, "val", val_limit)))
-        keys = sorted(grid)
-        for values in itertools.product(*(grid[k] for k in keys)):
-            point = dict(zip(keys, values, strict=True))
-            steps = -(-examples_seen // (point["per_device_batch_size"] * point["gradient_accumulation_steps"]))
+        for point in points:
+            settings = {**point, "target_modules": TARGET_SETS[point.get("target_modules", "all-linear")]}
             config = TrainConfig(model=model, train_file=str(train_file), val_file=str(val_file),
-                                 output_dir=f"{tmp}/adapter", examples_seen=examples_seen, eval_steps=steps,
-                                 lora_alpha=2 * point["lora_r"], **point)
+                                 output_dir=f"{tmp}/adapter", examples_seen=examples_seen, **settings)
+            config.lora_alpha = 2 * config.lora_r
+            config.eval_steps = -(-examples_seen // (config.per_device_batch_size * config.gradient_accumulation_steps))
             summary = main(config)
-            row = {**point, "examples_seen": examples_seen, "steps": summary["global_steps"],
+            row = {"changed": point or "defaults", "learning_rate": config.learning_rate, "lora_r": config.lora_r,
+                   "lr_scheduler_type": config.lr_scheduler_type,
+                   "batch": config.per_device_batch_size * config.gradient_accumulation_steps,
+                   "target_modules": point.get("target_modules", "all-linear"), "max_length": config.max_length,
+                   "examples_seen": examples_seen, "steps": summary["global_steps"],
                    "val_loss": round(summary["best_eval_loss"], 4), "train_seconds": summary["train_seconds"]}
             print(json.dumps(row), flush=True)
             results.append(row)
@@ -200,6 +240,8 @@ def main() -> None:
     parser.add_argument("--min-examples", type=int, default=32)
     parser.add_argument("--grid-learning-rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3])
     parser.add_argument("--grid-ranks", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--vary", nargs="+", metavar="NAME=VALUE",
+                        help="search one factor at a time around the training defaults instead of a grid")
     parser.add_argument("--products", nargs="*", help="evaluate these products only (default: every product)")
     parser.add_argument("--eval-only", action="store_true",
                         help="evaluate the products' latest adapters again without training them")
@@ -215,10 +257,17 @@ def main() -> None:
     if ns.command == "prepare":
         results["sizes"] = prepare(home)
     elif ns.command == "search":
-        grid = {"learning_rate": ns.grid_learning_rates, "lora_r": ns.grid_ranks, "per_device_batch_size": [4],
-                "gradient_accumulation_steps": [4]}
-        results["search"] = {"date": today(), "machine": machine(), "examples_seen": ns.examples_seen,
-                             "rows": search(home, ns.examples_seen, ns.val_limit, grid)}
+        if ns.vary:
+            rows = search(home, ns.examples_seen, ns.val_limit, one_factor_points(ns.vary))
+            earlier = [r for r in results.get("one_factor_search", {}).get("rows", [])
+                       if r["examples_seen"] == ns.examples_seen and r["changed"] not in [x["changed"] for x in rows]]
+            results["one_factor_search"] = {"date": today(), "machine": machine(), "examples_seen": ns.examples_seen,
+                                            "rows": sorted(earlier + rows, key=lambda r: r["val_loss"])}
+        else:
+            grid = {"learning_rate": ns.grid_learning_rates, "lora_r": ns.grid_ranks, "per_device_batch_size": [4],
+                    "gradient_accumulation_steps": [4]}
+            results["search"] = {"date": today(), "machine": machine(), "examples_seen": ns.examples_seen,
+                                 "rows": search(home, ns.examples_seen, ns.val_limit, grid_points(grid))}
     else:
         training = {"learning_rate": ns.learning_rate, "lora_r": ns.lora_r, "lora_alpha": 2 * ns.lora_r,
                     "examples_seen": ns.examples_seen}
