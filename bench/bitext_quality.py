@@ -98,7 +98,7 @@ def _pooled(home: Path, split: str, limit: int | None = None) -> list[dict]:
 
 
 # what `--vary` may change, and the names of target-module sets (the default is every linear layer)
-SEARCHED_SETTINGS = ("learning_rate", "lora_r", "lr_scheduler_type", "per_device_batch_size",
+SEARCHED_SETTINGS = ("method", "learning_rate", "lora_r", "lr_scheduler_type", "per_device_batch_size",
                      "gradient_accumulation_steps", "target_modules", "max_length")
 TARGET_SETS = {"all-linear": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
                "attention": ["q_proj", "k_proj", "v_proj", "o_proj"]}
@@ -110,7 +110,9 @@ def grid_points(grid: dict) -> list[dict]:
 
 
 def one_factor_points(variations: list[str]) -> list[dict]:
-    """The defaults, then the defaults with one setting changed per point: `name=value` each."""
+    """The defaults, then the defaults with one change per point: `name=value`, or settings that only make
+    sense together joined by commas (`method=full,learning_rate=1e-4`: full fine-tuning at LoRA's rate
+    diverges)."""
     import dataclasses
 
     from tuneline.training import TrainConfig
@@ -118,16 +120,16 @@ def one_factor_points(variations: list[str]) -> list[dict]:
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     points: list[dict] = [{}]
     for variation in variations:
-        name, _, text = variation.partition("=")
-        if name not in SEARCHED_SETTINGS or not text:
-            raise SystemExit(f"--vary takes name=value with a name among {', '.join(SEARCHED_SETTINGS)}: {variation!r}")
-        if name == "target_modules":
-            if text not in TARGET_SETS:
+        point = {}
+        for setting in variation.split(","):
+            name, _, text = setting.partition("=")
+            if name not in SEARCHED_SETTINGS or not text:
+                raise SystemExit(f"--vary takes name=value with a name among {', '.join(SEARCHED_SETTINGS)}: "
+                                 f"{setting!r}")
+            if name == "target_modules" and text not in TARGET_SETS:
                 raise SystemExit(f"target_modules is one of {', '.join(TARGET_SETS)}, not {text!r}")
-            points.append({name: text})
-        else:
-            default = fields[name].default
-            points.append({name: type(default)(text)})
+            point[name] = text if name == "target_modules" else type(fields[name].default)(text)
+        points.append(point)
     return points
 
 
@@ -148,7 +150,8 @@ def search(home: Path, examples_seen: int, val_limit: int, points: list[dict]) -
             config.lora_alpha = 2 * config.lora_r
             config.eval_steps = -(-examples_seen // (config.per_device_batch_size * config.gradient_accumulation_steps))
             summary = main(config)
-            row = {"changed": point or "defaults", "learning_rate": config.learning_rate, "lora_r": config.lora_r,
+            row = {"changed": point or "defaults", "method": config.method, "learning_rate": config.learning_rate,
+                   "lora_r": config.lora_r,
                    "lr_scheduler_type": config.lr_scheduler_type,
                    "batch": config.per_device_batch_size * config.gradient_accumulation_steps,
                    "target_modules": point.get("target_modules", "all-linear"), "max_length": config.max_length,
