@@ -27,7 +27,8 @@ def derived_config(name: str, *sources: type, base: type[dg.Config] = dg.Config,
         for field in dataclasses.fields(source):
             if field.name in exclude or (only and field.name not in only):
                 continue
-            default = list(field.default) if isinstance(field.default, tuple) else field.default
+            default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+            default = list(default) if isinstance(default, tuple) else default
             fields[field.name] = (_config_type(hints[field.name]), default)
     config = create_model(name, __base__=base, __module__=base.__module__, **fields)
     config.__doc__ = base.__doc__

@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 
 from ft_assets.catalog import counts_table, without_empty
+from ft_assets.config import derived_config
 from ft_assets.freshness import ADAPTER_FRESHNESS
 from ft_assets.partitions import product_partitions
 from ft_resources.io_manager import EVERY_PARTITION
@@ -18,32 +19,23 @@ from ft_resources.trainer import TrainerResource
 from tuneline.reporting import png_file_markdown
 from tuneline.splits import corrections_in_train, to_chat_records
 from tuneline.storage import atomic_write_jsonl, atomic_write_parquet
-from tuneline.training import DEFAULT_TARGET_MODULES, STAGED_INPUTS, TrainConfig, portable
+from tuneline.training import STAGED_INPUTS, TrainConfig, portable
 
 SHARED_ADAPTER = dg.AssetKey("shared_adapter")
 START_FROM = ("auto", "base", "shared")
 
 
-class TrainingRunConfig(dg.Config):
-    """Defaults: r=16, alpha=32, lr 1e-3 (searched), cosine, 3 epochs; max_steps or examples_seen override epochs."""
+class _TrainingRunDefaults(dg.Config):
+    """Training settings, defaults from tuneline.training.TrainConfig (LoRA r=64, alpha=128, lr 1e-3 cosine, every
+    linear layer: searched on bitext's validation loss, BENCHMARKS.md section 6); max_steps or examples_seen
+    override epochs. method: lora | qlora (4-bit base, needs CUDA) | full (every weight; use a lower rate)."""
 
-    method: str = "lora"  # lora | qlora (4-bit base, needs CUDA) | full (every weight; use a lower learning rate)
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0  # dropout masks cost ~12% of a CPU step (torch.profiler); set 0.05 for small noisy data
-    target_modules: list[str] = list(DEFAULT_TARGET_MODULES)
-    learning_rate: float = 1e-3  # searched on validation loss over bitext (BENCHMARKS.md section 6); was 2e-4
-    warmup_ratio: float = 0.03
-    per_device_batch_size: int = 4
-    gradient_accumulation_steps: int = 4
-    num_epochs: float = 3.0
-    max_steps: int = -1
-    examples_seen: int = 0  # > 0: train for this many examples (overrides epochs and max_steps)
-    max_length: int = 512
-    seed: int = 42
-    eval_steps: int = 0
-    early_stopping_patience: int = 0
-    save_steps: int = 0
+
+TrainingRunConfig = derived_config(
+    "TrainingRunConfig", TrainConfig, base=_TrainingRunDefaults,
+    only=("method", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate", "lr_scheduler_type",
+          "warmup_ratio", "per_device_batch_size", "gradient_accumulation_steps", "num_epochs", "max_steps",
+          "examples_seen", "max_length", "seed", "eval_steps", "early_stopping_patience", "save_steps"))
 
 
 class ProductAdapterConfig(TrainingRunConfig):

@@ -178,7 +178,7 @@ def test_training_run_lands_on_a_real_mlflow_server(tiny_model_dir, tmp_path, ml
     )
     client = MlflowClient(tracking_uri=mlflow_server)
     run = client.get_run(summary["mlflow_run_id"])
-    assert run.info.status == "FINISHED" and run.data.params["lora_r"] == "16"
+    assert run.info.status == "FINISHED" and run.data.params["lora_r"] == str(TrainConfig.lora_r)
     history = client.get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in history] == [1, 2, 3, 4]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "adapter")}
