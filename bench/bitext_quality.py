@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from bench.common import machine, today
+from tuneline.training import DEFAULT_TARGET_MODULES
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bitext" / "tickets.csv"
 # the plans bitext's company sells ("Freemium account", "Gold account"): its own names, never redacted
@@ -100,8 +101,8 @@ def _pooled(home: Path, split: str, limit: int | None = None) -> list[dict]:
 # what `--vary` may change, and the names of target-module sets (the default is every linear layer)
 SEARCHED_SETTINGS = ("method", "learning_rate", "lora_r", "lr_scheduler_type", "per_device_batch_size",
                      "gradient_accumulation_steps", "target_modules", "max_length")
-TARGET_SETS = {"all-linear": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-               "attention": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+TARGET_SETS = {"all-linear": list(DEFAULT_TARGET_MODULES),
+               "attention": [m for m in DEFAULT_TARGET_MODULES if m in ("q_proj", "k_proj", "v_proj", "o_proj")]}
 
 
 def grid_points(grid: dict) -> list[dict]:
