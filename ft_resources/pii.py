@@ -18,13 +18,15 @@ class PiiEngine(dg.ConfigurableResource):
     batch_size: int = 32
     allow_list: list[str] = list(DEFAULT_ALLOW_LIST)
     n_process: int = 1  # processes analysing text; >1 forks n_process - 1 workers that share the loaded model
+    # the learned second opinion on name-like detections (tuneline.pii_name_filter); off: NER and rules alone
+    name_filter: bool = True
     # key of the keyed hash that replaces ticket/thread ids after raw_tickets (dg.EnvVar TUNELINE_PSEUDONYM_KEY);
     # empty: a random per-installation key kept owner-only under the storage root
     pseudonym_key: str = ""
 
     def redactor(self) -> PiiRedactor:
         return cached_redactor(tuple(self.entities), self.spacy_model, self.score_threshold, self.batch_size,
-                               tuple(self.allow_list), self.n_process)
+                               tuple(self.allow_list), self.n_process, self.name_filter)
 
 
 def pseudonym_key(pii: PiiEngine, storage) -> bytes:
@@ -34,7 +36,7 @@ def pseudonym_key(pii: PiiEngine, storage) -> bytes:
 
 @functools.lru_cache(maxsize=4)
 def cached_redactor(entities: tuple[str, ...], spacy_model: str, score_threshold: float, batch_size: int,
-                    allow_list: tuple[str, ...], n_process: int = 1) -> PiiRedactor:
+                    allow_list: tuple[str, ...], n_process: int = 1, name_filter: bool = True) -> PiiRedactor:
     """One engine per configuration and process: loading spaCy takes seconds."""
     return PiiRedactor(entities=entities, spacy_model=spacy_model, score_threshold=score_threshold,
-                       batch_size=batch_size, allow_list=allow_list, n_process=n_process)
+                       batch_size=batch_size, allow_list=allow_list, n_process=n_process, name_filter=name_filter)

@@ -4,7 +4,7 @@ import pytest
 
 from tuneline.pii_eval import load_conll_as_records, score_detections
 
-FLAGGED_WNUT_DEV = 62  # README: 60 of 527 (11.4%); +2 for NER ties that fall the other way on another CPU
+FLAGGED_WNUT_DEV = 48  # README: 46 of 527 (8.7%); +2 for NER ties that fall the other way on another CPU
 
 
 def test_scoring_counts_tp_fn_fp_and_pii_free_flags():
@@ -103,5 +103,5 @@ def test_support_conversations_without_pii_stay_unflagged(redactor, shared_data)
     from tuneline.pii_eval import abcd_records, evaluate_records
 
     report = evaluate_records(redactor, abcd_records(shared_data / "abcd" / "abcd_sample.json"))
-    assert report.pii_free_texts == 57 and report.pii_free_flagged <= 5, report.pii_free_flagged  # README: 4 (+1)
+    assert report.pii_free_texts == 57 and report.pii_free_flagged <= 3, report.pii_free_flagged  # README: 2 (+1)
     assert report.by_type["EMAIL_ADDRESS"].masked == 2 and report.by_type["PHONE_NUMBER"].masked == 1

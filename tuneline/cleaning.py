@@ -161,8 +161,9 @@ def _timestamp_or_none(value: str | None) -> str | None:
 
 
 # the code that decides what a cleaned row looks like: a change to any of these files is a rule change
-RULE_MODULES = ("cleaning.py", "pii.py", "pii_context.py", "pii_recognizers.py", "names.py")
-RULE_PACKAGES = ("presidio-analyzer", "spacy")
+RULE_MODULES = ("cleaning.py", "pii.py", "pii_context.py", "pii_recognizers.py", "names.py", "pii_name_filter.py",
+                "pii_name_filter.sha256")
+RULE_PACKAGES = ("presidio-analyzer", "spacy", "scikit-learn")
 
 
 def cleaning_rules_digest(*settings: str) -> str:

@@ -199,7 +199,8 @@ def _cmd_pii_eval(ns: argparse.Namespace) -> int:
 
     results = {}
     for file in ns.file:  # each file's figures stay apart: a dev set and a held-out set are never pooled
-        report = evaluate_records(PiiEngine().redactor(), load_labeled(Path(file), ns.format))
+        engine = PiiEngine(name_filter=not ns.no_name_filter)
+        report = evaluate_records(engine.redactor(), load_labeled(Path(file), ns.format))
         print(f"{file}: {report.texts} texts, {report.pii_free_texts} without PII")
         print(markdown_table(PiiReport.HEADERS, report.rows()))
         rate = report.to_dict()["pii_free_false_positive_rate"]
@@ -552,6 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "(full_text + spans), CoNLL BIO (.conll), or ABCD conversations")
     pii.add_argument("--format", choices=("presidio", "conll", "abcd"), help="default: from each file")
     pii.add_argument("--output", help="also write the figures as JSON here")
+    pii.add_argument("--no-name-filter", action="store_true",
+                     help="without the learned filter of name-like detections (to compare)")
     pii.set_defaults(func=_cmd_pii_eval)
 
     products = sub.add_parser("products", help="sync: add a partition per landing-zone product folder; list: show them")

@@ -130,6 +130,14 @@ def line_joined_variants(text: str) -> list[str]:
     return [text, _LINE_BREAK.sub(" ", text), _LINE_BREAK.sub("", text)]
 
 
+# a signature: a sign-off, then the name that ends the line or the text or comes before a comma
+# ("Regards, Liam Brown, liam@...", "Best,\nTomasz"); a new sentence after "Thanks!" is not one
+_SIGN_OFF_WORDS = "regards|sincerely|cheers|thanks|thank you|best|yours|warmly|respectfully"
+_SIGNED_OFF = re.compile(rf"\b(?i:{_SIGN_OFF_WORDS}),?\s+(?!(?i:{_SIGN_OFF_WORDS})\b)"
+                         r"([A-Z][\w'’-]+(?:[ \t][A-Z][\w'’-]+)?)(?=[ \t]*(?:[,\n]|$))")
+# person-context patterns (pii_recognizers.support_recognizers) that say outright that a name follows
+VOUCHING_PATTERNS = ("honorific", "introduced name", "introduced name, any case", "agent introduction", "signed",
+                     "relative")
 MIN_TEXTS_PER_PROCESS = 200  # below this a second process costs more than it saves
 _FORK_SOURCE: PiiRedactor | None = None  # in a forked worker: the engine it was forked with
 
@@ -234,7 +242,7 @@ class PiiRedactor:
     def __init__(self, entities: tuple[str, ...] = tuple(PLACEHOLDERS), spacy_model: str = DEFAULT_SPACY_MODEL,
                  score_threshold: float = 0.35, batch_size: int = 32,
                  allow_list: tuple[str, ...] = DEFAULT_ALLOW_LIST, n_process: int = 1,
-                 cache_size: int = 200_000):
+                 cache_size: int = 200_000, name_filter: bool = True):
         self.entities = list(entities)
         self.cache_size = cache_size
         # sentence -> its detections, per entity set; emptied when full (bounded memory on any volume)
@@ -244,6 +252,26 @@ class PiiRedactor:
         self.spacy_model = spacy_model
         self.score_threshold = score_threshold
         self.batch_size = batch_size
+        self.use_name_filter = name_filter
+
+    @cached_property
+    def name_filter(self):
+        """The learned filter for name-like detections (tuneline.pii_name_filter), when it fits this pipeline."""
+        from tuneline import pii_name_filter
+
+        fitted = pii_name_filter.load() if self.use_name_filter else None
+        vocab = self.analyzer.nlp_engine.nlp["en"].vocab
+        return fitted if fitted is not None and fitted.applies_to(self.spacy_model, vocab) else None
+
+    def vouched_names(self, text: str) -> list[tuple[int, int]]:
+        """Spans where the context says outright that a name stands: a title, a self-introduction, a
+        signature ("Mrs. ...", "This is ...", "... here", "Regards, Liam Brown"). They vouch for what was
+        detected there and detect nothing themselves. Weaker contexts (a greeting, a capitalised word
+        before "I": "HEY HO!", "OK, I ...") are left to the name filter."""
+        context = next(r for r in self.analyzer.registry.recognizers if r.name == "PersonContextRecognizer")
+        return [(r.start, r.end) for r in context.analyze(text, ["PERSON"])
+                if r.analysis_explanation.pattern_name in VOUCHING_PATTERNS] + \
+            [m.span(1) for m in _SIGNED_OFF.finditer(text)]
 
     @cached_property
     def analyzer(self):
@@ -322,6 +350,8 @@ class PiiRedactor:
             if "PERSON" in entities:
                 results = extend_name_lists(text, results)
             out.append(merge_address_blocks(text, results) if "STREET_ADDRESS" in entities else results)
+        if self.name_filter is not None and any(kind in entities for kind in ("PERSON", "LOCATION", "ORGANIZATION")):
+            out = self.name_filter.keep(texts, out, self.analyzer.nlp_engine.nlp["en"].vocab, self.vouched_names)
         if len(cache) + len(fresh) > self.cache_size:
             cache.clear()
         cache.update(list(fresh.items())[:self.cache_size])

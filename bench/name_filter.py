@@ -1,0 +1,103 @@
+"""Fit tuneline's name filter (tuneline.pii_name_filter) on the dev sets only and choose its threshold.
+
+`python -m bench.name_filter` reads presidio-research generated_large and WNUT'17 train from
+../shared/data, runs the redactor without the filter, labels each PERSON/LOCATION/ORGANIZATION detection
+scored below 0.9 as true (it overlaps a gold PII span) or false, and cross-validates (5 folds grouped by
+text). The threshold is the highest of the grid that keeps >= 99% of the synthetic set's true detections
+out of fold; the table shows what each threshold does. The classifier is then fitted on every row and
+written beside the module with its sha256. The held-out sets are not read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+DEV_FILES = ("presidio/generated_large.json", "wnut17/emerging.train.conll")
+SYNTHETIC = DEV_FILES[0]
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+KEEP_SYNTHETIC = 0.99
+
+
+def classifier():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, class_weight="balanced", random_state=0)
+
+
+def candidate_rows(data: Path):
+    """(features, is_true, file, text index) per candidate detection; per file the texts that another
+    detection flags anyway, and the texts without PII."""
+    from tuneline.pii import PiiRedactor
+    from tuneline.pii_eval import NOT_PII, load_labeled
+    from tuneline.pii_name_filter import candidates, span_features
+
+    redactor = PiiRedactor(name_filter=False)
+    rows, flagged_otherwise, pii_free = [], {}, {}
+    for name in DEV_FILES:
+        records = load_labeled(data / name)
+        found = redactor.analyze([r["full_text"] for r in records])
+        vocab = redactor.analyzer.nlp_engine.nlp["en"].vocab
+        flagged_otherwise[name], pii_free[name] = set(), set()
+        judged = set(candidates([r["full_text"] for r in records], found, redactor.vouched_names))
+        for i, (record, results) in enumerate(zip(records, found, strict=True)):
+            gold = [s for s in record.get("spans") or [] if s["entity_type"] not in NOT_PII]
+            if not gold:
+                pii_free[name].add(i)
+            for j, r in enumerate(results):
+                if (i, j) not in judged:
+                    flagged_otherwise[name].add(i)
+                    continue
+                hit = any(r.start < s["end_position"] and s["start_position"] < r.end for s in gold)
+                rows.append((span_features(record["full_text"], r.start, r.end, r.entity_type, r.score, vocab),
+                             hit, name, i))
+    return rows, flagged_otherwise, pii_free, redactor
+
+
+def main(argv: list[str] | None = None) -> None:
+    from sklearn.model_selection import GroupKFold
+
+    from tuneline import pii_name_filter
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    parser.add_argument("--dry-run", action="store_true", help="report the cross-validation, write nothing")
+    args = parser.parse_args(argv)
+
+    rows, flagged_otherwise, pii_free, redactor = candidate_rows(args.data)
+    x = np.stack([r[0] for r in rows])
+    y = np.array([r[1] for r in rows])
+    groups = np.array([DEV_FILES.index(r[2]) * 1_000_000 + r[3] for r in rows])
+    out_of_fold = np.zeros(len(rows))
+    for train, test in GroupKFold(5).split(x, y, groups):
+        out_of_fold[test] = classifier().fit(x[train], y[train]).predict_proba(x[test])[:, 1]
+
+    print(f"{len(rows)} candidate detections, {int(y.sum())} true, {int((~y).sum())} false")
+    print("threshold | " + " | ".join(f"{n}: true kept, PII-free texts flagged" for n in DEV_FILES))
+    chosen = THRESHOLDS[0]
+    for threshold in (0.0, *THRESHOLDS):
+        cells = []
+        for name in DEV_FILES:
+            mine = [k for k, r in enumerate(rows) if r[2] == name]
+            true = [k for k in mine if y[k]]
+            kept = sum(out_of_fold[k] >= threshold for k in true)
+            still = {rows[k][3] for k in mine if out_of_fold[k] >= threshold} | flagged_otherwise[name]
+            free = pii_free[name]
+            cells.append(f"{kept}/{len(true)} ({kept / max(1, len(true)):.3f}), "
+                         f"{len(free & still)}/{len(free)} ({len(free & still) / max(1, len(free)):.1%})")
+            if name == SYNTHETIC and threshold and kept >= KEEP_SYNTHETIC * len(true):
+                chosen = threshold
+        print(f"{threshold:.2f} | " + " | ".join(cells))
+    print(f"chosen threshold: {chosen} (highest keeping >= {KEEP_SYNTHETIC:.0%} of {SYNTHETIC}'s true detections)")
+    if args.dry_run:
+        return
+    width = redactor.analyzer.nlp_engine.nlp["en"].vocab.vectors.shape[1]
+    fitted = pii_name_filter.NameFilter(classifier=classifier().fit(x, y), spacy_model=redactor.spacy_model,
+                                        vector_width=width, threshold=chosen, fitted_on=DEV_FILES)
+    print("written", pii_name_filter.MODEL_PATH, pii_name_filter.save(fitted))
+
+
+if __name__ == "__main__":
+    main()
