@@ -21,6 +21,7 @@ from tuneline.pii_context import (
 )
 from tuneline.pii_recognizers import (
     NER_SCORE,
+    NER_TYPES,
     company_vocabulary,
     context_recognizers,
     digit_gated_phone_recognizer,
@@ -263,13 +264,16 @@ class PiiRedactor:
         vocab = self.analyzer.nlp_engine.nlp["en"].vocab
         return fitted if fitted is not None and fitted.applies_to(self.spacy_model, vocab) else None
 
+    @cached_property
+    def _person_context(self):
+        return next(r for r in self.analyzer.registry.recognizers if r.name == "PersonContextRecognizer")
+
     def vouched_names(self, text: str) -> list[tuple[int, int]]:
         """Spans where the context says outright that a name stands: a title, a self-introduction, a
         signature ("Mrs. ...", "This is ...", "... here", "Regards, Liam Brown"). They vouch for what was
         detected there and detect nothing themselves. Weaker contexts (a greeting, a capitalised word
         before "I": "HEY HO!", "OK, I ...") are left to the name filter."""
-        context = next(r for r in self.analyzer.registry.recognizers if r.name == "PersonContextRecognizer")
-        return [(r.start, r.end) for r in context.analyze(text, ["PERSON"])
+        return [(r.start, r.end) for r in self._person_context.analyze(text, ["PERSON"])
                 if r.analysis_explanation.pattern_name in VOUCHING_PATTERNS] + \
             [m.span(1) for m in _SIGNED_OFF.finditer(text)]
 
@@ -350,7 +354,7 @@ class PiiRedactor:
             if "PERSON" in entities:
                 results = extend_name_lists(text, results)
             out.append(merge_address_blocks(text, results) if "STREET_ADDRESS" in entities else results)
-        if self.name_filter is not None and any(kind in entities for kind in ("PERSON", "LOCATION", "ORGANIZATION")):
+        if self.name_filter is not None and any(kind in entities for kind in NER_TYPES):
             out = self.name_filter.keep(texts, out, self.analyzer.nlp_engine.nlp["en"].vocab, self.vouched_names)
         if len(cache) + len(fresh) > self.cache_size:
             cache.clear()

@@ -23,16 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
+from tuneline.pii_recognizers import CONFIDENT_NAME_SCORE, NER_TYPES
+
 MODEL_PATH = Path(__file__).with_name("pii_name_filter.pkl")
 FEATURE_VERSION = 2
-NAME_TYPES = ("PERSON", "LOCATION", "ORGANIZATION")
-CONFIDENT = 0.9  # titled names ("Mrs. Teresa") and the like score above this and are not second-guessed
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 _SENTENCE_END = ".!?:"
 
 
 def is_candidate(result) -> bool:
-    return result.entity_type in NAME_TYPES and result.score < CONFIDENT
+    return result.entity_type in NER_TYPES and result.score < CONFIDENT_NAME_SCORE
 
 
 def candidates(texts: list[str], results: list[list], vouched) -> list[tuple[int, int]]:

@@ -179,6 +179,7 @@ def digit_gated_phone_recognizer() -> EntityRecognizer:
 
 _SOCIAL_NOISE = re.compile(r"^(?:(?:RT|rt)\b\s*|[@#]\w+\s*|&\w+;?\s*|[^\w\s]+\s*)+")
 NER_TYPES = ("PERSON", "LOCATION", "ORGANIZATION")
+CONFIDENT_NAME_SCORE = 0.9  # titled names ("Mrs. Teresa") score this and are not second-guessed
 _TEMPLATE_SLOT = re.compile(r"\{\{[^{}\d]{1,60}\}\}")
 NER_SCORE = 0.85  # the score presidio gives every spaCy entity (set in PiiRedactor's NER configuration)
 
@@ -261,7 +262,7 @@ def drop_implausible_names(text: str, results: list) -> list:
             continue  # "a 7 hour drive", "3 more on the way": a number and a street word in a sentence
         if r.entity_type == "PERSON" and any(s <= r.start and r.end <= e for s, e in streets):
             continue  # "Nelson Mandela Drive": a street named after someone; the address placeholder covers it
-        if r.entity_type in NER_TYPES and r.score < 0.9:  # not the titled names
+        if r.entity_type in NER_TYPES and r.score < CONFIDENT_NAME_SCORE:  # not the titled names
             start, end = trim_social_noise(text, r.start, r.end)
             span = text[start:end]
             words = [w.lower() for w in _NAME_TOKEN.findall(span)]
