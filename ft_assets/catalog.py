@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import dagster as dg
 import polars as pl
 
+from tuneline.parts import PartedFrame
+
 OWNERS = ["team:ml-platform"]
 # assets holding ticket text from before PII redaction: the UI filter `tag:pii=raw` lists what must be protected;
 # every other asset is tagged `pii: redacted` (it holds nothing from before redaction)
@@ -28,6 +30,13 @@ def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
 def frame_metadata(frame: pl.DataFrame) -> dict:
     """What every frame asset reports: its row count and its columns (`dagster/column_schema`)."""
     return {"dagster/row_count": frame.height, "dagster/column_schema": column_schema(frame)}
+
+
+def parts_metadata(parted: PartedFrame) -> dict:
+    """`frame_metadata` of a parted value, from its parts' row counts and schema (no rows read)."""
+    made = next((p.frame for p in parted.parts if p.frame is not None), None)
+    sample = made if made is not None else pl.DataFrame(schema=parted.schema or {})
+    return {"dagster/row_count": parted.height, "dagster/column_schema": column_schema(sample.clear())}
 
 
 def _table_type(values: Iterable[object]) -> str:

@@ -3,11 +3,12 @@
 
 import hashlib
 import json
+from collections import Counter
 
 import dagster as dg
 import polars as pl
 
-from ft_assets.catalog import counts_table, frame_metadata
+from ft_assets.catalog import counts_table, parts_metadata
 from ft_assets.partitions import product_check, product_partitions
 from ft_resources.pii import PiiEngine, pseudonym_key
 from ft_resources.storage import TunelineStorage
@@ -19,6 +20,7 @@ from tuneline.cleaning import (
     pseudonymize_identifiers,
 )
 from tuneline.names import product_display_name
+from tuneline.parts import Part, PartedFrame, part_key
 
 
 class CleaningConfig(dg.Config):
@@ -39,12 +41,13 @@ class CleaningConfig(dg.Config):
     check_specs=[product_check("no_high_confidence_pii", asset="cleaned_conversations", blocking=True,
                                    description="A re-scan finds no email, phone, card, IBAN, IP or SSN left.")],
 )
-def cleaned_conversations(context: dg.AssetExecutionContext, config: CleaningConfig, raw_tickets: pl.DataFrame,
+def cleaned_conversations(context: dg.AssetExecutionContext, config: CleaningConfig, raw_tickets: PartedFrame,
                           pii: PiiEngine, storage: TunelineStorage):
     """NFKC/HTML/whitespace; internal notes, quoted replies and signatures out; then presidio on every turn,
-    metadata value and file name; ticket and thread ids replaced by keyed hashes. Incremental: a ticket this
-    asset already cleaned under the same rules (configuration, PII settings, key, rule code) is taken from its
-    previous value, so new tickets cost in proportion to the new tickets; any rule change cleans all again."""
+    metadata value and file name; ticket and thread ids replaced by keyed hashes. One part per raw_tickets
+    part: a part cleaned before under the same rules (configuration, PII settings, key, rule code) is carried
+    over unread, and within a new part a row cleaned before from the same source is reused, so new tickets
+    cost in proportion to the new tickets; any rule change cleans all again."""
     redactor = pii.redactor()
     company_names = [*config.company_names, product_display_name(context.partition_key)]
     key = pseudonym_key(pii, storage)
@@ -55,22 +58,49 @@ def cleaned_conversations(context: dg.AssetExecutionContext, config: CleaningCon
         cleaned = clean_conversations(rows, redactor, config.product_names, config.replace_urls, company_names)
         return pseudonymize_identifiers(cleaned, key)
 
-    previous = storage.previous_asset_frame("cleaned_conversations", context.partition_key)
-    cleaned, reused = clean_incrementally(raw_tickets, previous, rules, clean)
-    entities = count_entities(cleaned)
-    yield dg.Output(cleaned, metadata={
-        **frame_metadata(cleaned),
-        "cleaned_now": cleaned.height - reused, "reused_from_previous": reused,
+    previous = storage.previous_parts("cleaned_conversations", context.partition_key) or PartedFrame([])
+    carried = previous.by_key()
+    parts, reused, turns = [], 0, 0
+    for raw_part in raw_tickets.parts:
+        part_id = part_key(raw_part.key, rules)
+        if part_id in carried:
+            parts.append(carried[part_id].carried())
+            continue
+        source = raw_part.facts.get("source")
+        # a file appended to, or rewritten by `tuneline forget`: rows cleaned before from the same source count
+        earlier = [previous.frame_of(p) for p in previous.parts if p.facts.get("source") in (source, None)]
+        cleaned, reused_here = clean_incrementally(raw_tickets.frame_of(raw_part),
+                                                   pl.concat(earlier, how="diagonal_relaxed") if earlier else None,
+                                                   rules, clean)
+        texts = [turn["content"] for conv in cleaned["messages"].to_list() for turn in conv]
+        leftovers = redactor.find_high_confidence(texts)  # the check's re-scan, once per part
+        reused += reused_here
+        turns += len(texts)
+        parts.append(Part.made(part_id, cleaned, source=source, entities=count_entities(cleaned),
+                               kb=int((cleaned["source_kind"] == "kb").sum()),
+                               tickets_with_pii=int((cleaned["pii_total"] > 0).sum()),
+                               leftovers=dict(Counter(t for _, t, _ in leftovers))))
+    value = PartedFrame(parts).carried_from(previous)
+    made = [p for p in parts if p.frame is not None]
+    cleaned_now = sum(p.rows for p in made) - reused
+    entities: Counter = Counter()
+    leftovers: Counter = Counter()
+    for part in parts:
+        entities.update(part.facts.get("entities", {}))
+        leftovers.update(part.facts.get("leftovers", {}))
+    yield dg.Output(value, metadata={
+        **parts_metadata(value),
+        "cleaned_now": cleaned_now, "reused_from_previous": value.height - cleaned_now,
+        "parts": len(parts), "parts_cleaned_now": len(made),
         "pii_entities_replaced": sum(entities.values()),
-        "pii_by_type": counts_table(entities, "type", "replaced"),
-        "tickets_with_pii": int((cleaned["pii_total"] > 0).sum()),
+        "pii_by_type": counts_table(dict(sorted(entities.items())), "type", "replaced"),
+        "tickets_with_pii": sum(int(p.facts.get("tickets_with_pii", 0)) for p in parts),
     })
-    texts = [turn["content"] for conv in cleaned["messages"].to_list() for turn in conv]
-    leftovers = redactor.find_high_confidence(texts)
-    kinds = sorted({t for _, t, _ in leftovers})
-    yield dg.AssetCheckResult(passed=not leftovers, description=f"{context.partition_key}: {len(leftovers)} "
-                              f"high-confidence PII findings left in {len(texts)} turns", metadata={
+    remaining = sum(leftovers.values())
+    yield dg.AssetCheckResult(passed=not remaining, description=f"{context.partition_key}: {remaining} "
+                              f"high-confidence PII findings left ({turns} turns re-scanned in "
+                              f"{len(made)} new parts; a carried part counts the findings of its own scan)", metadata={
         "product": context.partition_key,
-        "remaining": len(leftovers),
-        "types": counts_table({k: sum(1 for _, t, _ in leftovers if t == k) for k in kinds}, "type", "findings"),
+        "remaining": remaining,
+        "types": counts_table(dict(sorted(leftovers.items())), "type", "findings"),
     })

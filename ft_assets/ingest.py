@@ -1,27 +1,34 @@
 """raw_tickets and rejected_tickets: the product's landing files, split into usable and quarantined."""
 
 
+import hashlib
 import time
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from ft_assets.catalog import PII_RAW, counts_table, frame_metadata, problems_table, table
+from ft_assets.catalog import PII_RAW, counts_table, parts_metadata, problems_table, table
 from ft_assets.partitions import product_check, product_partitions
 from ft_resources.landing import LandingZone
 from ft_resources.pii import PiiEngine, pseudonym_key
 from ft_resources.storage import TunelineStorage
 from tuneline.ab_testing import read_response_log
+from tuneline.cleaning import pseudonym
 from tuneline.ingest import (
+    CORRECTIONS_SOURCE,
     MAX_RECORD_CHARS,
     ColumnMapping,
-    combine,
+    Source,
+    content_digest,
     correction_records,
     ingest_corrections,
-    ingest_product,
+    ingest_in_parts,
+    landing_sources,
+    list_landing_files,
     suppress_forgotten,
 )
-from tuneline.storage import content_version
+from tuneline.parts import part_key
 from tuneline.validators import conservation_problems
 
 
@@ -70,39 +77,56 @@ def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, stor
     max_record_chars = settings.pop("max_record_chars")
     min_age = settings.pop("min_file_age_seconds")
     mapping = ColumnMapping(**{**settings, "metadata_columns": tuple(settings["metadata_columns"])})
-    result = ingest_product(folder, product, mapping, max_record_chars=max_record_chars,
-                            min_age_seconds=landing.min_age_seconds if min_age is None else min_age)
-    files = result.files
+    files = list_landing_files(folder, landing.min_age_seconds if min_age is None else min_age)
+    sources = landing_sources(files, product, mapping, max_record_chars)
     responses, feedback, _ = read_response_log(storage.response_log_dir(product))  # what `tuneline serve` logged
-    corrections = ingest_corrections(correction_records(responses, feedback), product, mapping, max_record_chars)
-    result = combine(result, corrections)
-    result = suppress_forgotten(result, storage.suppressed_ids(product), pseudonym_key(pii, storage))
-    # content hashes as data versions: re-ingesting unchanged files leaves everything downstream fresh
-    yield dg.Output(result.kept, output_name="raw_tickets", data_version=dg.DataVersion(content_version(result.kept)),
-                    metadata={
-        "records_in": result.records_in, "kept": result.kept.height, "rejected": result.rejected.height,
+    corrected = correction_records(responses, feedback)
+    if corrected:
+        sources.append(Source(CORRECTIONS_SOURCE, content_digest(corrected), lambda: ingest_corrections(
+            corrected, product, mapping, max_record_chars)))
+    key = pseudonym_key(pii, storage)
+    suppressed = storage.suppressed_ids(product)
+    # what decides every part besides its source: the settings, the row rules' code, who is forgotten
+    seed = part_key(settings, max_record_chars, rules_source_digest(), sorted(suppressed),
+                    hashlib.sha256(key).hexdigest())
+    kept, rejected = ingest_in_parts(sources, seed, storage.previous_parts("raw_tickets", product),
+                                     storage.previous_parts("rejected_tickets", product),
+                                     after=lambda result: suppress_forgotten(result, suppressed, key),
+                                     label=lambda name: pseudonym(name, key))
+    made = sum(1 for p in kept.parts if p.frame is not None)
+    records_in = kept.fact_total("records_in")
+    reasons = reason_counts(rejected.collect(["reason"]))
+    # parts' keys as data versions: re-ingesting unchanged files leaves everything downstream fresh
+    yield dg.Output(kept, output_name="raw_tickets", data_version=dg.DataVersion(kept.version()), metadata={
+        "records_in": records_in, "kept": kept.height, "rejected": rejected.height,
         # files in = files read + files skipped (hidden and not-yet-ready files wait for a later run)
         "files_in": len(files.readable) + len(files.skipped), "files_read": len(files.readable),
         "files_skipped": counts_table(files.skipped_counts(), "reason", "files"),
         "files_expired": expired,
+        # one part per source; a part whose source and earlier sources are unchanged is carried over unread
+        "parts": len(kept), "parts_ingested_now": made, "parts_carried_over": len(kept) - made,
         # file names can carry a customer's name or email: the UI shows them redacted
         "files": table([{"file": r.text} for r in pii.redactor().redact_many([f.name for f in files.readable])],
                        ["file"]),
-        "kb_examples": int((result.kept["source_kind"] == "kb").sum()),
+        "kb_examples": kept.fact_total("kb"),
         # served answers a user corrected (`POST /v1/feedback` with corrected_reply): new training examples
-        "corrections": int((result.kept["source_kind"] == "correction").sum()),
-        **frame_metadata(result.kept),
+        "corrections": kept.fact_total("corrections"),
+        **parts_metadata(kept),
     })
-    yield dg.Output(result.rejected, output_name="rejected_tickets",
-                    data_version=dg.DataVersion(content_version(result.rejected)), metadata={
-        **frame_metadata(result.rejected),
-        "reasons": counts_table(reason_counts(result.rejected), "reason", "records"),
-    })
-    problems = conservation_problems(result.records_in, result.kept.height, result.rejected.height)
+    yield dg.Output(rejected, output_name="rejected_tickets", data_version=dg.DataVersion(rejected.version()),
+                    metadata={**parts_metadata(rejected), "reasons": counts_table(reasons, "reason", "records")})
+    problems = conservation_problems(records_in, kept.height, rejected.height)
     yield dg.AssetCheckResult(check_name="records_in_equal_kept_plus_rejected", asset_key="raw_tickets",
-                              passed=not problems, description=f"{product}: {result.records_in} records in, "
-                              f"{result.kept.height} kept + {result.rejected.height} rejected",
+                              passed=not problems, description=f"{product}: {records_in} records in, "
+                              f"{kept.height} kept + {rejected.height} rejected",
                               metadata={"product": product, "problems": problems_table(problems)})
+
+
+def rules_source_digest() -> str:
+    """The code that turns a landing record into a row: a change of it re-ingests every file."""
+    from tuneline import ingest, landing
+
+    return hashlib.sha256(Path(ingest.__file__).read_bytes() + Path(landing.__file__).read_bytes()).hexdigest()
 
 
 def reason_counts(rejected: pl.DataFrame) -> dict[str, int]:

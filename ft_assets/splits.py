@@ -5,47 +5,27 @@ from collections import Counter
 import dagster as dg
 import polars as pl
 
-from ft_assets.catalog import counts_table, frame_metadata, problems_table, table
+from ft_assets.catalog import counts_table, parts_metadata, problems_table, table
 from ft_assets.freshness import DATA_FRESHNESS
 from ft_assets.partitions import product_check, product_partitions
 from ft_resources.models import BaseModel
 from ft_resources.pii import PiiEngine
 from ft_resources.storage import TunelineStorage
 from tuneline.cleaning import cleaning_rules_digest
+from tuneline.parts import Part, PartedFrame, part_key
 from tuneline.splits import (
     DEFAULT_SYSTEM_PROMPT,
     EXPORT_SPLITS,
     SplitRatios,
-    assign_splits,
-    chat_token_lengths,
     corrections_in_train,
-    record_digest,
-    reusable_token_lengths,
-    scanned_clean_strings,
+    split_part,
     stratum_ratio_problems,
-    strings_of,
     system_prompt_for,
-    to_chat_records,
-    token_length_problems,
     tokenizer_digest,
-    too_long_for_training,
-    truncate_at_turn_boundary,
-    write_exports,
+    write_exports_from_parts,
 )
 from tuneline.storage import atomic_directory
-from tuneline.validators import chat_format_problems, split_leakage
-
-
-class _ExportsRefused(Exception):
-    """Raised inside the staging block so that exports with PII are discarded, never swapped in."""
-
-
-def strings_in_jsonl(path) -> list[str]:
-    """Every string value in a JSONL file (message contents, metadata), as a downstream reader sees them."""
-    import json
-
-    with open(path, encoding="utf-8") as fh:
-        return [text for line in fh if line.strip() for text in strings_of(json.loads(line))]
+from tuneline.validators import split_leakage
 
 
 class SplitConfig(dg.Config):
@@ -80,103 +60,109 @@ class SplitConfig(dg.Config):
                           description="Train share per topic within a binomial tolerance of the ratio."),
     ],
 )
-def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, scored_dataset: pl.DataFrame,
+def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, scored_dataset: PartedFrame,
                    storage: TunelineStorage, base_model: BaseModel, pii: PiiEngine):
-    """Kept conversations with a `split`; exports under `<root>/exports/<product>/`:
-    {train,val,test}.jsonl (OpenAI chat), alpaca.json, hf_dataset/ (DatasetDict)."""
+    """Kept conversations with a `split`, one part per scored part; exports under `<root>/exports/<product>/`:
+    {train,val,test}.jsonl (OpenAI chat), alpaca.json, hf_dataset/ (DatasetDict). Incremental: a part made
+    before under the same settings, tokenizer and PII rules is carried over unread (its JSONL lines are stored
+    in it); in a new part, token lengths and the PII re-scan of strings an earlier part of the same source
+    holds are reused (content-addressed, never by id). The exports are rewritten whole from the parts' lines."""
     from transformers import AutoTokenizer
 
     product = context.partition_key
     ratios = SplitRatios(config.train_ratio, config.val_ratio, config.test_ratio)
-    splits = assign_splits(scored_dataset, ratios, config.system_prompt, config.display_names)
-    records = to_chat_records(splits)
-    tokenizer = AutoTokenizer.from_pretrained(base_model.resolve(storage.model_cache))
     if config.too_long not in ("drop", "truncate"):
         raise dg.Failure(f"too_long must be 'drop' or 'truncate', got {config.too_long!r}", allow_retries=False)
-    # incremental: an example the previous splits measured with this tokenizer, or whose exported strings the
-    # previous PII re-scan passed under the same rules, costs neither again (content-addressed, never by id)
-    previous = storage.previous_asset_frame("dataset_splits", product)
+    tokenizer = AutoTokenizer.from_pretrained(base_model.resolve(storage.model_cache))
     tokenized_with = tokenizer_digest(tokenizer)
-    known_lengths = reusable_token_lengths(previous, tokenized_with)
     scan_rules = cleaning_rules_digest("export re-scan", pii.model_dump_json())
-    lengths = chat_token_lengths(records, tokenizer, known_lengths)
-    tokens = {r["metadata"]["example_id"]: n for r, n in zip(records, lengths, strict=True)}
-    too_long = too_long_for_training(records, lengths, config.max_tokens)
-    truncated: dict[str, list[dict]] = {}
-    if too_long and config.too_long == "truncate":
-        for record in records:
-            example_id = record["metadata"]["example_id"]
-            if example_id in too_long:
-                prefix = truncate_at_turn_boundary(record["messages"], tokenizer, config.max_tokens)
-                if prefix is not None:
-                    truncated[example_id] = prefix
-                    record["messages"] = prefix
-                    tokens[example_id] = chat_token_lengths([record], tokenizer)[0]
-                    del too_long[example_id]
-        splits = splits.with_columns(pl.Series("messages", [
-            truncated.get(h, m) for h, m in zip(splits["content_hash"], splits["messages"].to_list(), strict=True)],
-            dtype=splits.schema["messages"]))
-        context.log.info(f"{len(truncated)} examples longer than max_tokens={config.max_tokens} cut at a turn "
-                         "boundary")
+    seed = part_key(config.model_dump(), tokenized_with, scan_rules, splits_code_digest())
+    previous = storage.previous_parts("dataset_splits", product) or PartedFrame([])
+    carried = previous.by_key()
+    parts = []
+    for scored_part in scored_dataset.parts:
+        key = part_key(seed, scored_part.key)  # splits are per thread: a part depends on its own rows only
+        if key in carried:
+            parts.append(carried[key].carried())
+            continue
+        source = scored_part.facts.get("source")
+        earlier = [previous.frame_of(p) for p in previous.parts if p.facts.get("source") in (source, None)]
+        made = split_part(scored_dataset.frame_of(scored_part), ratios, config.system_prompt, config.display_names,
+                          tokenizer, config.max_tokens, config.too_long, tokenized_with, scan_rules,
+                          pl.concat(earlier, how="diagonal_relaxed") if earlier else None,
+                          pii.redactor().find_high_confidence)
+        parts.append(Part.made(key, made.frame, source=source, too_long=made.too_long, truncated=made.truncated,
+                               problems=made.problems[:20], problem_count=len(made.problems),
+                               pii_found=made.pii_found, texts=made.texts, texts_scanned=made.texts_scanned))
+    value = PartedFrame(parts).carried_from(previous)
+    too_long = {k: v for p in parts for k, v in p.facts.get("too_long", {}).items()}
+    truncated = value.fact_total("truncated")
+    if truncated:
+        context.log.info(f"{truncated} examples longer than max_tokens={config.max_tokens} cut at a turn boundary")
     if too_long:  # one long ticket must not stop a product: left out, counted, named in the metadata
         context.log.warning(f"{len(too_long)} examples longer than max_tokens={config.max_tokens} left out")
-        splits = splits.filter(~pl.col("content_hash").is_in(list(too_long)))
-        records = [r for r in records if r["metadata"]["example_id"] not in too_long]
+    found: Counter = Counter()
+    for part in parts:
+        found.update(part.facts.get("pii_found", {}))
     export_dir = storage.exports_dir(product)
-    found: list = []
-    try:
+    sizes = dict.fromkeys(EXPORT_SPLITS, 0)
+    if found:  # exports with PII are never written: the previous ones stay
+        context.log.error(f"{sum(found.values())} PII findings in the new exports: they were not published")
+        for name in EXPORT_SPLITS:
+            sizes[name] = value.collect(["split"]).filter(pl.col("split") == name).height
+    else:
         with atomic_directory(export_dir) as staging:  # all exports swap in together: never a mix of two runs
-            sizes = write_exports(staging, records)
-            # checked in staging: exports with PII are never swapped in; the previous exports stay
-            exported = sorted({text for name in EXPORT_SPLITS for text in strings_in_jsonl(staging / f"{name}.jsonl")})
-            known_clean = scanned_clean_strings(previous, scan_rules)
-            exported_unknown = [t for t in exported if t not in known_clean]
-            found = pii.redactor().find_high_confidence(exported_unknown) if exported_unknown else []
-            if found:
-                raise _ExportsRefused
-    except _ExportsRefused:
-        context.log.error(f"{len(found)} PII findings in the new exports: they were not published")
+            sizes = write_exports_from_parts(staging, (f for _, f in value.frames(
+                ["split", "record_json", "alpaca_json", "messages", "content_hash", "ticket_id"])))
     export_uri = storage.publish(export_dir) if not found else None
-    final_tokens = [tokens[r["metadata"]["example_id"]] for r in records]
-    splits = splits.with_columns(
-        pl.Series("record_sha256", [record_digest(r) for r in records], dtype=pl.String),
-        pl.Series("chat_tokens", final_tokens, dtype=pl.Int64),
-        pl.lit(tokenized_with, dtype=pl.String).alias("tokenized_with"),
-        pl.lit(None if found else scan_rules, dtype=pl.String).alias("pii_scanned_with"))
-    yield dg.Output(splits, metadata={
-        **frame_metadata(splits), **{f"{k}_examples": v for k, v in sizes.items()},
+    summary = value.collect(["content_hash", "thread_id", "split", "topic", "source_kind"])
+    problems = [problem for p in parts for problem in p.facts.get("problems", [])]
+    problem_count = value.fact_total("problem_count")
+    texts, scanned = value.fact_total("texts"), sum(int(p.facts.get("texts_scanned", 0)) for p in parts
+                                                     if p.frame is not None)
+    yield dg.Output(value, metadata={
+        **parts_metadata(value), **{f"{k}_examples": v for k, v in sizes.items()},
+        "parts": len(parts), "parts_split_now": sum(1 for p in parts if p.frame is not None),
         "export_dir": dg.MetadataValue.path(str(export_dir)),
         **({"export_uri": dg.MetadataValue.url(export_uri)} if export_uri else {}),
         "system_prompt": system_prompt_for(product, config.system_prompt, config.display_names),
-        "train_corrections": corrections_in_train(splits),
+        "train_corrections": corrections_in_train(summary),
         "too_long_examples": len(too_long),
-        "truncated_examples": len(truncated),
+        "truncated_examples": truncated,
         "too_long": table([{"example_id": k, "tokens": v} for k, v in list(too_long.items())[:20]],
                           ["example_id", "tokens"]),
-        "topics": table(topic_split_rows(splits), ["topic", "train", "val", "test"]),
+        "topics": table(topic_split_rows(summary), ["topic", "train", "val", "test"]),
     })
-    problems = chat_format_problems(records) + token_length_problems(records, final_tokens, config.max_tokens)
-    if problems:  # a blocking check: say why in the log as well as in the check's metadata
+    if problem_count:  # a blocking check: say why in the log as well as in the check's metadata
         context.log.error(f"{product}: chat_format failed: " + "; ".join(problems[:5]))
-    yield dg.AssetCheckResult(check_name="chat_format", passed=not problems,
-                              description=f"{product}: {len(problems)} problems in {len(records)} examples",
-                              metadata={"product": product, "problems": problems_table(problems)})
+    yield dg.AssetCheckResult(check_name="chat_format", passed=not problem_count,
+                              description=f"{product}: {problem_count} problems in {value.height} examples",
+                              metadata={"product": product, "problems": problems_table(problems[:20])})
     yield dg.AssetCheckResult(check_name="no_pii_in_exports", passed=not found,
-                              description=f"{product}: {len(found)} PII findings in {len(exported)} exported texts",
-                              metadata={"product": product, "texts_scanned": len(exported_unknown),
-                                        "texts_known_clean": len(exported) - len(exported_unknown),
+                              description=f"{product}: {sum(found.values())} PII findings in {texts} exported texts",
+                              metadata={"product": product, "texts_scanned": scanned,
+                                        "texts_known_clean": texts - scanned,
                                         "exports_published": not found,
-                                        "found": counts_table(dict(Counter(kind for _, kind, _ in found)), "type",
-                                                              "findings")})
-    leaks = split_leakage(splits)
+                                        "found": counts_table(dict(sorted(found.items())), "type", "findings")})
+    leaks = split_leakage(summary)
     yield dg.AssetCheckResult(check_name="no_leakage_across_splits", passed=not leaks,
                               description=f"{product}: {len(leaks)} conversations or threads in two splits",
                               metadata={"product": product, "problems": problems_table(leaks)})
-    skew = stratum_ratio_problems(splits, ratios)
+    skew = stratum_ratio_problems(summary, ratios)
     yield dg.AssetCheckResult(check_name="split_ratios_per_topic", passed=not skew,
                               severity=dg.AssetCheckSeverity.WARN,
                               description=f"{product}: {len(skew)} topics outside the ratio's tolerance",
                               metadata={"product": product, "problems": problems_table(skew)})
+
+
+def splits_code_digest() -> str:
+    """The code that splits, measures and exports: a change of it makes every part again."""
+    import hashlib
+    from pathlib import Path
+
+    from tuneline import splits, validators
+
+    return hashlib.sha256(Path(splits.__file__).read_bytes() + Path(validators.__file__).read_bytes()).hexdigest()
 
 
 def topic_split_rows(splits: pl.DataFrame) -> list[dict]:

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from dagster_aws.s3 import S3Resource
 
 from tuneline.names import product_key
+from tuneline.parts import PartedFrame
 from tuneline.paths import relative_under, under
 
 DIRECTORY_MANIFEST = ".tuneline-manifest.json"
@@ -77,14 +78,48 @@ class TunelineStorage(dg.ConfigurableResource):
         on S3), or None when there is none (the first run) or it cannot be read (cut short by a crash). For
         content-addressed reuse only: a stale copy costs reuse, never correctness. An unreachable or refusing
         mirror is an error, not an absent value."""
-        from ft_resources.io_manager import asset_partition_path
+        from ft_resources.io_manager import asset_partition_path, parts_relative
 
+        if self.remote or relative_under(self.root_path, parts_relative(asset, product)).is_file():
+            parts = self._previous_manifest_parts(asset, product)
+            if parts is not None:
+                try:
+                    return parts.collect()
+                except (pl.exceptions.PolarsError, OSError):
+                    return None
         local = self.localize(asset_partition_path(self.root_path, asset, product, "parquet"))
         if not local.is_file():
             return None
         try:
             return pl.read_parquet(local, glob=False)
         except (pl.exceptions.PolarsError, OSError):
+            return None
+
+    def previous_parts(self, asset: str, product: str) -> PartedFrame | None:
+        """A parted asset's last written parts for a product (read on demand), or None on the first run. The
+        manifest is fetched fresh from the mirror: a part is carried over by key only if the store lists it.
+        A value stored whole before parts existed comes back as one part."""
+        from tuneline.storage import content_version
+
+        parts = self._previous_manifest_parts(asset, product)
+        if parts is not None:
+            return parts
+        whole = self.previous_asset_frame(asset, product)
+        return None if whole is None else PartedFrame.whole(whole, f"whole-{content_version(whole)}")
+
+    def _previous_manifest_parts(self, asset: str, product: str) -> PartedFrame | None:
+        from ft_resources.io_manager import parts_relative
+
+        manifest = relative_under(self.root_path, parts_relative(asset, product))
+        if self.remote:
+            manifest.unlink(missing_ok=True)
+            manifest = self.localize(manifest)
+        if not manifest.is_file():
+            return None
+        try:
+            return PartedFrame.from_manifest(json.loads(manifest.read_text()), lambda key, columns: pl.read_parquet(
+                self.localize(parts_relative(asset, product, key)), columns=columns, glob=False))
+        except (OSError, ValueError):
             return None
 
     def response_log_dir(self, product: str) -> Path:

@@ -9,7 +9,7 @@ import pytest
 
 from ft_assets.definitions import Settings, all_assets, build_resources, defs, product_assets
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
-from ft_resources.io_manager import asset_partition_path
+from ft_resources.io_manager import asset_partition_path, read_asset_frame, remove_asset_value
 from ft_resources.pii import PiiEngine
 from tests.conftest import age_files
 from tuneline.synthetic import write_landing_zone
@@ -93,13 +93,13 @@ def test_whole_graph_for_one_partition(graph_env, home):
 
     ingest = _meta(result, "raw_tickets")
     assert ingest["records_in"] == ingest["kept"] + ingest["rejected"]
-    rejected = pl.read_parquet(asset_partition_path(home, "rejected_tickets", "shipping", "parquet"))
+    rejected = read_asset_frame(home, "rejected_tickets", "shipping")
     assert set(rejected["reason"]) == {"malformed_json", "missing_assistant_text"}  # shipping is the JSONL product
 
-    cleaned = pl.read_parquet(asset_partition_path(home, "cleaned_conversations", "shipping", "parquet"))
+    cleaned = read_asset_frame(home, "cleaned_conversations", "shipping")
     text = "\n".join(t["content"] for conv in cleaned["messages"].to_list() for t in conv)
     assert "@" not in text and "[EMAIL]" in text
-    raw = pl.read_parquet(asset_partition_path(home, "raw_tickets", "shipping", "parquet"))
+    raw = read_asset_frame(home, "raw_tickets", "shipping")
     assert not set(raw["ticket_id"]) & set(cleaned["ticket_id"]), "ids are pseudonymized after raw_tickets"
     assert cleaned["ticket_id"].str.contains(r"^[0-9a-f]{20}$").all()
 
@@ -140,7 +140,8 @@ def test_whole_graph_for_one_partition(graph_env, home):
     planted = [v for kind in ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD") for v in truth.pii_values[kind]]
     downstream = [p for folder in ("exports", "reports", "adapters", "work", "preference_adapters")
                   for p in (home / folder).rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl", ".csv")]
-    downstream += [asset_partition_path(home, a, "shipping", "parquet") for a in ("scored_dataset", "dataset_splits")]
+    downstream += [p for a in ("scored_dataset", "dataset_splits") for p in (home / "assets" / a).rglob("shipping*")
+                   if p.is_file()]
     assert len(downstream) > 10
     for path in downstream:
         text = path.read_bytes().decode("utf-8", errors="ignore")
@@ -155,10 +156,12 @@ def test_rematerializing_a_partition_rewrites_it(graph_env, home):
     data_assets = [a for a in product_assets() if not MODEL_ASSETS & {k.to_user_string() for k in a.keys}]
     for _ in range(2):
         assert dg.materialize(data_assets, instance=instance, resources=resources, partition_key="billing").success
-    raw = pl.read_parquet(asset_partition_path(home, "raw_tickets", "billing", "parquet"))
+    raw = read_asset_frame(home, "raw_tickets", "billing")
     assert raw["ticket_id"].is_unique().all()
     folder = asset_partition_path(home, "raw_tickets", "billing", "parquet").parent
-    assert sorted(p.name for p in folder.iterdir()) == ["billing.parquet"], "no temp files or appended copies"
+    assert sorted(p.name for p in folder.iterdir()) == ["billing.parts", "billing.parts.json"], "no temp files"
+    listed = {p["key"] for p in json.loads((folder / "billing.parts.json").read_text())["parts"]}
+    assert {p.stem for p in (folder / "billing.parts").iterdir()} == listed, "no appended copies: the same parts"
 
 
 def test_blocking_pii_check_stops_downstream(graph_env):
@@ -192,12 +195,13 @@ def test_pii_in_the_exports_blocks_training(graph_env, home):
     exports = home / "exports" / "billing"
     before = {p.relative_to(exports): p.read_bytes() for p in exports.rglob("*") if p.is_file()}
     # PII that slipped past cleaning (say, a cleaning rule was switched off and the parquet edited by hand)
-    path = asset_partition_path(home, "scored_dataset", "billing", "parquet")
-    scored = pl.read_parquet(path)
+    scored = read_asset_frame(home, "scored_dataset", "billing")
     messages = scored["messages"].to_list()
     messages[0][1]["content"] += " You can also write to maria.gonzalez@example.com."
-    scored.with_columns(pl.Series("messages", messages, dtype=scored.schema["messages"])).with_columns(
-        pl.lit("kept").alias("status")).write_parquet(path)
+    remove_asset_value(home, "scored_dataset", "billing")  # stored whole, as a hand edit would
+    edited = scored.with_columns(pl.Series("messages", messages, dtype=scored.schema["messages"]),
+                                 pl.lit("kept").alias("status"))
+    edited.write_parquet(asset_partition_path(home, "scored_dataset", "billing", "parquet"))
     result = dg.materialize(product_assets(), instance=instance, resources=resources, partition_key="billing",
                             selection=["dataset_splits", "lora_adapter"], raise_on_error=False,
                             run_config={"ops": {"lora_adapter": RUN_CONFIG["ops"]["lora_adapter"]}})

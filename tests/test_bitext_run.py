@@ -1,12 +1,11 @@
 """The data stages over real text: bitext's 11 categories as products, real presidio, no training."""
 
 import dagster as dg
-import polars as pl
 import pytest
 
 from ft_assets.definitions import Settings, all_assets, build_resources
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
-from ft_resources.io_manager import asset_partition_path
+from ft_resources.io_manager import read_asset_frame
 from tests.conftest import age_files
 from tuneline.ingest import split_by_product
 
@@ -35,9 +34,9 @@ def test_bitext_categories_materialize_as_products(tmp_path, shared_data, tiny_m
             assert result.success, product
             assert all(c.passed for c in result.get_asset_check_evaluations()
                        if c.check_name != "split_ratios_per_topic"), product
-            raw = pl.read_parquet(asset_partition_path(home, "raw_tickets", product, "parquet"))
-            rejected = pl.read_parquet(asset_partition_path(home, "rejected_tickets", product, "parquet"))
-            scored = pl.read_parquet(asset_partition_path(home, "scored_dataset", product, "parquet"))
+            raw = read_asset_frame(home, "raw_tickets", product)
+            rejected = read_asset_frame(home, "rejected_tickets", product)
+            scored = read_asset_frame(home, "scored_dataset", product)
             totals["in"] += counts[product]
             totals["kept"] += raw.height
             totals["rejected"] += rejected.height

@@ -53,7 +53,6 @@ def test_an_exception_halfway_through_the_exports_keeps_the_previous_exports(hom
 
     from ft_assets.definitions import Settings, build_resources, product_assets
     from ft_assets.partitions import PRODUCTS_PARTITION_NAME
-    from ft_resources.io_manager import asset_partition_path
     from tuneline.synthetic import write_landing_zone
 
     write_landing_zone(home / "landing", ["billing"], 40)
@@ -67,7 +66,8 @@ def test_an_exception_halfway_through_the_exports_keeps_the_previous_exports(hom
         assert dg.materialize(product_assets(), instance=instance, resources=resources, partition_key="billing",
                               selection=data).success
         before = {p.relative_to(exports): p.read_bytes() for p in exports.rglob("*") if p.is_file()}
-        splits_before = asset_partition_path(home, "dataset_splits", "billing", "parquet").read_bytes()
+        manifest = home / "assets" / "dataset_splits" / "billing.parts.json"  # the stored value's commit point
+        splits_before = manifest.read_bytes()
 
         # new tickets arrive, then the HF export dies after the JSONL files were written in staging
         write_landing_zone(home / "more", ["billing"], 10, seed=5)
@@ -89,6 +89,6 @@ def test_an_exception_halfway_through_the_exports_keeps_the_previous_exports(hom
     assert failure.step_key == "dataset_splits" and "No space left" in str(failure.event_specific_data.error)
     after = {p.relative_to(exports): p.read_bytes() for p in exports.rglob("*") if p.is_file()}
     assert after == before, "the exports are the previous run's, complete"
-    assert asset_partition_path(home, "dataset_splits", "billing", "parquet").read_bytes() == splits_before
+    assert manifest.read_bytes() == splits_before
     assert [p.name for p in exports.parent.iterdir() if p.name.startswith(".billing.")] in (
         [], [".billing.lock"]), "no staging directory left behind"

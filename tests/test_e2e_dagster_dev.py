@@ -146,7 +146,8 @@ def test_backfill_over_products_rewrites_each_partition(dagster_dev):
     for product in PRODUCTS:
         assert all(after[product][a] != before[product][a] for a in DATA_ASSETS), "every partition was rebuilt"
         folder = asset_partition_path(home, "raw_tickets", product, "parquet").parent
-        assert sorted(p.name for p in folder.iterdir()) == [f"{p}.parquet" for p in PRODUCTS], "rewritten, not added"
+        assert sorted(p.name for p in folder.iterdir()) == sorted(
+            f"{p}{suffix}" for p in PRODUCTS for suffix in (".parts", ".parts.json")), "rewritten, not added"
 
 
 LAUNCH_RUN = """

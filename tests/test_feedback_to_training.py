@@ -59,10 +59,10 @@ def test_corrected_answers_reach_the_training_set_without_pii(home, tiny_model_d
                                            "near_duplicate_index", "scored_dataset", "dataset_splits",
                                            "preference_pairs"])
         assert result.success
-        raw = result.output_for_node("ingest_tickets", "raw_tickets")
+        raw = result.output_for_node("ingest_tickets", "raw_tickets").collect()
         corrections = raw.filter(pl.col("source_kind") == "correction")
         assert sorted(corrections["ticket_id"]) == [f"served:chatcmpl-{i:024d}" for i in range(6)]  # lineage
-        splits = result.output_for_node("dataset_splits")
+        splits = result.output_for_node("dataset_splits").collect()
         kept = splits.filter(pl.col("source_kind") == "correction")
         assert kept.height >= 4, splits.group_by("source_kind", "status").len()
         assert all(m[-1]["content"] in {c.split(" Call me")[0] for c in CORRECTIONS} or "Sorry" in m[-1]["content"]

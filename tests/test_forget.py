@@ -8,6 +8,7 @@ import polars as pl
 
 from ft_assets.definitions import Settings, build_resources, product_assets
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
+from ft_resources.io_manager import read_asset_frame
 from ft_sensors.retraining import retraining_sensor
 from tests.conftest import age_files
 from tuneline.cli import forget_customer
@@ -43,7 +44,7 @@ def test_forget_removes_a_customer_everywhere_and_retrains(tmp_path, tiny_model_
         assets = product_assets()
         assert dg.materialize(assets, instance=instance, resources=resources, partition_key="billing",
                               selection=[*DATA, "lora_adapter"], run_config=run_config).success
-        raw = pl.read_parquet(home / "assets" / "raw_tickets" / "billing.parquet")
+        raw = read_asset_frame(home, "raw_tickets", "billing")
         assert raw["ticket_id"].str.starts_with("jane-").sum() == 4
 
         report = forget_customer(instance, resources, email=EMAIL.upper())
@@ -53,7 +54,7 @@ def test_forget_removes_a_customer_everywhere_and_retrains(tmp_path, tiny_model_
         audit = list((home / "audit").glob("forget-*.json"))
         assert len(audit) == 1 and "jane" not in audit[0].read_text().lower()
         for asset in DATA:
-            frame = pl.read_parquet(home / "assets" / asset / "billing.parquet")
+            frame = read_asset_frame(home, asset, "billing")
             assert frame.height > 0, asset  # everyone else is still there
         exports = "".join((home / "exports" / "billing" / f"{s}.jsonl").read_text() for s in ("train", "val", "test"))
         assert "Jane" not in exports and "duplicate payment on invoice 90" not in exports
@@ -68,8 +69,8 @@ def test_forget_removes_a_customer_everywhere_and_retrains(tmp_path, tiny_model_
         # the landing files still hold them: a re-ingest keeps them out, without their text
         assert dg.materialize(assets, instance=instance, resources=resources, partition_key="billing",
                               selection=["raw_tickets", "rejected_tickets"]).success
-    raw = pl.read_parquet(home / "assets" / "raw_tickets" / "billing.parquet")
-    rejected = pl.read_parquet(home / "assets" / "rejected_tickets" / "billing.parquet")
+    raw = read_asset_frame(home, "raw_tickets", "billing")
+    rejected = read_asset_frame(home, "rejected_tickets", "billing")
     assert not raw["ticket_id"].str.starts_with("jane-").any()
     assert (rejected["reason"] == "forgotten").sum() == 4
     assert EMAIL not in rejected.write_csv() and "Invoice 90" not in rejected.write_csv()
@@ -110,5 +111,5 @@ def test_retention_deletes_old_landing_files_at_ingest_and_the_schedule_covers_e
             requests = list(raw_data_retention(context))
     assert result.asset_materializations_for_node("ingest_tickets")[0].metadata["files_expired"].value == 1
     assert sorted(p.name for p in folder.iterdir()) == ["link.csv", "new.csv"] and outside.exists()
-    assert pl.read_parquet(home / "assets" / "raw_tickets" / "billing.parquet")["ticket_id"].to_list() == ["new.csv"]
+    assert read_asset_frame(home, "raw_tickets", "billing")["ticket_id"].to_list() == ["new.csv"]
     assert sorted(r.partition_key for r in requests) == ["billing", "shipping"]

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ft_resources.io_manager import read_asset_frame
 from tuneline.names import MAX_PRODUCT_KEY_LENGTH, InvalidName, file_name, product_key, product_key_problem
 from tuneline.paths import PathEscapesRoot, remove_tree, under
 
@@ -212,7 +213,7 @@ def test_hostile_s3_keys_never_reach_a_path_or_a_partition(s3_endpoint, tmp_path
                                  raise_on_error=False)
             assert ok.success and not bad.success
     assert (home / "mlflow.db").read_text() == "precious" and (home / "adapters").is_dir()
-    kept = pl.read_parquet(home / "assets" / "raw_tickets" / "billing.parquet")
+    kept = read_asset_frame(home, "raw_tickets", "billing")
     assert kept.height == 1, "three files share one ticket id: one kept, two rejected as duplicates"
 
 

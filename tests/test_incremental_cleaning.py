@@ -10,7 +10,7 @@ import polars as pl
 
 from ft_assets.definitions import Settings, all_assets, build_resources
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
-from ft_resources.io_manager import asset_partition_path
+from ft_resources.io_manager import remove_asset_value
 from tests.conftest import age_files
 from tuneline.synthetic import write_landing_zone
 
@@ -24,8 +24,8 @@ def _clean(instance, resources, config=None):
     event = next(e for e in result.get_asset_materialization_events()
                  if e.materialization.asset_key.to_user_string() == "cleaned_conversations")
     meta = {k: v.value for k, v in event.materialization.metadata.items()}
-    return (result.output_for_node("cleaned_conversations"), meta["cleaned_now"], meta["reused_from_previous"],
-            result.output_for_node("near_duplicate_index"))
+    return (result.output_for_node("cleaned_conversations").collect(), meta["cleaned_now"],
+            meta["reused_from_previous"], result.output_for_node("near_duplicate_index").collect())
 
 
 def test_only_new_tickets_are_cleaned_and_the_result_equals_a_full_rebuild(home, tiny_model_dir, tmp_path):
@@ -50,7 +50,7 @@ def test_only_new_tickets_are_cleaned_and_the_result_equals_a_full_rebuild(home,
         assert second.head(first.height).equals(first)  # what was cleaned before is kept as it was
 
         for asset in ("cleaned_conversations", "near_duplicate_index"):  # a full rebuild
-            asset_partition_path(home, asset, "billing", "parquet").unlink()
+            remove_asset_value(home, asset, "billing")
         rebuilt, cleaned_now, reused, rebuilt_index = _clean(instance, resources)
         assert reused == 0 and rebuilt.equals(second)  # incremental == full, row for row, in order
         assert rebuilt_index.equals(index)  # the signatures too
@@ -67,7 +67,7 @@ def _split(instance, resources, pii_config=None):
     assert result.success
     check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "no_pii_in_exports")
     meta = {k: v.value for k, v in check.metadata.items()}
-    return result.output_for_node("dataset_splits"), meta["texts_scanned"], meta["texts_known_clean"]
+    return result.output_for_node("dataset_splits").collect(), meta["texts_scanned"], meta["texts_known_clean"]
 
 
 def test_splits_measure_and_rescan_only_what_changed_and_equal_a_full_rebuild(home, tiny_model_dir, tmp_path):
@@ -96,7 +96,7 @@ def test_splits_measure_and_rescan_only_what_changed_and_equal_a_full_rebuild(ho
         assert 0 < scanned < known  # only the new tickets' strings are scanned
         assert second.height > first.height
 
-        asset_partition_path(home, "dataset_splits", "billing", "parquet").unlink()  # a full rebuild
+        remove_asset_value(home, "dataset_splits", "billing")  # a full rebuild
         rebuilt, scanned, known = _split(instance, resources)
         assert known == 0 and rebuilt.equals(second)
 

@@ -8,6 +8,7 @@ import polars as pl
 
 from ft_assets.definitions import Settings, build_resources, product_assets
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
+from ft_resources.io_manager import read_asset_frame
 from tests.conftest import age_files
 from tuneline.synthetic import write_landing_zone
 
@@ -50,11 +51,11 @@ def test_planted_pii_appears_nowhere_after_cleaning(tmp_path, tiny_model_dir):
     materialized = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {"raw_tickets", "dataset_splits", "lora_adapter", "eval_report"} <= materialized
 
-    raw = pl.read_parquet(home / "assets" / "raw_tickets" / "billing.parquet")
+    raw = read_asset_frame(home, "raw_tickets", "billing")
     assert (raw["source_kind"] == "kb").sum() == 2, "the KB article was ingested"
     assert FILE_EMAIL in "".join(raw["source_file"].to_list()), "the PII-named file was ingested"
-    splits = pl.read_parquet(home / "assets" / "dataset_splits" / "billing.parquet")
-    cleaned = pl.read_parquet(home / "assets" / "cleaned_conversations" / "billing.parquet")
+    splits = read_asset_frame(home, "dataset_splits", "billing")
+    cleaned = read_asset_frame(home, "cleaned_conversations", "billing")
     kb_text = " ".join(t["content"] for conv, kind in zip(cleaned["messages"].to_list(), cleaned["source_kind"],
                                                           strict=True) if kind == "kb" for t in conv)
     assert "[EMAIL]" in kb_text and "[PHONE]" in kb_text, "the KB article travelled on, redacted"

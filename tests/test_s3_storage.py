@@ -22,6 +22,8 @@ from ft_resources.io_manager import S3PartitionedIOManager
 from tests.conftest import age_files
 from tuneline.synthetic import write_landing_zone
 
+PARTED_ASSETS = {"raw_tickets", "rejected_tickets", "cleaned_conversations", "near_duplicate_index", "scored_dataset",
+                 "dataset_splits"}
 DATA_ASSETS = {"raw_tickets", "rejected_tickets", "cleaned_conversations", "near_duplicate_index",
                "scored_dataset", "dataset_splits",
                "stg_tickets", "product_ticket_stats", "curation_funnel", "split_stats"}
@@ -58,8 +60,9 @@ def test_s3_home_holds_every_asset_and_another_machine_continues_from_it(s3_endp
                                selection=[*DATA_ASSETS, "lora_adapter"])
         assert first.success
         stored = _keys(client, "ml-store", "tuneline/")
-        for asset in DATA_ASSETS:
-            assert f"tuneline/assets/{asset}/billing.parquet" in stored, asset
+        for asset in DATA_ASSETS:  # the first stages are stored in parts (a manifest and its parts)
+            name = "billing.parts.json" if asset in PARTED_ASSETS else "billing.parquet"
+            assert f"tuneline/assets/{asset}/{name}" in stored, asset
         assert "tuneline/assets/lora_adapter/billing.json" in stored
         for name in ("train.jsonl", "val.jsonl", "test.jsonl", "alpaca.json", ".tuneline-manifest.json"):
             assert f"tuneline/exports/billing/{name}" in stored

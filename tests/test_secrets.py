@@ -5,10 +5,10 @@ import json
 import os
 
 import dagster as dg
-import polars as pl
 
 from ft_assets.definitions import Settings, build_resources, product_assets
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
+from ft_resources.io_manager import read_asset_frame
 from tests.openai_stub import OpenAIStub
 from tuneline.cleaning import pseudonym
 from tuneline.synthetic import write_landing_zone
@@ -80,9 +80,9 @@ def test_sentinel_secrets_appear_nowhere(tmp_path, monkeypatch, tiny_model_dir, 
     materialized = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     # every secret reached its code path: S3 (landing), the judge (eval), pseudonyms (cleaning), serving (below)
     assert {"raw_tickets", "cleaned_conversations", "lora_adapter", "eval_report"} <= materialized
-    cleaned = pl.read_parquet(home / "assets" / "cleaned_conversations" / "billing.parquet")
+    cleaned = read_asset_frame(home, "cleaned_conversations", "billing")
     assert cleaned["ticket_id"][0] == pseudonym(
-        pl.read_parquet(home / "assets" / "raw_tickets" / "billing.parquet")["ticket_id"][0],
+        read_asset_frame(home, "raw_tickets", "billing")["ticket_id"][0],
         SENTINELS["TUNELINE_PSEUDONYM_KEY"].encode()), "the configured key was the one used"
     _serve_one_request(home / "serving" / "metrics.json")
     assert used and all(r["auth"] == f"Bearer {SENTINELS['OPENAI_API_KEY']}" for r in used), \

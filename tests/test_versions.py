@@ -11,7 +11,7 @@ from dagster._core.loader import LoadingContextForTest
 
 from ft_assets.definitions import Settings, build_resources, product_assets
 from ft_assets.partitions import PRODUCTS_PARTITION_NAME
-from ft_resources.io_manager import asset_partition_path
+from ft_resources.io_manager import read_asset_frame
 from tests.conftest import age_files
 from tuneline.synthetic import write_landing_zone
 
@@ -87,7 +87,7 @@ def test_two_runs_on_one_partition_leave_one_complete_version(home, tiny_model_d
     age_files(home / "landing")
     ctx = multiprocessing.get_context("spawn")
     barrier, errors = ctx.Barrier(2), ctx.Queue()
-    splits_file = asset_partition_path(home, "dataset_splits", "billing", "parquet")
+    splits_file = home / "assets" / "dataset_splits" / "billing.parts.json"  # the manifest, written last
     exports = home / "exports" / "billing"
     reads, stop = {"ok": 0, "bad": []}, threading.Event()
 
@@ -95,7 +95,7 @@ def test_two_runs_on_one_partition_leave_one_complete_version(home, tiny_model_d
         while not stop.is_set():
             if splits_file.exists():
                 try:
-                    pl.read_parquet(splits_file)
+                    read_asset_frame(home, "dataset_splits", "billing")
                     reads["ok"] += 1
                 except Exception as exc:  # noqa: BLE001
                     reads["bad"].append(repr(exc))
@@ -113,10 +113,11 @@ def test_two_runs_on_one_partition_leave_one_complete_version(home, tiny_model_d
     assert all(run.exitcode == 0 for run in runs)
     assert errors.empty(), errors.get()
     assert reads["bad"] == [] and reads["ok"] > 0
-    splits = pl.read_parquet(splits_file)
+    splits = read_asset_frame(home, "dataset_splits", "billing")
     exported = sum(1 for name in ("train", "val", "test") for _ in (exports / f"{name}.jsonl").open())
     assert exported == splits.height
-    leftovers = [p.name for folder in (splits_file.parent, exports.parent) for p in folder.iterdir()
+    parts = splits_file.parent / "billing.parts"
+    leftovers = [p.name for folder in (splits_file.parent, parts, exports.parent) for p in folder.iterdir()
                  if ".tmp-" in p.name or ".staging-" in p.name or ".old-" in p.name]
     assert leftovers == []
     assert sorted(p.name for p in exports.iterdir()) == ["alpaca.json", "hf_dataset", "test.jsonl", "train.jsonl",

@@ -342,10 +342,9 @@ def forget_customer(instance, resources: dict, email: str | None = None, ticket_
     suppress them for later ingests, record a runless materialization per rewritten asset (so the UI and
     the retraining sensor see the change) and write a PII-free audit record. Local storage roots only."""
     import dagster as dg
-    import polars as pl
 
     from ft_assets.partitions import PRODUCTS_PARTITION_NAME
-    from ft_resources.io_manager import PartitionedFileIOManager, asset_partition_path
+    from ft_resources.io_manager import PartitionedFileIOManager, drop_asset_rows, read_asset_frame
     from ft_resources.pii import pseudonym_key
     from tuneline.cleaning import pseudonym
     from tuneline.forget import (
@@ -359,7 +358,7 @@ def forget_customer(instance, resources: dict, email: str | None = None, ticket_
     )
     from tuneline.paths import under
     from tuneline.splits import write_exports
-    from tuneline.storage import atomic_directory, atomic_write_json, atomic_write_parquet
+    from tuneline.storage import atomic_directory, atomic_write_json
 
     if not isinstance(resources["io_manager"], PartitionedFileIOManager) or resources["storage"].remote:
         raise SystemExit("tuneline forget works on a local storage root; this one is on S3 (not supported yet)")
@@ -370,34 +369,28 @@ def forget_customer(instance, resources: dict, email: str | None = None, ticket_
     report = ForgetReport(kind, pseudonym(value, key))
     root = storage.root_path
     for product in sorted(instance.get_dynamic_partitions(PRODUCTS_PARTITION_NAME)):
-        raw_path = asset_partition_path(root, "raw_tickets", product, "parquet")
-        if not raw_path.exists():
+        raw = read_asset_frame(root, "raw_tickets", product)
+        if raw is None:
             continue
-        raw = pl.read_parquet(raw_path, glob=False)
         ids = matching_raw_ids(raw, email, ticket_id)
         hashed = pseudonyms_of(ids, key)
         counts: dict[str, int] = {}
         rewritten: dict[str, dict] = {}
         if ids:
-            atomic_write_parquet(raw_path, raw.filter(~pl.col("ticket_id").is_in(list(ids))))
-            counts["raw_tickets"] = len(ids)
-        rejected_path = asset_partition_path(root, "rejected_tickets", product, "parquet")
-        if rejected_path.exists():
-            rejected = pl.read_parquet(rejected_path, glob=False)
-            mask = rejected_matches(rejected, email, ids)
-            if mask.any():
-                atomic_write_parquet(rejected_path, rejected.filter(~mask))
-                counts["rejected_tickets"] = int(mask.sum())
-        for asset in PSEUDONYM_ASSETS:
-            path = asset_partition_path(root, asset, product, "parquet")
-            if hashed and path.exists():
-                frame = pl.read_parquet(path, glob=False)
-                kept = frame.filter(~pl.col("ticket_id").is_in(list(hashed)))
-                if kept.height < frame.height:
-                    atomic_write_parquet(path, kept)
-                    counts[asset] = frame.height - kept.height
-                    if asset == "dataset_splits":
-                        rewritten[asset] = {"train_examples": int((kept["split"] == "train").sum())}
+            counts["raw_tickets"], _ = drop_asset_rows(root, "raw_tickets", product,
+                                                       lambda f, ids=ids: f["ticket_id"].is_in(list(ids)))
+        removed, _ = drop_asset_rows(root, "rejected_tickets", product,
+                                     lambda f, ids=ids: rejected_matches(f, email, ids))
+        if removed:
+            counts["rejected_tickets"] = removed
+        for asset in PSEUDONYM_ASSETS if hashed else ():
+            removed, kept = drop_asset_rows(root, asset, product,
+                                            lambda f, hashed=hashed: f["ticket_id"].is_in(list(hashed)))
+            if removed:
+                counts[asset] = removed
+                if asset == "dataset_splits":
+                    kept = kept if kept is not None else read_asset_frame(root, asset, product)
+                    rewritten[asset] = {"train_examples": int((kept["split"] == "train").sum())}
         exports = storage.exports_dir(product)
         if hashed and exports.is_dir():
             filtered = {name: without_records(exports / name, hashed) for name in EXPORT_FILES

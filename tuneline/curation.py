@@ -13,7 +13,7 @@ import math
 import random
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -78,12 +78,15 @@ def _cosine(a: Counter, b: Counter) -> float:
     return dot / norm if norm else 0.0
 
 
-def kb_agreement_scores(users: list[str], replies: list[str], is_kb: list[bool], match: float = 0.3
-                        ) -> list[float | None]:
+def kb_agreement_scores(users: list[str], replies: list[str], is_kb: list[bool], match: float = 0.3,
+                        kb_articles: list[tuple[str, str]] | None = None) -> list[float | None]:
     """Per ticket: how much its reply agrees with the answer of the KB article that asks the same thing
     (content-word cosine, scaled so 0.5 counts as full agreement); None where no KB article matches the
-    question, and for the KB examples themselves."""
-    articles = [(_content_words(u), _content_words(r)) for u, r, kb in zip(users, replies, is_kb, strict=True) if kb]
+    question, and for the KB examples themselves. The articles are the KB rows among these tickets, or
+    `kb_articles` ((question, answer) pairs: the product's, when these tickets are one part of it)."""
+    pairs = kb_articles if kb_articles is not None else [
+        (u, r) for u, r, kb in zip(users, replies, is_kb, strict=True) if kb]
+    articles = [(_content_words(u), _content_words(r)) for u, r in pairs]
     scores: list[float | None] = []
     for user, reply, kb in zip(users, replies, is_kb, strict=True):
         if kb or not articles:
@@ -180,6 +183,83 @@ def near_duplicate_of(texts: list[str], rules: CurationRules, lsh=None, first_ke
     return result
 
 
+_BAND_SEEDS = ((0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9), (0xC2B2AE3D27D4EB4F, 0x94D049BB133111EB))
+
+
+def _band_hashes(values, seed: tuple[int, int]):
+    """One 64-bit hash per row of a (rows, r) uint64 array (a MinHash band), vectorised."""
+    import numpy
+
+    mix, mult = numpy.uint64(seed[0]), numpy.uint64(seed[1])
+    h = numpy.full(values.shape[0], mix, dtype=numpy.uint64)
+    with numpy.errstate(over="ignore"):
+        for k in range(values.shape[1]):
+            h = (h ^ values[:, k]) * mult
+            h ^= h >> numpy.uint64(31)
+    return h
+
+
+class BandIndex:
+    """`new_lsh`'s near-duplicate test (datasketch's bands for the threshold and weights: a text is a candidate
+    when one band of its MinHash equals that band of an inserted one), with a product's history loaded in one
+    vectorised pass: each band of a history row is kept as two independent 64-bit hashes (sorted arrays,
+    both must match), rows inserted one by one keep their bands as bytes. It answers `query`/`insert` like
+    datasketch's MinHashLSH, so `near_duplicate_of` runs over it unchanged."""
+
+    def __init__(self, rules: CurationRules):
+        self.ranges = new_lsh(rules).hashranges
+        self._pending: list[list[tuple]] = [[] for _ in self.ranges]  # per band: (h1, h2, keys) not yet sorted
+        self._bulk: list[tuple] = []  # per band: (sorted h1, h2 in that order, keys in that order)
+        self._exact: list[dict[bytes, list]] = [{} for _ in self.ranges]
+
+    def add_history(self, signatures, keys: list) -> None:
+        """Insert many rows at once: `signatures` a (rows, num_perm) uint64 array, `keys` their keys. Only the
+        band hashes are kept (2 x 8 bytes per band and row), so a large history can be added part by part."""
+        import numpy
+
+        keys = numpy.asarray(keys, dtype=object)
+        for band, (start, end) in enumerate(self.ranges):
+            values = signatures[:, start:end]
+            self._pending[band].append((_band_hashes(values, _BAND_SEEDS[0]), _band_hashes(values, _BAND_SEEDS[1]),
+                                        keys))
+
+    def _sorted(self) -> list[tuple]:
+        """The history's band hashes, sorted once per batch of `add_history` calls."""
+        import numpy
+
+        if self._pending[0]:
+            bulk = []
+            for band in range(len(self.ranges)):
+                batches = ([self._bulk[band]] if self._bulk else []) + self._pending[band]
+                h1, h2, keys = (numpy.concatenate([b[i] for b in batches]) for i in range(3))
+                order = numpy.argsort(h1, kind="stable")
+                bulk.append((h1[order], h2[order], keys[order]))
+            self._bulk, self._pending = bulk, [[] for _ in self.ranges]
+        return self._bulk
+
+    def insert(self, key, minhash) -> None:
+        import numpy
+
+        values = numpy.asarray(minhash.hashvalues, dtype=numpy.uint64)
+        for band, (start, end) in enumerate(self.ranges):
+            self._exact[band].setdefault(values[start:end].tobytes(), []).append(key)
+
+    def query(self, minhash) -> list:
+        import numpy
+
+        found = set()
+        values = numpy.asarray(minhash.hashvalues, dtype=numpy.uint64)
+        for band, (start, end) in enumerate(self.ranges):
+            found.update(self._exact[band].get(values[start:end].tobytes(), ()))
+            if self._sorted():
+                h1s, h2s, keys = self._bulk[band]
+                row = values[start:end].reshape(1, -1)
+                h1, h2 = _band_hashes(row, _BAND_SEEDS[0])[0], _band_hashes(row, _BAND_SEEDS[1])[0]
+                lo, hi = numpy.searchsorted(h1s, h1, "left"), numpy.searchsorted(h1s, h1, "right")
+                found.update(keys[i] for i in range(lo, hi) if h2s[i] == h2)
+        return list(found)
+
+
 @dataclass
 class DedupState:
     """What exact and near dedup remember between batches of one stream (see `score_in_batches`)."""
@@ -253,19 +333,26 @@ def index_settings(frames: dict[str, pl.DataFrame]) -> dict | None:
 
 
 class CrossProductIndex:
-    """MinHash LSH over every product's `near_duplicate_index` partition. A conversation that two products
-    share belongs to the product whose key sorts first; the others mark it `cross_product_duplicate`. The rule
-    does not depend on the order products are materialized in, so a backfill in any order gives the same
-    splits, and no product's entries can be lost by another's write (each partition is its own file)."""
+    """MinHash bands (`BandIndex`) over the `near_duplicate_index` partitions of other products. A conversation
+    that two products share belongs to the product whose key sorts first; the others mark it
+    `cross_product_duplicate`. The rule does not depend on the order products are materialized in, so a
+    backfill in any order gives the same splits, and no product's entries can be lost by another's write
+    (each partition is its own file)."""
 
-    def __init__(self, frames: dict[str, pl.DataFrame], rules: CurationRules):
+    def __init__(self, frames: Mapping[str, pl.DataFrame | Iterable[pl.DataFrame]], rules: CurationRules):
+        """`frames`: each product's index, one frame or its parts one at a time (only band hashes are kept)."""
+        import numpy
+
         self.rules = rules
-        self.lsh = new_lsh(rules)
+        self.lsh = BandIndex(rules)
         self.size = 0
-        for product, frame in frames.items():
-            for content, signature in frame.unique("content_hash").select("content_hash", "signature").iter_rows():
-                self.lsh.insert(f"{product}/{content}", minhash_from(signature, rules))
-                self.size += 1
+        for product, value in frames.items():
+            for frame in [value] if isinstance(value, pl.DataFrame) else value:
+                rows = frame.select("content_hash", "signature").unique("content_hash", keep="first")
+                if rows.height:
+                    matrix = rows["signature"].list.to_array(rules.num_perm).to_numpy().astype(numpy.uint64)
+                    self.lsh.add_history(matrix, [f"{product}/{c}" for c in rows["content_hash"].to_list()])
+                    self.size += rows.height
 
     def __len__(self) -> int:
         return self.size
@@ -353,14 +440,16 @@ def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRu
                         index: CrossProductIndex | None = None, product: str | None = None,
                         judge=None, dedup: DedupState | None = None,
                         signatures: Mapping[str, list[int]] | None = None,
-                        features: Mapping[str, tuple[str, str]] | None = None) -> pl.DataFrame:
+                        features: Mapping[str, tuple[str, str]] | None = None,
+                        kb_articles: list[tuple[str, str]] | None = None) -> pl.DataFrame:
     """Add text, language, hash, quality, strata and a `status` per row; filters apply in funnel order.
 
     `dedup` carries exact and near dedup across calls: a row that duplicates one of an earlier call's
     rows is marked as a duplicate too (streaming a partition too large for one frame). `signatures`
     ({content hash: MinHash signature}, the product's near_duplicate_index under the same settings) spares
     hashing those texts again; `features` (`reusable_text_features`) spares detecting language and sentiment
-    of conversations scored before.
+    of conversations scored before; `kb_articles` (`kb_articles_of`) are the product's KB articles when
+    `cleaned` is one part of it.
     """
     conversations = [m if isinstance(m, list) else m.to_list() for m in cleaned["messages"].to_list()]
     n = len(conversations)
@@ -377,7 +466,8 @@ def score_conversations(cleaned: pl.DataFrame, rules: CurationRules = CurationRu
     hashes = [content_hash(t) for t in texts]
     csats = cleaned["csat"].to_list() if "csat" in cleaned.columns else [None] * n
     is_kb = (cleaned["source_kind"] == "kb").to_list() if "source_kind" in cleaned.columns else [False] * n
-    agreement = kb_agreement_scores(users, replies, is_kb, rules.kb_match) if rules.kb_agreement else [None] * n
+    agreement = kb_agreement_scores(users, replies, is_kb, rules.kb_match, kb_articles) if rules.kb_agreement \
+        else [None] * n
     scores = [quality_score(u, a, c, k) for u, a, c, k in zip(users, replies, csats, agreement, strict=True)]
     metadata = cleaned["metadata"].to_list() if "metadata" in cleaned.columns else [None] * n
     products = cleaned["product"].to_list() if "product" in cleaned.columns else [product] * n
@@ -463,6 +553,48 @@ def score_in_batches(batches, redactor, rules: CurationRules = CurationRules(),
     state = DedupState.empty(rules)
     for raw in batches:
         yield score_conversations(clean_conversations(raw, redactor, product_names), rules, dedup=state)
+
+
+def kb_articles_of(cleaned: pl.DataFrame) -> list[tuple[str, str]]:
+    """(question, answer) of the KB rows of a cleaned frame, in order: what `kb_agreement_scores` compares to."""
+    if "source_kind" not in cleaned.columns:
+        return []
+    rows = cleaned.filter(pl.col("source_kind") == "kb")["messages"].to_list()
+    conversations = [m if isinstance(m, list) else m.to_list() for m in rows]
+    return [(" ".join(t["content"] for t in c if t["role"] == "user"),
+             " ".join(t["content"] for t in c if t["role"] == "assistant")) for c in conversations]
+
+
+BASIC_FILTERS = ("empty_after_cleaning", "too_short", "language_")
+PASSED_NEAR_DEDUP = (KEPT, "cross_product_duplicate", "low_quality", "not_sampled")
+
+
+def dedup_state_of(scored_parts: list[pl.DataFrame], signature_parts, rules: CurationRules) -> DedupState:
+    """The exact and near dedup state after these scored parts, as `score_conversations` left it: the hashes
+    of every row that passed the basic filters, and in the band index every row that passed near dedup, its
+    signature taken from the product's near_duplicate_index (`signature_parts`: frames with content_hash and
+    signature, read one at a time, so only band hashes of the history are held)."""
+    import numpy
+
+    seen: set[str] = set()
+    inserted: list[str] = []
+    for part in scored_parts:
+        passed = part.filter(~pl.any_horizontal(pl.col("status").str.starts_with(prefix) for prefix in BASIC_FILTERS))
+        seen.update(passed["content_hash"].to_list())
+        inserted += passed.filter(pl.col("status").is_in(PASSED_NEAR_DEDUP))["content_hash"].to_list()
+    index = BandIndex(rules)
+    wanted = pl.DataFrame({"content_hash": inserted, "key": range(len(inserted))}, schema={
+        "content_hash": pl.String, "key": pl.Int64})
+    for signatures in signature_parts:
+        rows = wanted.join(signatures.select("content_hash", "signature").unique("content_hash", keep="first"),
+                           on="content_hash", how="inner")
+        wanted = wanted.join(rows.select("content_hash"), on="content_hash", how="anti")
+        if rows.height:
+            matrix = rows["signature"].list.to_array(rules.num_perm).to_numpy().astype(numpy.uint64)
+            index.add_history(matrix, rows["key"].to_list())
+    if wanted.height:
+        raise ValueError(f"near_duplicate_index lacks the signatures of {wanted.height} scored rows: rebuild it")
+    return DedupState(seen, index, len(inserted))
 
 
 FUNNEL_STAGES = (("raw", ()), ("after_basic_filters", ("empty_after_cleaning", "too_short", "language_")),

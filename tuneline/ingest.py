@@ -12,6 +12,7 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import polars as pl
 
 from tuneline.landing import PERMANENT_SKIPS, SUPPORTED_FORMATS, file_format, folder_entries, read_regular_file
 from tuneline.names import product_key_problem
+from tuneline.parts import Part, PartedFrame, part_key
 from tuneline.paths import under
 
 SUPPORTED_SUFFIXES = SUPPORTED_FORMATS
@@ -258,15 +260,16 @@ def _unreadable(product: str, source: str, exc: BaseException) -> IngestResult:
 
 
 def ingest_file(path: Path, product: str, mapping: ColumnMapping = ColumnMapping(),
-                max_record_chars: int = MAX_RECORD_CHARS) -> IngestResult:
-    """Ingest one landing file. Never raises for bad content: it quarantines. Reads the bytes of a
-    regular file only (never through a symlink), and never takes the name for a pattern."""
+                max_record_chars: int = MAX_RECORD_CHARS, body: bytes | None = None) -> IngestResult:
+    """Ingest one landing file (`body`: its bytes, when the caller read them already). Never raises for bad
+    content: it quarantines. Reads the bytes of a regular file only (never through a symlink), and never
+    takes the name for a pattern."""
     source = path.name
     fmt = file_format(source)
     try:
         if fmt is None:
             raise ValueError(f"unsupported file type; supported: {', '.join(SUPPORTED_SUFFIXES)} (optionally .gz)")
-        records = _iter_records(read_regular_file(path), fmt)
+        records = _iter_records(read_regular_file(path) if body is None else body, fmt)
     except (pl.exceptions.PolarsError, UnicodeDecodeError, OSError, ValueError, RecursionError) as exc:
         return _unreadable(product, source, exc)
     kept, rejected = [], []
@@ -329,17 +332,13 @@ def _skipped_rejections(product: str, files: LandingFiles) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=REJECTED_SCHEMA)
 
 
-def ingest_product(product_dir: Path, product: str, mapping: ColumnMapping = ColumnMapping(),
-                   min_age_seconds: float = 0.0, max_record_chars: int = MAX_RECORD_CHARS) -> IngestResult:
-    """All ready files of one product, in name order. Rows sharing a ticket_id keep the first; later ones are
-    rejected. Files skipped for good count as one rejected record each; hidden and not-yet-ready files wait."""
-    files = list_landing_files(product_dir, min_age_seconds)
-    results = [ingest_file(p, product, mapping, max_record_chars) for p in files.readable]
-    skipped = _skipped_rejections(product, files)
-    kept = pl.concat([r.kept for r in results]) if results else pl.DataFrame(schema=KEPT_SCHEMA)
-    rejected = pl.concat([r.rejected for r in results] + [skipped])
-    duplicate_id = kept.select(pl.col("ticket_id").is_duplicated() & ~pl.col("ticket_id").is_first_distinct())
-    duplicate_mask = duplicate_id.to_series()
+def reject_duplicate_ids(result: IngestResult, seen: set[str] | None = None) -> IngestResult:
+    """Rows whose ticket_id an earlier row has (in this result, or in `seen`: earlier files) are rejected as
+    `duplicate_ticket_id` with their text, counted, never dropped; the first keeps it."""
+    kept, rejected = result.kept, result.rejected
+    duplicate_mask = (kept["ticket_id"].is_duplicated() & ~kept["ticket_id"].is_first_distinct())
+    if seen:
+        duplicate_mask = duplicate_mask | kept["ticket_id"].is_in(pl.Series(sorted(seen), dtype=pl.String).implode())
     if duplicate_mask.any():
         dupes = kept.filter(duplicate_mask)
         rejected = pl.concat([rejected, dupes.select(
@@ -349,7 +348,91 @@ def ingest_product(product_dir: Path, product: str, mapping: ColumnMapping = Col
                                                                  ensure_ascii=False),
                                             return_dtype=pl.String).alias("raw"))])
         kept = kept.filter(~duplicate_mask)
-    return IngestResult(kept, rejected, sum(r.records_in for r in results) + skipped.height, files)
+    return IngestResult(kept, rejected, result.records_in, result.files)
+
+
+def ingest_product(product_dir: Path, product: str, mapping: ColumnMapping = ColumnMapping(),
+                   min_age_seconds: float = 0.0, max_record_chars: int = MAX_RECORD_CHARS) -> IngestResult:
+    """All ready files of one product, in name order, as one frame. Rows sharing a ticket_id keep the first;
+    later ones are rejected. Files skipped for good count as one rejected record each; hidden and
+    not-yet-ready files wait. (The raw_tickets asset reads the same files part by part: `ingest_in_parts`.)"""
+    files = list_landing_files(product_dir, min_age_seconds)
+    results = [ingest_file(p, product, mapping, max_record_chars) for p in files.readable]
+    skipped = _skipped_rejections(product, files)
+    kept = pl.concat([r.kept for r in results]) if results else pl.DataFrame(schema=KEPT_SCHEMA)
+    rejected = pl.concat([r.rejected for r in results] + [skipped])
+    result = IngestResult(kept, rejected, sum(r.records_in for r in results) + skipped.height, files)
+    return reject_duplicate_ids(result)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One piece of a product's input, in order: a landing file, the quarantined names, the corrections.
+    `digest` is a digest of its content; `read()` ingests it."""
+
+    name: str
+    digest: str
+    read: Callable[[], IngestResult]
+
+
+def landing_sources(files: LandingFiles, product: str, mapping: ColumnMapping = ColumnMapping(),
+                    max_record_chars: int = MAX_RECORD_CHARS) -> list[Source]:
+    """The product's ready landing files (each read once, its bytes hashed) and, last, the files skipped for
+    good (one rejected record each)."""
+    sources = []
+    for path in files.readable:
+        try:
+            body = read_regular_file(path)
+        except (OSError, ValueError) as exc:  # vanished or swapped since it was listed: quarantined as unreadable
+            sources.append(Source(path.name, f"unreadable:{exc}",
+                                  lambda p=path, e=exc: _unreadable(product, p.name, e)))
+            continue
+        sources.append(Source(path.name, hashlib.sha256(body).hexdigest(),
+                              lambda p=path, b=body: ingest_file(p, product, mapping, max_record_chars, body=b)))
+    skipped = _skipped_rejections(product, files)
+    if skipped.height:
+        sources.append(Source("(files skipped for good)", content_digest(skipped.to_dicts()),
+                              lambda: IngestResult(pl.DataFrame(schema=KEPT_SCHEMA), skipped, skipped.height)))
+    return sources
+
+
+def content_digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def ingest_in_parts(sources: list[Source], seed: str, previous_kept: PartedFrame | None = None,
+                    previous_rejected: PartedFrame | None = None,
+                    after: Callable[[IngestResult], IngestResult] = lambda r: r,
+                    label: Callable[[str], str] = lambda name: name) -> tuple[PartedFrame, PartedFrame]:
+    """Kept and rejected rows, one part per source. A part's key chains `seed` (the settings) with every
+    source up to it, so a part is carried over unread from the last run exactly when it and everything
+    before it is unchanged; only its ticket ids are read, to reject later duplicates. New sources cost in
+    proportion to their size. `after` (suppression of forgotten tickets) applies to each new part. Each part
+    records its source as `label(name)` (a keyed hash: a file name may hold a customer's name, and the facts
+    travel downstream, where parts of the same source are matched to reuse rows cleaned before)."""
+    previous_kept = previous_kept or PartedFrame([])
+    previous_rejected = previous_rejected or PartedFrame([])
+    old_kept, old_rejected = previous_kept.by_key(), previous_rejected.by_key()
+    chain, seen = seed, set()
+    kept_parts, rejected_parts = [], []
+    for source in sources:
+        chain = part_key(chain, source.name, source.digest)
+        if chain in old_kept and chain in old_rejected:
+            kept, rejected = old_kept[chain].carried(), old_rejected[chain].carried()
+            seen.update(previous_kept.frame_of(kept, ["ticket_id"])["ticket_id"].to_list())
+        else:
+            result = reject_duplicate_ids(source.read(), seen)
+            seen.update(result.kept["ticket_id"].to_list())
+            result = after(result)
+            kinds = result.kept["source_kind"].value_counts() if result.kept.height else None
+            counts = dict(kinds.iter_rows()) if kinds is not None else {}
+            kept = Part.made(chain, result.kept, source=label(source.name), records_in=result.records_in,
+                             kb=counts.get("kb", 0), corrections=counts.get("correction", 0))
+            rejected = Part.made(chain, result.rejected, source=label(source.name))
+        kept_parts.append(kept)
+        rejected_parts.append(rejected)
+    return (PartedFrame(kept_parts, schema=KEPT_SCHEMA).carried_from(previous_kept),
+            PartedFrame(rejected_parts, schema=REJECTED_SCHEMA).carried_from(previous_rejected))
 
 
 CORRECTIONS_SOURCE = "served-corrections"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,3 +230,98 @@ def write_exports(directory: Path, records: list[dict]) -> dict[str, int]:
          "ticket_id": r["metadata"]["ticket_id"], "split": r["split"]} for r in chosen])
         for name, chosen in by_split.items() if chosen}).save_to_disk(str(directory / "hf_dataset"))
     return {name: len(chosen) for name, chosen in by_split.items()}
+
+
+@dataclass
+class SplitPart:
+    """One part of dataset_splits: its rows (kept examples with `split`, token length, the exported JSONL line
+    and Alpaca row) and what its checks need later without the rows."""
+
+    frame: pl.DataFrame
+    too_long: dict[str, int]
+    truncated: int
+    problems: list[str]
+    pii_found: dict[str, int]
+    texts: int
+    texts_scanned: int
+
+
+def split_part(scored: pl.DataFrame, ratios: SplitRatios, system_prompt: str, display_names: Mapping[str, str],
+               tokenizer, max_tokens: int, too_long_mode: str, tokenized_with: str, scan_rules: str,
+               previous: pl.DataFrame | None, find_pii: Callable[[list[str]], list]) -> SplitPart:
+    """Split, measure, export and PII-scan one part of scored_dataset. `previous` (earlier splits rows of the
+    same source) spares measuring and scanning what it holds under the same tokenizer and PII rules."""
+    from tuneline.validators import chat_format_problems
+    splits = assign_splits(scored, ratios, system_prompt, display_names)
+    records = to_chat_records(splits)
+    lengths = chat_token_lengths(records, tokenizer, reusable_token_lengths(previous, tokenized_with))
+    tokens = {r["metadata"]["example_id"]: n for r, n in zip(records, lengths, strict=True)}
+    too_long = too_long_for_training(records, lengths, max_tokens)
+    truncated: dict[str, list[dict]] = {}
+    if too_long and too_long_mode == "truncate":
+        for record in records:
+            example_id = record["metadata"]["example_id"]
+            if example_id in too_long:
+                prefix = truncate_at_turn_boundary(record["messages"], tokenizer, max_tokens)
+                if prefix is not None:
+                    truncated[example_id] = prefix
+                    record["messages"] = prefix
+                    tokens[example_id] = chat_token_lengths([record], tokenizer)[0]
+                    del too_long[example_id]
+        splits = splits.with_columns(pl.Series("messages", [
+            truncated.get(h, m) for h, m in zip(splits["content_hash"], splits["messages"].to_list(), strict=True)],
+            dtype=splits.schema["messages"]))
+    if too_long:  # one long ticket must not stop a product: left out, counted, named in the metadata
+        splits = splits.filter(~pl.col("content_hash").is_in(list(too_long)))
+        records = [r for r in records if r["metadata"]["example_id"] not in too_long]
+    lines = [json.dumps(r, ensure_ascii=False) for r in records]
+    # the re-scan reads each line as a reader of the JSONL file will: every string in it
+    exported = sorted({text for line in lines for text in strings_of(json.loads(line))})
+    known_clean = scanned_clean_strings(previous, scan_rules)
+    unknown = [t for t in exported if t not in known_clean]
+    found = find_pii(unknown) if unknown else []
+    final_tokens = [tokens[r["metadata"]["example_id"]] for r in records]
+    frame = splits.with_columns(
+        pl.Series("record_sha256", [record_digest(r) for r in records], dtype=pl.String),
+        pl.Series("chat_tokens", final_tokens, dtype=pl.Int64),
+        pl.lit(tokenized_with, dtype=pl.String).alias("tokenized_with"),
+        pl.lit(None if found else scan_rules, dtype=pl.String).alias("pii_scanned_with"),
+        pl.Series("record_json", lines, dtype=pl.String),
+        pl.Series("alpaca_json", [json.dumps(a, ensure_ascii=False) for a in to_alpaca(records)], dtype=pl.String))
+    return SplitPart(frame, too_long, len(truncated),
+                     chat_format_problems(records) + token_length_problems(records, final_tokens, max_tokens),
+                     dict(Counter(kind for _, kind, _ in found)), len(exported), len(unknown))
+
+
+def write_exports_from_parts(directory: Path, parts) -> dict[str, int]:
+    """The exports of dataset_splits' parts (frames with split, record_json, alpaca_json, messages,
+    content_hash, ticket_id), written part by part from the lines stored in them: {train,val,test}.jsonl,
+    alpaca.json and hf_dataset/ (a DatasetDict built from Arrow columns, no Python objects per example).
+    Returns the examples per split."""
+    from datasets import Dataset, DatasetDict
+
+    sizes = dict.fromkeys(EXPORT_SPLITS, 0)
+    columns: dict[str, list[pl.DataFrame]] = {name: [] for name in EXPORT_SPLITS}
+    handles = {name: open(directory / f"{name}.jsonl", "w", encoding="utf-8") for name in EXPORT_SPLITS}
+    try:
+        with open(directory / "alpaca.json", "w", encoding="utf-8") as alpaca:
+            alpaca.write("[")
+            first = True
+            for frame in parts:
+                for row in frame.select("alpaca_json")["alpaca_json"].to_list():
+                    alpaca.write(("" if first else ",\n") + row)
+                    first = False
+                for name in EXPORT_SPLITS:
+                    chosen = frame.filter(pl.col("split") == name)
+                    if chosen.height:
+                        handles[name].write("\n".join(chosen["record_json"].to_list()) + "\n")
+                        sizes[name] += chosen.height
+                        columns[name].append(chosen.select(
+                            "messages", pl.col("content_hash").alias("example_id"), "ticket_id", "split"))
+            alpaca.write("]\n")
+    finally:
+        for handle in handles.values():
+            handle.close()
+    DatasetDict({name: Dataset.from_polars(pl.concat(chosen)) for name, chosen in columns.items() if chosen}
+                ).save_to_disk(str(directory / "hf_dataset"))
+    return sizes

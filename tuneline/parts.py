@@ -1,0 +1,114 @@
+"""An asset partition stored as ordered parts: parquet files named by a digest of what made them.
+
+A product's history grows by landing files; an asset whose value is a `PartedFrame` keeps one part per
+piece of its input (per landing file for raw_tickets, per raw part downstream). A run computes only the
+parts whose key is new and carries the others over by key, without reading them, so new tickets cost in
+proportion to the new tickets and no step needs the product's whole history in one frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+import polars as pl
+
+PARTS_FORMAT = 1
+_KEY = re.compile(r"(whole-)?[0-9a-f]{16,64}")  # a part key names a file: digests only, never a path
+
+
+def part_key(*inputs: object) -> str:
+    """The key of a part: a digest of everything that decides its rows (JSON-able inputs, in order)."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part: its key, row count and small facts (counts, settings) readable without the rows; `frame`
+    holds the rows when this run made the part and is None for a part carried over from the last run."""
+
+    key: str
+    rows: int
+    facts: dict = field(default_factory=dict)
+    frame: pl.DataFrame | None = None
+
+    @classmethod
+    def made(cls, key: str, frame: pl.DataFrame, **facts) -> Part:
+        return cls(key, frame.height, facts, frame)
+
+    def carried(self) -> Part:
+        return replace(self, frame=None)
+
+
+# how a stored part's rows are read: (key, columns or None) -> frame
+PartReader = Callable[[str, "list[str] | None"], pl.DataFrame]
+
+
+class PartedFrame:
+    """An ordered list of parts, read one at a time. `collect()` gives the whole frame for readers that
+    need it (SQL models, small products); stages that scale read `frames()` or single columns."""
+
+    def __init__(self, parts: list[Part], read: PartReader | None = None, schema: dict | None = None):
+        self.parts = list(parts)
+        self._read = read
+        self.schema = schema
+
+    @classmethod
+    def whole(cls, frame: pl.DataFrame, key: str) -> PartedFrame:
+        """A frame stored before parts existed, as one part."""
+        return cls([Part.made(key, frame)])
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    @property
+    def height(self) -> int:
+        return sum(p.rows for p in self.parts)
+
+    def by_key(self) -> dict[str, Part]:
+        return {p.key: p for p in self.parts}
+
+    def frame_of(self, part: Part, columns: list[str] | None = None) -> pl.DataFrame:
+        if part.frame is not None:
+            return part.frame.select(columns) if columns else part.frame
+        if self._read is None:
+            raise ValueError(f"part {part.key[:12]} has no rows in memory and no reader")
+        return self._read(part.key, columns)
+
+    def frames(self, columns: list[str] | None = None) -> Iterator[tuple[Part, pl.DataFrame]]:
+        for part in self.parts:
+            yield part, self.frame_of(part, columns)
+
+    def collect(self, columns: list[str] | None = None) -> pl.DataFrame:
+        frames = [f for _, f in self.frames(columns)]
+        if frames:
+            return pl.concat(frames, how="diagonal_relaxed")
+        return pl.DataFrame(schema=self.schema or {})
+
+    def carried_from(self, previous: PartedFrame) -> PartedFrame:
+        """These parts, reading the carried ones (no rows in memory) through `previous`'s reader."""
+        return PartedFrame(self.parts, previous._read, self.schema or previous.schema)
+
+    def version(self) -> str:
+        """A data version: equal keys in equal order, equal data."""
+        return part_key(PARTS_FORMAT, [p.key for p in self.parts])[:16]
+
+    def manifest(self) -> dict:
+        return {"format": PARTS_FORMAT, "parts": [{"key": p.key, "rows": p.rows, "facts": p.facts}
+                                                  for p in self.parts]}
+
+    @classmethod
+    def from_manifest(cls, manifest: dict, read: PartReader) -> PartedFrame:
+        if manifest.get("format") != PARTS_FORMAT:
+            raise ValueError(f"unknown parts format {manifest.get('format')!r}")
+        parts = [Part(p["key"], int(p["rows"]), dict(p.get("facts") or {})) for p in manifest["parts"]]
+        bad = [p.key for p in parts if not isinstance(p.key, str) or not _KEY.fullmatch(p.key)]
+        if bad:
+            raise ValueError(f"parts manifest lists keys that are no digests: {bad[:3]!r}")
+        return cls(parts, read)
+
+    def fact_total(self, name: str) -> int:
+        return sum(int(p.facts.get(name, 0)) for p in self.parts)
