@@ -179,3 +179,16 @@ def test_the_band_index_answers_as_datasketch_does():
     index.add_history(signatures[half:], list(range(half, len(inserted))))
     found = near_duplicate_of(rest, rules, index, first_key=len(inserted))
     assert [d is not None for d in found] == expected[200:]
+
+
+def test_a_file_that_changes_between_hashing_and_parsing_is_not_ingested_under_the_old_digest(tmp_path):
+    from tuneline.ingest import ChangedWhileIngesting, landing_sources, list_landing_files
+
+    folder = tmp_path / "billing"
+    folder.mkdir()
+    _tickets(folder / "a.jsonl", ["T1"])
+    (source,) = landing_sources(list_landing_files(folder), "billing")
+    assert source.read().kept["ticket_id"].to_list() == ["T1"]
+    _tickets(folder / "a.jsonl", ["T1", "T2"])  # rewritten after it was hashed
+    with pytest.raises(ChangedWhileIngesting):
+        source.read()

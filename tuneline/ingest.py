@@ -338,7 +338,7 @@ def reject_duplicate_ids(result: IngestResult, seen: set[str] | None = None) -> 
     kept, rejected = result.kept, result.rejected
     duplicate_mask = (kept["ticket_id"].is_duplicated() & ~kept["ticket_id"].is_first_distinct())
     if seen:
-        duplicate_mask = duplicate_mask | kept["ticket_id"].is_in(pl.Series(sorted(seen), dtype=pl.String).implode())
+        duplicate_mask = duplicate_mask | kept["ticket_id"].is_in(pl.Series(list(seen), dtype=pl.String).implode())
     if duplicate_mask.any():
         dupes = kept.filter(duplicate_mask)
         rejected = pl.concat([rejected, dupes.select(
@@ -375,20 +375,33 @@ class Source:
     read: Callable[[], IngestResult]
 
 
+class ChangedWhileIngesting(RuntimeError):
+    """A landing file's bytes changed between hashing and parsing: the run is retried (retry policy)."""
+
+
+def _ingest_if_unchanged(path: Path, digest: str, product: str, mapping: ColumnMapping,
+                         max_record_chars: int) -> IngestResult:
+    body = read_regular_file(path)
+    if hashlib.sha256(body).hexdigest() != digest:
+        raise ChangedWhileIngesting(f"{path.name!r} changed while it was ingested")
+    return ingest_file(path, product, mapping, max_record_chars, body=body)
+
+
 def landing_sources(files: LandingFiles, product: str, mapping: ColumnMapping = ColumnMapping(),
                     max_record_chars: int = MAX_RECORD_CHARS) -> list[Source]:
-    """The product's ready landing files (each read once, its bytes hashed) and, last, the files skipped for
-    good (one rejected record each)."""
+    """The product's ready landing files (each hashed now, and read again to be parsed only if its part is
+    new, so no more than one file's bytes are held at a time) and, last, the files skipped for good (one
+    rejected record each)."""
     sources = []
     for path in files.readable:
         try:
-            body = read_regular_file(path)
+            digest = hashlib.sha256(read_regular_file(path)).hexdigest()
         except (OSError, ValueError) as exc:  # vanished or swapped since it was listed: quarantined as unreadable
             sources.append(Source(path.name, f"unreadable:{exc}",
                                   lambda p=path, e=exc: _unreadable(product, p.name, e)))
             continue
-        sources.append(Source(path.name, hashlib.sha256(body).hexdigest(),
-                              lambda p=path, b=body: ingest_file(p, product, mapping, max_record_chars, body=b)))
+        sources.append(Source(path.name, digest, lambda p=path, d=digest: _ingest_if_unchanged(
+            p, d, product, mapping, max_record_chars)))
     skipped = _skipped_rejections(product, files)
     if skipped.height:
         sources.append(Source("(files skipped for good)", content_digest(skipped.to_dicts()),
@@ -473,18 +486,6 @@ def ingest_corrections(records: list[dict], product: str, mapping: ColumnMapping
             kept.append({**base, **result, "source_kind": "correction"})
     return IngestResult(pl.DataFrame(kept, schema=KEPT_SCHEMA), pl.DataFrame(rejected, schema=REJECTED_SCHEMA),
                         len(records))
-
-
-def combine(first: IngestResult, second: IngestResult) -> IngestResult:
-    """Two sources of one product as one result; a ticket id `first` already has is rejected from `second`
-    as `duplicate_ticket_id` (counted, never dropped)."""
-    duplicate = second.kept["ticket_id"].is_in(first.kept["ticket_id"].implode())
-    dupes = second.kept.filter(duplicate).select(
-        "product", "source_file", "source_row", "ticket_id", pl.lit("duplicate_ticket_id").alias("reason"),
-        pl.lit("").alias("raw"))
-    return IngestResult(pl.concat([first.kept, second.kept.filter(~duplicate)]),
-                        pl.concat([first.rejected, second.rejected, dupes.select(list(REJECTED_SCHEMA))]),
-                        first.records_in + second.records_in, first.files)
 
 
 def suppress_forgotten(result: IngestResult, suppressed: set[str], key: bytes) -> IngestResult:
