@@ -29,8 +29,6 @@ from tuneline.parts import PartedFrame
 from tuneline.paths import under
 from tuneline.storage import ORPHAN_AGE_SECONDS, atomic_write, content_version
 
-PARTS_SUFFIX = ".parts"
-
 
 def partition_file_name(partition: str | None, ext: str) -> str:
     """`<product>.<ext>`; a partition key that is no valid product key never becomes a file or S3 key."""
