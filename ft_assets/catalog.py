@@ -34,8 +34,8 @@ def frame_metadata(frame: pl.DataFrame) -> dict:
 
 def parts_metadata(parted: PartedFrame) -> dict:
     """`frame_metadata` of a parted value, from its parts' row counts and schema (no rows read)."""
-    made = next((p.frame for p in parted.parts if p.frame is not None), None)
-    sample = made if made is not None else pl.DataFrame(schema=parted.schema or {})
+    made = next((p for p in parted.parts if p.is_new), None)
+    sample = parted.frame_of(made).head(0) if made is not None else pl.DataFrame(schema=parted.schema or {})
     return {"dagster/row_count": parted.height, "dagster/column_schema": column_schema(sample.clear())}
 
 

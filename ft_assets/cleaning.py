@@ -20,7 +20,7 @@ from tuneline.cleaning import (
     pseudonymize_identifiers,
 )
 from tuneline.names import product_display_name
-from tuneline.parts import Part, PartedFrame, part_key
+from tuneline.parts import PartedFrame, Spill, part_key
 
 
 class CleaningConfig(dg.Config):
@@ -59,6 +59,7 @@ def cleaned_conversations(context: dg.AssetExecutionContext, config: CleaningCon
         return pseudonymize_identifiers(cleaned, key)
 
     previous = storage.previous_parts("cleaned_conversations", context.partition_key) or PartedFrame([])
+    spill = Spill(storage.work_dir(context.partition_key))
     carried = previous.by_key()
     parts, reused, turns = [], 0, 0
     for raw_part in raw_tickets.parts:
@@ -76,12 +77,12 @@ def cleaned_conversations(context: dg.AssetExecutionContext, config: CleaningCon
         leftovers = redactor.find_high_confidence(texts)  # the check's re-scan, once per part
         reused += reused_here
         turns += len(texts)
-        parts.append(Part.made(part_id, cleaned, source=source, entities=count_entities(cleaned),
+        parts.append(spill.made(part_id, cleaned, source=source, entities=count_entities(cleaned),
                                kb=int((cleaned["source_kind"] == "kb").sum()),
                                tickets_with_pii=int((cleaned["pii_total"] > 0).sum()),
                                leftovers=dict(Counter(t for _, t, _ in leftovers))))
-    value = PartedFrame(parts).carried_from(previous)
-    made = [p for p in parts if p.frame is not None]
+    value = PartedFrame(parts).carried_from(previous, spill)
+    made = [p for p in parts if p.is_new]
     cleaned_now = sum(p.rows for p in made) - reused
     entities: Counter = Counter()
     leftovers: Counter = Counter()

@@ -28,7 +28,7 @@ from tuneline.curation import (
     signature_frame,
     text_features_digest,
 )
-from tuneline.parts import Part, PartedFrame, part_key
+from tuneline.parts import Part, PartedFrame, Spill, part_key
 
 
 class _IndexOptions(dg.Config):
@@ -57,6 +57,7 @@ def near_duplicate_index(context: dg.AssetExecutionContext, config: NearDuplicat
     rules = settings_from(CurationRules, config)
     settings = {name: getattr(rules, name) for name in INDEX_SETTINGS}
     previous = storage.previous_parts("near_duplicate_index", context.partition_key) or PartedFrame([])
+    spill = Spill(storage.work_dir(context.partition_key))
     carried = previous.by_key()
     parts = []
     for cleaned_part in cleaned_conversations.parts:
@@ -70,10 +71,10 @@ def near_duplicate_index(context: dg.AssetExecutionContext, config: NearDuplicat
             if old.facts.get("source") in (source, None):
                 known.update(reusable_signatures(previous.frame_of(old), rules))
         signatures = signature_frame(cleaned_conversations.frame_of(cleaned_part), rules, known)
-        parts.append(Part.made(part_id, signatures, source=source, **settings))
-    value = PartedFrame(parts).carried_from(previous)
+        parts.append(spill.made(part_id, signatures, source=source, **settings))
+    value = PartedFrame(parts).carried_from(previous, spill)
     return dg.Output(value, metadata={**parts_metadata(value), "parts": len(parts),
-                                      "parts_hashed_now": sum(1 for p in parts if p.frame is not None),
+                                      "parts_hashed_now": sum(1 for p in parts if p.is_new),
                                       "near_dup_threshold": rules.near_dup_threshold,
                                       "num_perm": rules.num_perm, "shingle_words": rules.shingle_words})
 
@@ -152,6 +153,7 @@ def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig, cl
     chain = part_key(dataclasses.asdict(rules), kb_articles, judge_identity, text_features_digest(),
                      {p: v.version() for p, v in others.items() if p < product}, curation_code_digest())
     previous = storage.previous_parts("scored_dataset", product) or PartedFrame([])
+    spill = Spill(storage.work_dir(product))
     carried = previous.by_key()
     index: CrossProductIndex | None = None
     state = None
@@ -179,8 +181,8 @@ def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig, cl
                                      signatures=reusable_signatures(own_index.collect(), rules) if whole else
                                      own_signatures(own_index, cleaned_part.key, rules),
                                      features=features, kb_articles=kb_articles)
-        parts.append(Part.made(chain, scored, source=source))
-    value = PartedFrame(parts).carried_from(previous)
+        parts.append(spill.made(chain, scored, source=source))
+    value = PartedFrame(parts).carried_from(previous, spill)
     columns = ["status", "topic", "difficulty", "sentiment", "quality_score"]
     scored = value.collect(columns)  # the funnel and the strata: a few columns of every row
     judge_metadata = {}
@@ -201,7 +203,7 @@ def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig, cl
         strata += [{"column": column, "value": value, "before sampling": pool.get(value, 0),
                     "kept": after.get(value, 0)} for value in sorted(set(pool) | set(after), key=str)]
     return dg.Output(value, metadata={
-        **parts_metadata(value), "parts": len(parts), "parts_scored_now": sum(1 for p in parts if p.frame is not None),
+        **parts_metadata(value), "parts": len(parts), "parts_scored_now": sum(1 for p in parts if p.is_new),
         "kept": kept.height,
         "funnel": table(funnel_rows, ["stage", "rows", "share of raw"]),
         "status_counts": counts_table(distribution(scored, "status"), "status"),

@@ -28,7 +28,7 @@ from tuneline.ingest import (
     list_landing_files,
     suppress_forgotten,
 )
-from tuneline.parts import part_key
+from tuneline.parts import Spill, part_key
 from tuneline.validators import conservation_problems
 
 
@@ -92,8 +92,8 @@ def ingest_tickets(context: dg.AssetExecutionContext, config: IngestConfig, stor
     kept, rejected = ingest_in_parts(sources, seed, storage.previous_parts("raw_tickets", product),
                                      storage.previous_parts("rejected_tickets", product),
                                      after=lambda result: suppress_forgotten(result, suppressed, key),
-                                     label=lambda name: pseudonym(name, key))
-    made = sum(1 for p in kept.parts if p.frame is not None)
+                                     label=lambda name: pseudonym(name, key), spill=Spill(storage.work_dir(product)))
+    made = sum(1 for p in kept.parts if p.is_new)
     records_in = kept.fact_total("records_in")
     reasons = reason_counts(rejected.collect(["reason"]))
     # parts' keys as data versions: re-ingesting unchanged files leaves everything downstream fresh

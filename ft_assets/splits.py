@@ -12,7 +12,7 @@ from ft_resources.models import BaseModel
 from ft_resources.pii import PiiEngine
 from ft_resources.storage import TunelineStorage
 from tuneline.cleaning import cleaning_rules_digest
-from tuneline.parts import Part, PartedFrame, part_key
+from tuneline.parts import PartedFrame, Spill, part_key
 from tuneline.splits import (
     DEFAULT_SYSTEM_PROMPT,
     EXPORT_SPLITS,
@@ -78,6 +78,7 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
     scan_rules = cleaning_rules_digest("export re-scan", pii.model_dump_json())
     seed = part_key(config.model_dump(), tokenized_with, scan_rules, splits_code_digest())
     previous = storage.previous_parts("dataset_splits", product) or PartedFrame([])
+    spill = Spill(storage.work_dir(product))
     carried = previous.by_key()
     parts = []
     for scored_part in scored_dataset.parts:
@@ -91,10 +92,10 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
                           tokenizer, config.max_tokens, config.too_long, tokenized_with, scan_rules,
                           pl.concat(earlier, how="diagonal_relaxed") if earlier else None,
                           pii.redactor().find_high_confidence)
-        parts.append(Part.made(key, made.frame, source=source, too_long=made.too_long, truncated=made.truncated,
+        parts.append(spill.made(key, made.frame, source=source, too_long=made.too_long, truncated=made.truncated,
                                problems=made.problems[:20], problem_count=len(made.problems),
                                pii_found=made.pii_found, texts=made.texts, texts_scanned=made.texts_scanned))
-    value = PartedFrame(parts).carried_from(previous)
+    value = PartedFrame(parts).carried_from(previous, spill)
     too_long = {k: v for p in parts for k, v in p.facts.get("too_long", {}).items()}
     truncated = value.fact_total("truncated")
     if truncated:
@@ -119,10 +120,10 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
     problems = [problem for p in parts for problem in p.facts.get("problems", [])]
     problem_count = value.fact_total("problem_count")
     texts, scanned = value.fact_total("texts"), sum(int(p.facts.get("texts_scanned", 0)) for p in parts
-                                                     if p.frame is not None)
+                                                     if p.is_new)
     yield dg.Output(value, metadata={
         **parts_metadata(value), **{f"{k}_examples": v for k, v in sizes.items()},
-        "parts": len(parts), "parts_split_now": sum(1 for p in parts if p.frame is not None),
+        "parts": len(parts), "parts_split_now": sum(1 for p in parts if p.is_new),
         "export_dir": dg.MetadataValue.path(str(export_dir)),
         **({"export_uri": dg.MetadataValue.url(export_uri)} if export_uri else {}),
         "system_prompt": system_prompt_for(product, config.system_prompt, config.display_names),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -195,7 +196,13 @@ class PartitionedFileIOManager(dg.ConfigurableIOManager):
             if part.frame is not None:
                 atomic_write(self._file(parts_relative(name, partition, part.key)),
                              lambda tmp, frame=part.frame: frame.write_parquet(tmp))
+            elif part.spilled is not None:  # moved, not copied: no copy of the rows stays outside the store
+                final = self._file(parts_relative(name, partition, part.key))
+                final.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(part.spilled, final)
         atomic_write(manifest, lambda tmp: tmp.write_text(json.dumps(value.manifest()) + "\n"))
+        value.stored(lambda key, columns: pl.read_parquet(self._file(parts_relative(name, partition, key)),
+                                                          columns=columns, glob=False))
         keep = before | {p.key for p in value.parts}  # the replaced list's parts stay for readers still on it
         folder = self._file(parts_relative(name, partition, "x")).parent
         cutoff = time.time() - ORPHAN_AGE_SECONDS  # a younger one may be a concurrent run's, not yet listed
@@ -290,13 +297,17 @@ class S3PartitionedIOManager(dg.ConfigurableIOManager):
             old = self._get(client, manifest)
             before = {p["key"] for p in json.loads(old)["parts"]} if old else set()
             for part in value.parts:
+                key = self._object(parts_relative(name, partition, part.key))
                 if part.frame is not None:
                     buffer = io.BytesIO()
                     part.frame.write_parquet(buffer)
-                    key = self._object(parts_relative(name, partition, part.key))
                     client.put_object(Bucket=self.bucket, Key=key, Body=buffer.getvalue())
+                elif part.spilled is not None:
+                    client.upload_file(str(part.spilled), self.bucket, key)
+                    part.spilled.unlink()  # no copy of the rows stays outside the store
             key = manifest
             client.put_object(Bucket=self.bucket, Key=manifest, Body=json.dumps(value.manifest()).encode())
+            value.stored(self._part_reader(client, name, partition))
             client.delete_object(Bucket=self.bucket, Key=self._key(asset_key, partition, "parquet"))
             keep = before | {p.key for p in value.parts}
             folder = self._object(parts_relative(name, partition, "x"))[:-len("x.parquet")]
@@ -309,19 +320,23 @@ class S3PartitionedIOManager(dg.ConfigurableIOManager):
         except (ClientError, BotoCoreError) as err:
             raise self._fail("write to", key, err) from err
 
+    def _part_reader(self, client, name: str, partition: str | None):
+        def read(key: str, columns: list[str] | None) -> pl.DataFrame:
+            object_key = self._object(parts_relative(name, partition, key))
+            body = self._get(client, object_key)
+            if body is None:
+                raise FileNotFoundError(f"s3://{self.bucket}/{object_key} is listed but missing")
+            return pl.read_parquet(io.BytesIO(body), columns=columns)
+
+        return read
+
     def _load(self, asset_key: dg.AssetKey, partition: str | None, parted: bool = False):
         client = self.s3.get_client()
         name = asset_key.to_python_identifier()
         manifest = self._get(client, self._object(parts_relative(name, partition)))
         if manifest is not None:
-            def read(key: str, columns: list[str] | None) -> pl.DataFrame:
-                object_key = self._object(parts_relative(name, partition, key))
-                body = self._get(client, object_key)
-                if body is None:
-                    raise FileNotFoundError(f"s3://{self.bucket}/{object_key} is listed but missing")
-                return pl.read_parquet(io.BytesIO(body), columns=columns)
-
-            return _as_requested(PartedFrame.from_manifest(json.loads(manifest), read), parted)
+            return _as_requested(PartedFrame.from_manifest(json.loads(manifest), self._part_reader(
+                client, name, partition)), parted)
         for ext in ("parquet", "json"):
             body = self._get(client, self._key(asset_key, partition, ext))
             if body is not None:

@@ -192,3 +192,34 @@ def test_a_file_that_changes_between_hashing_and_parsing_is_not_ingested_under_t
     _tickets(folder / "a.jsonl", ["T1", "T2"])  # rewritten after it was hashed
     with pytest.raises(ChangedWhileIngesting):
         source.read()
+
+
+def test_a_large_file_becomes_several_parts_carried_together_and_new_parts_wait_on_disk(tmp_path):
+    import gc
+
+    from tuneline.ingest import ingest_in_parts, landing_sources, list_landing_files
+    from tuneline.parts import Spill
+
+    folder = tmp_path / "billing"
+    folder.mkdir()
+    _tickets(folder / "a.jsonl", [f"T{i}" for i in range(5)])
+    spill = Spill(tmp_path / "work")
+    kept, rejected = ingest_in_parts(landing_sources(list_landing_files(folder), "billing"), "seed", spill=spill,
+                                     part_rows=2)
+    assert [p.rows for p in kept.parts] == [2, 2, 1] and all(p.frame is None and p.spilled for p in kept.parts)
+    assert kept.collect()["ticket_id"].to_list() == [f"T{i}" for i in range(5)]
+    assert kept.fact_total("records_in") == 5 and rejected.height == 0
+
+    def stored(value):  # as the IO manager gives it back: carried parts, read by key
+        rows = {p.key: value.frame_of(p) for p in value.parts}
+        return PartedFrame([p.carried() for p in value.parts], lambda key, columns: rows[key].select(columns or "*"))
+
+    _tickets(folder / "b.jsonl", ["T9", "T0"])
+    again, rejected = ingest_in_parts(landing_sources(list_landing_files(folder), "billing"), "seed", stored(kept),
+                                      stored(rejected), part_rows=2)
+    assert [p.is_new for p in again.parts] == [False, False, False, True]  # the three chunks carried together
+    assert rejected.collect()["ticket_id"].to_list() == ["T0"]  # found among the carried chunks' ids
+    directory = spill.directory
+    del kept, rejected, again, spill
+    gc.collect()
+    assert not directory.exists(), "the spill directory goes with the run's value"

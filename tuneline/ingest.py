@@ -20,7 +20,7 @@ import polars as pl
 
 from tuneline.landing import PERMANENT_SKIPS, SUPPORTED_FORMATS, file_format, folder_entries, read_regular_file
 from tuneline.names import product_key_problem
-from tuneline.parts import Part, PartedFrame, part_key
+from tuneline.parts import Part, PartedFrame, Spill, part_key
 from tuneline.paths import under
 
 SUPPORTED_SUFFIXES = SUPPORTED_FORMATS
@@ -413,39 +413,53 @@ def content_digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
+PART_ROWS = 50_000  # a landing file larger than this becomes several parts: a stage holds one part at a time
+
+
 def ingest_in_parts(sources: list[Source], seed: str, previous_kept: PartedFrame | None = None,
                     previous_rejected: PartedFrame | None = None,
                     after: Callable[[IngestResult], IngestResult] = lambda r: r,
-                    label: Callable[[str], str] = lambda name: name) -> tuple[PartedFrame, PartedFrame]:
-    """Kept and rejected rows, one part per source. A part's key chains `seed` (the settings) with every
-    source up to it, so a part is carried over unread from the last run exactly when it and everything
-    before it is unchanged; only its ticket ids are read, to reject later duplicates. New sources cost in
-    proportion to their size. `after` (suppression of forgotten tickets) applies to each new part. Each part
-    records its source as `label(name)` (a keyed hash: a file name may hold a customer's name, and the facts
-    travel downstream, where parts of the same source are matched to reuse rows cleaned before)."""
+                    label: Callable[[str], str] = lambda name: name, spill: Spill | None = None,
+                    part_rows: int = PART_ROWS) -> tuple[PartedFrame, PartedFrame]:
+    """Kept and rejected rows, one part per source (several, of `part_rows` kept rows each, for a large one).
+    A part's key chains `seed` (the settings) with every source up to it, so a part is carried over unread
+    from the last run exactly when it and everything before it is unchanged; only its ticket ids are read,
+    to reject later duplicates. New sources cost in proportion to their size. `after` (suppression of
+    forgotten tickets) applies to each new source. Each part records its source as `label(name)` (a keyed
+    hash: a file name may hold a customer's name, and the facts travel downstream, where parts of the same
+    source are matched to reuse rows cleaned before). `spill` writes new parts to disk as they are made."""
     previous_kept = previous_kept or PartedFrame([])
     previous_rejected = previous_rejected or PartedFrame([])
     old_kept, old_rejected = previous_kept.by_key(), previous_rejected.by_key()
+    make = spill.made if spill is not None else Part.made
     chain, seen = seed, set()
     kept_parts, rejected_parts = [], []
     for source in sources:
         chain = part_key(chain, source.name, source.digest)
-        if chain in old_kept and chain in old_rejected:
-            kept, rejected = old_kept[chain].carried(), old_rejected[chain].carried()
-            seen.update(previous_kept.frame_of(kept, ["ticket_id"])["ticket_id"].to_list())
-        else:
-            result = reject_duplicate_ids(source.read(), seen)
-            seen.update(result.kept["ticket_id"].to_list())
-            result = after(result)
-            kinds = result.kept["source_kind"].value_counts() if result.kept.height else None
-            counts = dict(kinds.iter_rows()) if kinds is not None else {}
-            kept = Part.made(chain, result.kept, source=label(source.name), records_in=result.records_in,
-                             kb=counts.get("kb", 0), corrections=counts.get("correction", 0))
-            rejected = Part.made(chain, result.rejected, source=label(source.name))
-        kept_parts.append(kept)
-        rejected_parts.append(rejected)
-    return (PartedFrame(kept_parts, schema=KEPT_SCHEMA).carried_from(previous_kept),
-            PartedFrame(rejected_parts, schema=REJECTED_SCHEMA).carried_from(previous_rejected))
+        first = old_kept.get(chain)
+        keys = [chain] + [part_key(chain, "rows", j) for j in range(1, int(first.facts.get("chunks", 1)))] \
+            if first is not None else []
+        if keys and all(k in old_kept and k in old_rejected for k in keys):
+            for k in keys:
+                kept_parts.append(old_kept[k].carried())
+                rejected_parts.append(old_rejected[k].carried())
+                seen.update(previous_kept.frame_of(old_kept[k], ["ticket_id"])["ticket_id"].to_list())
+            continue
+        result = reject_duplicate_ids(source.read(), seen)
+        seen.update(result.kept["ticket_id"].to_list())
+        result = after(result)
+        chunks = max(1, -(-result.kept.height // part_rows))
+        for j in range(chunks):
+            key = chain if j == 0 else part_key(chain, "rows", j)
+            rows = result.kept.slice(j * part_rows, part_rows)
+            kinds = dict(rows["source_kind"].value_counts().iter_rows()) if rows.height else {}
+            kept_parts.append(make(key, rows, source=label(source.name), chunks=chunks,
+                                   records_in=result.records_in if j == 0 else 0,
+                                   kb=kinds.get("kb", 0), corrections=kinds.get("correction", 0)))
+            rejected_parts.append(make(key, result.rejected if j == 0 else result.rejected.clear(),
+                                       source=label(source.name)))
+    return (PartedFrame(kept_parts, schema=KEPT_SCHEMA).carried_from(previous_kept, spill),
+            PartedFrame(rejected_parts, schema=REJECTED_SCHEMA).carried_from(previous_rejected, spill))
 
 
 CORRECTIONS_SOURCE = "served-corrections"

@@ -11,8 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
+import tempfile
+import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import polars as pl
 
@@ -27,20 +32,47 @@ def part_key(*inputs: object) -> str:
 
 @dataclass(frozen=True)
 class Part:
-    """One part: its key, row count and small facts (counts, settings) readable without the rows; `frame`
-    holds the rows when this run made the part and is None for a part carried over from the last run."""
+    """One part: its key, row count and small facts (counts, settings) readable without the rows. A part this
+    run made holds its rows in `frame`, or in the file `spilled` (see `Spill`); a part carried over from the
+    last run has neither."""
 
     key: str
     rows: int
     facts: dict = field(default_factory=dict)
     frame: pl.DataFrame | None = None
+    spilled: Path | None = None
 
     @classmethod
     def made(cls, key: str, frame: pl.DataFrame, **facts) -> Part:
         return cls(key, frame.height, facts, frame)
 
+    @property
+    def is_new(self) -> bool:
+        return self.frame is not None or self.spilled is not None
+
     def carried(self) -> Part:
-        return replace(self, frame=None)
+        return replace(self, frame=None, spilled=None)
+
+
+class Spill:
+    """Where a run's new parts wait for the IO manager: each is written to a file as soon as it is made, so
+    a run holds one part's rows at a time however many parts it makes. The directory (under `base`, on the
+    storage root's disk, not a RAM-backed /tmp) goes with the object."""
+
+    def __init__(self, base: Path):
+        import time
+
+        Path(base).mkdir(parents=True, exist_ok=True)
+        for orphan in Path(base).iterdir():  # left by a run that was killed; an hour old, so not a live one's
+            if orphan.name.startswith(".parts-") and orphan.stat().st_mtime < time.time() - 3600:
+                shutil.rmtree(orphan, ignore_errors=True)
+        self.directory = Path(tempfile.mkdtemp(prefix=".parts-", dir=base))
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.directory, True)
+
+    def made(self, key: str, frame: pl.DataFrame, **facts) -> Part:
+        path = self.directory / f"{uuid.uuid4().hex}.parquet"  # two assets' parts may share a key
+        frame.write_parquet(path)
+        return Part(key, frame.height, facts, None, path)
 
 
 # how a stored part's rows are read: (key, columns or None) -> frame
@@ -51,10 +83,12 @@ class PartedFrame:
     """An ordered list of parts, read one at a time. `collect()` gives the whole frame for readers that
     need it (SQL models, small products); stages that scale read `frames()` or single columns."""
 
-    def __init__(self, parts: list[Part], read: PartReader | None = None, schema: dict | None = None):
+    def __init__(self, parts: list[Part], read: PartReader | None = None, schema: dict | None = None,
+                 spill: Spill | None = None):
         self.parts = list(parts)
         self._read = read
         self.schema = schema
+        self._spill = spill  # kept alive until the IO manager has stored the spilled parts
 
     @classmethod
     def whole(cls, frame: pl.DataFrame, key: str) -> PartedFrame:
@@ -74,6 +108,8 @@ class PartedFrame:
     def frame_of(self, part: Part, columns: list[str] | None = None) -> pl.DataFrame:
         if part.frame is not None:
             return part.frame.select(columns) if columns else part.frame
+        if part.spilled is not None:
+            return pl.read_parquet(part.spilled, columns=columns, glob=False)
         if self._read is None:
             raise ValueError(f"part {part.key[:12]} has no rows in memory and no reader")
         return self._read(part.key, columns)
@@ -88,9 +124,16 @@ class PartedFrame:
             return pl.concat(frames, how="diagonal_relaxed")
         return pl.DataFrame(schema=self.schema or {})
 
-    def carried_from(self, previous: PartedFrame) -> PartedFrame:
+    def carried_from(self, previous: PartedFrame, spill: Spill | None = None) -> PartedFrame:
         """These parts, reading the carried ones (no rows in memory) through `previous`'s reader."""
-        return PartedFrame(self.parts, previous._read, self.schema or previous.schema)
+        return PartedFrame(self.parts, previous._read, self.schema or previous.schema, spill or self._spill)
+
+    def stored(self, read: PartReader) -> None:
+        """Once the IO manager has stored every part (spilled files moved into the store): read them all from
+        the store from now on, so nothing of this run's rows waits outside it."""
+        self.parts = [p.carried() for p in self.parts]
+        self._read = read
+        self._spill = None
 
     def version(self) -> str:
         """A data version: equal keys in equal order, equal data."""
