@@ -296,19 +296,24 @@ def split_part(scored: pl.DataFrame, ratios: SplitRatios, system_prompt: str, di
 def write_exports_from_parts(directory: Path, parts) -> dict[str, int]:
     """The exports of dataset_splits' parts (frames with split, record_json, alpaca_json, messages,
     content_hash, ticket_id), written part by part from the lines stored in them: {train,val,test}.jsonl,
-    alpaca.json and hf_dataset/ (a DatasetDict built from Arrow columns, no Python objects per example).
-    Returns the examples per split."""
+    alpaca.json and hf_dataset/ (a DatasetDict from Arrow streams written part by part and memory-mapped:
+    no Python objects per example, one part in memory at a time). Returns the examples per split."""
+    import shutil
+
+    import pyarrow.ipc
     from datasets import Dataset, DatasetDict
 
     sizes = dict.fromkeys(EXPORT_SPLITS, 0)
-    columns: dict[str, list[pl.DataFrame]] = {name: [] for name in EXPORT_SPLITS}
+    arrow_dir = directory / ".arrow-streams"  # inside the staging directory, removed before it is swapped in
+    arrow_dir.mkdir()
+    streams: dict[str, object] = {}
     handles = {name: open(directory / f"{name}.jsonl", "w", encoding="utf-8") for name in EXPORT_SPLITS}
     try:
         with open(directory / "alpaca.json", "w", encoding="utf-8") as alpaca:
             alpaca.write("[")
             first = True
             for frame in parts:
-                for row in frame.select("alpaca_json")["alpaca_json"].to_list():
+                for row in frame["alpaca_json"].to_list():
                     alpaca.write(("" if first else ",\n") + row)
                     first = False
                 for name in EXPORT_SPLITS:
@@ -316,12 +321,16 @@ def write_exports_from_parts(directory: Path, parts) -> dict[str, int]:
                     if chosen.height:
                         handles[name].write("\n".join(chosen["record_json"].to_list()) + "\n")
                         sizes[name] += chosen.height
-                        columns[name].append(chosen.select(
-                            "messages", pl.col("content_hash").alias("example_id"), "ticket_id", "split"))
+                        table = chosen.select("messages", pl.col("content_hash").alias("example_id"), "ticket_id",
+                                              "split").to_arrow()
+                        if name not in streams:
+                            streams[name] = pyarrow.ipc.new_stream(str(arrow_dir / f"{name}.arrow"), table.schema)
+                        streams[name].write_table(table)
             alpaca.write("]\n")
     finally:
-        for handle in handles.values():
+        for handle in [*handles.values(), *streams.values()]:
             handle.close()
-    DatasetDict({name: Dataset.from_polars(pl.concat(chosen)) for name, chosen in columns.items() if chosen}
-                ).save_to_disk(str(directory / "hf_dataset"))
+    DatasetDict({name: Dataset.from_file(str(arrow_dir / f"{name}.arrow")) for name in EXPORT_SPLITS
+                 if name in streams}).save_to_disk(str(directory / "hf_dataset"))
+    shutil.rmtree(arrow_dir)
     return sizes
