@@ -89,7 +89,7 @@ def drop_asset_rows(root: str | Path, asset_name: str, partition: str | None,
             atomic_write(manifest, lambda tmp: tmp.write_text(json.dumps(listed) + "\n"))
         listed_keys = {entry["key"] for entry in listed["parts"]}
         folder = under(root, *parts_relative(asset_name, partition, "0" * 16).split("/")).parent
-        for file in folder.iterdir():  # the replaced generation kept for readers: it holds the rows too
+        for file in folder.iterdir() if folder.is_dir() else ():  # the replaced generation holds the rows too
             if file.name.removesuffix(".parquet") not in listed_keys:
                 file.unlink(missing_ok=True)
         return removed, None
@@ -206,7 +206,7 @@ class PartitionedFileIOManager(dg.ConfigurableIOManager):
         keep = before | {p.key for p in value.parts}  # the replaced list's parts stay for readers still on it
         folder = self._file(parts_relative(name, partition, "x")).parent
         cutoff = time.time() - ORPHAN_AGE_SECONDS  # a younger one may be a concurrent run's, not yet listed
-        for file in folder.iterdir():
+        for file in folder.iterdir() if folder.is_dir() else ():
             if file.name.endswith(".parquet") and file.name[:-len(".parquet")] not in keep \
                     and file.stat().st_mtime < cutoff:
                 file.unlink(missing_ok=True)

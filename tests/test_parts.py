@@ -223,3 +223,18 @@ def test_a_large_file_becomes_several_parts_carried_together_and_new_parts_wait_
     del kept, rejected, again, spill
     gc.collect()
     assert not directory.exists(), "the spill directory goes with the run's value"
+
+
+def test_a_landing_folder_emptied_by_retention_gives_empty_data_stages(tmp_path, home, tiny_model_dir):
+    from ft_assets.definitions import Settings, all_assets, build_resources
+
+    (home / "landing" / "billing").mkdir(parents=True)
+    resources = build_resources(Settings(home=str(home), model_source="local", model=str(tiny_model_dir)))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, ["billing"])
+        result = dg.materialize(all_assets(), instance=instance, resources=resources, partition_key="billing",
+                                selection=["raw_tickets", "rejected_tickets", "cleaned_conversations",
+                                           "near_duplicate_index", "scored_dataset", "dataset_splits"])
+        assert result.success
+    assert read_asset_frame(home, "dataset_splits", "billing").height == 0
+    assert (home / "exports" / "billing" / "train.jsonl").read_text() == ""

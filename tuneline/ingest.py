@@ -458,6 +458,10 @@ def ingest_in_parts(sources: list[Source], seed: str, previous_kept: PartedFrame
                                    kb=kinds.get("kb", 0), corrections=kinds.get("correction", 0)))
             rejected_parts.append(make(key, result.rejected if j == 0 else result.rejected.clear(),
                                        source=label(source.name)))
+    if not sources:  # a folder emptied by retention: one empty part, so every stage has the columns
+        key = part_key(seed, "no sources")
+        kept_parts.append(make(key, pl.DataFrame(schema=KEPT_SCHEMA), records_in=0, chunks=1))
+        rejected_parts.append(make(key, pl.DataFrame(schema=REJECTED_SCHEMA)))
     return (PartedFrame(kept_parts, schema=KEPT_SCHEMA).carried_from(previous_kept, spill),
             PartedFrame(rejected_parts, schema=REJECTED_SCHEMA).carried_from(previous_rejected, spill))
 
