@@ -5,6 +5,11 @@ helps a later one: the full rebuild starts from an empty storage root, the incre
 first build on its root (cleaned_conversations and near_duplicate_index reuse what they already hold).
 
     python -m bench.incremental_tickets --tickets 20000 --new-share 0.01
+
+With --memory-only: one full build of --tickets landed in --files files (what a product accumulates over many
+arrivals), reporting the build's peak RSS and the peak proportional set size of its process tree.
+
+    python -m bench.incremental_tickets --tickets 1000000 --files 20 --memory-only
 """
 
 from __future__ import annotations
@@ -61,22 +66,60 @@ def build(home: Path) -> dict:
 
 
 def _build_in_process(home: Path) -> dict:
-    done = subprocess.run([sys.executable, "-m", "bench.incremental_tickets", "--build", str(home)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:  # the build's own error, not only its exit status
-        raise RuntimeError(f"build on {home} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """One build in a fresh process; adds the peak PSS of that process and any workers it forks (sampled twice a
+    second: forked PII workers share the model's pages, which their RSS would count twice)."""
+    import threading
+
+    from bench.common import tree_pss_mib
+
+    process = subprocess.Popen([sys.executable, "-m", "bench.incremental_tickets", "--build", str(home)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak, done = {"pss": 0.0}, threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            peak["pss"] = max(peak["pss"], tree_pss_mib(process.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = process.communicate()
+    done.set()
+    sampler.join()
+    if process.returncode != 0:  # the build's own error, not only its exit status
+        raise RuntimeError(f"build on {home} failed:\n{stderr[-4000:]}")
+    return {**json.loads(stdout.strip().splitlines()[-1]), "peak_tree_pss_gib": round(peak["pss"] / 1024, 2)}
+
+
+def memory_only(tickets: int, files: int, json_path: str | None) -> None:
+    """One full build of `tickets` in `files` landing files: the asset path's memory at a product's size."""
+    per_file = -(-tickets // files)
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "full"
+        for index in range(files):
+            write_tickets(home / "landing" / "billing", min(per_file, tickets - index * per_file), index + 1,
+                          f"tickets-{index + 1:04d}.csv")
+        full = _build_in_process(home)
+    result = {"benchmark": "incremental_tickets_memory", "date": today(), "machine": machine(), "tickets": tickets,
+              "files": files, "full_build": full}
+    report(result, json_path, f"incremental_tickets --memory-only: {tickets} tickets in {files} files: "
+                              f"{full['seconds']:.1f} s, peak RSS {full['peak_rss_gib']:.2f} GiB, peak tree PSS "
+                              f"{full['peak_tree_pss_gib']:.2f} GiB (target <= 4 GiB)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tickets", type=int, default=20_000)
     parser.add_argument("--new-share", type=float, default=0.01)
+    parser.add_argument("--files", type=int, default=1, help="landing files the tickets arrive in (--memory-only)")
+    parser.add_argument("--memory-only", action="store_true", help="one full build; report its memory")
     parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)  # one build, in this process
     parser.add_argument("--json")
     ns = parser.parse_args()
     if ns.build:
         print(json.dumps(build(ns.build)))
+        return
+    if ns.memory_only:
+        memory_only(ns.tickets, ns.files, ns.json)
         return
     new = max(1, int(ns.tickets * ns.new_share))
     with tempfile.TemporaryDirectory() as tmp:
