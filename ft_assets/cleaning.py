@@ -60,16 +60,15 @@ def cleaned_conversations(context: dg.AssetExecutionContext, config: CleaningCon
 
     previous = storage.previous_parts("cleaned_conversations", context.partition_key) or PartedFrame([])
     spill = Spill(storage.work_dir(context.partition_key))
-    carried = previous.by_key()
     parts, reused, turns = [], 0, 0
     for raw_part in raw_tickets.parts:
         part_id = part_key(raw_part.key, rules)
-        if part_id in carried:
-            parts.append(carried[part_id].carried())
+        if carried := previous.carried_part(part_id):
+            parts.append(carried)
             continue
         source = raw_part.facts.get("source")
         # a file appended to, or rewritten by `tuneline forget`: rows cleaned before from the same source count
-        earlier = [previous.frame_of(p) for p in previous.parts if p.facts.get("source") in (source, None)]
+        earlier = [previous.frame_of(p) for p in previous.of_source(source)]
         cleaned, reused_here = clean_incrementally(raw_tickets.frame_of(raw_part),
                                                    pl.concat(earlier, how="diagonal_relaxed") if earlier else None,
                                                    rules, clean)

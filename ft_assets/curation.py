@@ -58,18 +58,16 @@ def near_duplicate_index(context: dg.AssetExecutionContext, config: NearDuplicat
     settings = {name: getattr(rules, name) for name in INDEX_SETTINGS}
     previous = storage.previous_parts("near_duplicate_index", context.partition_key) or PartedFrame([])
     spill = Spill(storage.work_dir(context.partition_key))
-    carried = previous.by_key()
     parts = []
     for cleaned_part in cleaned_conversations.parts:
         part_id = part_key(cleaned_part.key, settings)
-        if part_id in carried:
-            parts.append(carried[part_id].carried())
+        if carried := previous.carried_part(part_id):
+            parts.append(carried)
             continue
         source = cleaned_part.facts.get("source")
         known: dict[str, list[int]] = {}
-        for old in previous.parts:
-            if old.facts.get("source") in (source, None):
-                known.update(reusable_signatures(previous.frame_of(old), rules))
+        for old in previous.of_source(source):
+            known.update(reusable_signatures(previous.frame_of(old), rules))
         signatures = signature_frame(cleaned_conversations.frame_of(cleaned_part), rules, known)
         parts.append(spill.made(part_id, signatures, source=source, **settings))
     value = PartedFrame(parts).carried_from(previous, spill)
@@ -91,7 +89,7 @@ def own_signatures(index: PartedFrame, cleaned_key: str, rules: CurationRules) -
     """Signatures of one cleaned part from the product's index part made from it (same key rule as
     near_duplicate_index); none when the index was built otherwise (then they are hashed again)."""
     wanted = part_key(cleaned_key, {name: getattr(rules, name) for name in INDEX_SETTINGS})
-    part = index.by_key().get(wanted)
+    part = index.carried_part(wanted)
     return reusable_signatures(index.frame_of(part), rules) if part is not None else {}
 
 
@@ -154,7 +152,6 @@ def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig, cl
                      {p: v.version() for p, v in others.items() if p < product}, curation_code_digest())
     previous = storage.previous_parts("scored_dataset", product) or PartedFrame([])
     spill = Spill(storage.work_dir(product))
-    carried = previous.by_key()
     index: CrossProductIndex | None = None
     state = None
     parts = []
@@ -162,8 +159,8 @@ def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig, cl
     inputs = [PartedFrame([Part.made(chain, cleaned_conversations.collect())])] if whole else [cleaned_conversations]
     for cleaned_part in inputs[0].parts:
         chain = part_key(chain, cleaned_part.key)
-        if chain in carried:
-            parts.append(carried[chain].carried())
+        if carried := previous.carried_part(chain):
+            parts.append(carried)
             continue
         if state is None:  # the first new part: the dedup state of every part before it, loaded once
             earlier = [previous.frame_of(p, ["content_hash", "status"]) for p in parts]
@@ -174,9 +171,8 @@ def scored_dataset(context: dg.AssetExecutionContext, config: CurationConfig, cl
         frame = inputs[0].frame_of(cleaned_part)
         source = cleaned_part.facts.get("source")
         features = {}
-        for old in previous.parts:
-            if old.facts.get("source") in (source, None):
-                features.update(reusable_text_features(previous.frame_of(old)))
+        for old in previous.of_source(source):
+            features.update(reusable_text_features(previous.frame_of(old)))
         scored = score_conversations(frame, rules, index=index, product=product, judge=llm_judge, dedup=state,
                                      signatures=reusable_signatures(own_index.collect(), rules) if whole else
                                      own_signatures(own_index, cleaned_part.key, rules),

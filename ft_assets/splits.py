@@ -79,15 +79,14 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
     seed = part_key(config.model_dump(), tokenized_with, scan_rules, splits_code_digest())
     previous = storage.previous_parts("dataset_splits", product) or PartedFrame([])
     spill = Spill(storage.work_dir(product))
-    carried = previous.by_key()
     parts = []
     for scored_part in scored_dataset.parts:
         key = part_key(seed, scored_part.key)  # splits are per thread: a part depends on its own rows only
-        if key in carried:
-            parts.append(carried[key].carried())
+        if carried := previous.carried_part(key):
+            parts.append(carried)
             continue
         source = scored_part.facts.get("source")
-        earlier = [previous.frame_of(p) for p in previous.parts if p.facts.get("source") in (source, None)]
+        earlier = [previous.frame_of(p) for p in previous.of_source(source)]
         made = split_part(scored_dataset.frame_of(scored_part), ratios, config.system_prompt, config.display_names,
                           tokenizer, config.max_tokens, config.too_long, tokenized_with, scan_rules,
                           pl.concat(earlier, how="diagonal_relaxed") if earlier else None,
@@ -106,11 +105,10 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, score
     for part in parts:
         found.update(part.facts.get("pii_found", {}))
     export_dir = storage.exports_dir(product)
-    sizes = dict.fromkeys(EXPORT_SPLITS, 0)
     if found:  # exports with PII are never written: the previous ones stay
         context.log.error(f"{sum(found.values())} PII findings in the new exports: they were not published")
-        for name in EXPORT_SPLITS:
-            sizes[name] = value.collect(["split"]).filter(pl.col("split") == name).height
+        split_sizes = dict(value.collect(["split"])["split"].value_counts().iter_rows())
+        sizes = {name: split_sizes.get(name, 0) for name in EXPORT_SPLITS}
     else:
         with atomic_directory(export_dir) as staging:  # all exports swap in together: never a mix of two runs
             sizes = write_exports_from_parts(staging, (f for _, f in value.frames(

@@ -26,7 +26,7 @@ from dagster_aws.s3 import S3Resource
 
 from ft_resources.storage import is_missing_key
 from tuneline.names import product_key
-from tuneline.parts import PartedFrame
+from tuneline.parts import PartedFrame, PartReader, parquet_part_reader
 from tuneline.paths import under
 from tuneline.storage import ORPHAN_AGE_SECONDS, atomic_write, content_version
 
@@ -201,8 +201,7 @@ class PartitionedFileIOManager(dg.ConfigurableIOManager):
                 final.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(part.spilled, final)
         atomic_write(manifest, lambda tmp: tmp.write_text(json.dumps(value.manifest()) + "\n"))
-        value.stored(lambda key, columns: pl.read_parquet(self._file(parts_relative(name, partition, key)),
-                                                          columns=columns, glob=False))
+        value.stored(self._part_reader(name, partition))
         keep = before | {p.key for p in value.parts}  # the replaced list's parts stay for readers still on it
         folder = self._file(parts_relative(name, partition, "x")).parent
         cutoff = time.time() - ORPHAN_AGE_SECONDS  # a younger one may be a concurrent run's, not yet listed
@@ -210,6 +209,9 @@ class PartitionedFileIOManager(dg.ConfigurableIOManager):
             if file.name.endswith(".parquet") and file.name[:-len(".parquet")] not in keep \
                     and file.stat().st_mtime < cutoff:
                 file.unlink(missing_ok=True)
+
+    def _part_reader(self, name: str, partition: str | None) -> PartReader:
+        return parquet_part_reader(lambda key: self._file(parts_relative(name, partition, key)))
 
     @staticmethod
     def _manifest_keys(manifest: Path) -> list[str]:
@@ -222,8 +224,7 @@ class PartitionedFileIOManager(dg.ConfigurableIOManager):
         name = asset_key.to_python_identifier()
         manifest = self._file(parts_relative(name, partition))
         if manifest.exists():
-            value = PartedFrame.from_manifest(json.loads(manifest.read_text()), lambda key, columns: pl.read_parquet(
-                self._file(parts_relative(name, partition, key)), columns=columns, glob=False))
+            value = PartedFrame.from_manifest(json.loads(manifest.read_text()), self._part_reader(name, partition))
             return _as_requested(value, parted)
         parquet = self._path(asset_key, partition, "parquet")
         if parquet.exists():

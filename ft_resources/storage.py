@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from dagster_aws.s3 import S3Resource
 
 from tuneline.names import product_key
-from tuneline.parts import PartedFrame
+from tuneline.parts import PartedFrame, parquet_part_reader
 from tuneline.paths import relative_under, under
 
 DIRECTORY_MANIFEST = ".tuneline-manifest.json"
@@ -36,6 +36,13 @@ def split_s3_url(url: str) -> tuple[str, str]:
     if not bucket:
         raise ValueError(f"no bucket in {url!r}")
     return bucket, prefix.strip("/")
+
+
+def new_installation_secret() -> str:
+    """256 random bits, hex: an installation's key when none is configured."""
+    import secrets
+
+    return secrets.token_hex(32)
 
 
 class TunelineStorage(dg.ConfigurableResource):
@@ -117,8 +124,8 @@ class TunelineStorage(dg.ConfigurableResource):
         if not manifest.is_file():
             return None
         try:
-            return PartedFrame.from_manifest(json.loads(manifest.read_text()), lambda key, columns: pl.read_parquet(
-                self.localize(parts_relative(asset, product, key)), columns=columns, glob=False))
+            return PartedFrame.from_manifest(json.loads(manifest.read_text()), parquet_part_reader(
+                lambda key: self.localize(parts_relative(asset, product, key))))
         except (OSError, ValueError):
             return None
 
@@ -130,7 +137,6 @@ class TunelineStorage(dg.ConfigurableResource):
         """A random secret created once per storage root (owner-only file `keys/<name>.key`, mirrored like
         everything else), for installations that configure none."""
         import os
-        import secrets
 
         path = self.localize(under(self.root_path, "keys", f"{name}.key"))
         if not path.exists():
@@ -140,7 +146,7 @@ class TunelineStorage(dg.ConfigurableResource):
             except FileExistsError:
                 return path.read_bytes().strip()
             with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
+                fh.write(new_installation_secret())
             self.publish(path)
         return path.read_bytes().strip()
 

@@ -209,6 +209,11 @@ def test_pii_in_the_exports_blocks_training(graph_env, home):
     assert checks["no_pii_in_exports"].passed is False
     assert checks["no_pii_in_exports"].metadata["found"].records[0].data == {"type": "EMAIL_ADDRESS", "findings": 1}
     assert "maria.gonzalez" not in str(checks["no_pii_in_exports"].metadata)  # the finding is not logged
+    splits = result.output_for_node("dataset_splits").collect(["split"])["split"]
+    counted = next(e for e in result.get_asset_materialization_events()
+                   if e.materialization.asset_key.to_user_string() == "dataset_splits").materialization.metadata
+    assert {n: counted[f"{n}_examples"].value for n in ("train", "val", "test")} == \
+        {n: int((splits == n).sum()) for n in ("train", "val", "test")}, "unpublished splits are still counted"
     materialized = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "lora_adapter" not in materialized
     after = {p.relative_to(exports): p.read_bytes() for p in exports.rglob("*") if p.is_file()}

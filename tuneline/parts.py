@@ -79,6 +79,11 @@ class Spill:
 PartReader = Callable[[str, "list[str] | None"], pl.DataFrame]
 
 
+def parquet_part_reader(locate: Callable[[str], Path]) -> PartReader:
+    """Reads a part from the parquet file `locate(key)` names (a local store, or a mirror's local copy)."""
+    return lambda key, columns: pl.read_parquet(locate(key), columns=columns, glob=False)
+
+
 class PartedFrame:
     """An ordered list of parts, read one at a time. `collect()` gives the whole frame for readers that
     need it (SQL models, small products); stages that scale read `frames()` or single columns."""
@@ -89,6 +94,7 @@ class PartedFrame:
         self._read = read
         self.schema = schema
         self._spill = spill  # kept alive until the IO manager has stored the spilled parts
+        self._keys: dict[str, Part] | None = None
 
     @classmethod
     def whole(cls, frame: pl.DataFrame, key: str) -> PartedFrame:
@@ -104,6 +110,18 @@ class PartedFrame:
 
     def by_key(self) -> dict[str, Part]:
         return {p.key: p for p in self.parts}
+
+    def carried_part(self, key: str) -> Part | None:
+        """The part stored under `key`, without its rows (to carry over), or None."""
+        if self._keys is None or len(self._keys) != len(self.parts):
+            self._keys = self.by_key()
+        part = self._keys.get(key)
+        return part.carried() if part is not None else None
+
+    def of_source(self, source: str | None) -> list[Part]:
+        """The parts made from `source` (a landing file's pseudonym), and those of unknown source (stored
+        whole before parts existed): where a new part of that source finds rows made before."""
+        return [p for p in self.parts if p.facts.get("source") in (source, None)]
 
     def frame_of(self, part: Part, columns: list[str] | None = None) -> pl.DataFrame:
         if part.frame is not None:
@@ -132,6 +150,7 @@ class PartedFrame:
         """Once the IO manager has stored every part (spilled files moved into the store): read them all from
         the store from now on, so nothing of this run's rows waits outside it."""
         self.parts = [p.carried() for p in self.parts]
+        self._keys = None
         self._read = read
         self._spill = None
 
