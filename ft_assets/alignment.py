@@ -10,15 +10,20 @@ from ft_assets.partitions import product_partitions
 from ft_resources.models import BaseModel
 from ft_resources.storage import TunelineStorage
 from ft_resources.trainer import TrainerResource
-from tuneline.preference import PreferenceConfig, build_preference_pairs
+from tuneline.parts import PartedFrame
+from tuneline.preference import PreferenceConfig, build_preference_pairs, low_quality_replies
 from tuneline.storage import atomic_write_jsonl
 
 
 @dg.asset(partitions_def=product_partitions, group_name="alignment", kinds={"polars"}, code_version="1")
-def preference_pairs(context: dg.AssetExecutionContext, dataset_splits: pl.DataFrame,
-                     scored_dataset: pl.DataFrame) -> dg.Output[pl.DataFrame]:
-    """chosen = the curated agent reply; rejected = a low-scored reply, else a reply for another topic."""
-    pairs = build_preference_pairs(dataset_splits, scored_dataset)
+def preference_pairs(context: dg.AssetExecutionContext, dataset_splits: PartedFrame,
+                     scored_dataset: PartedFrame) -> dg.Output[pl.DataFrame]:
+    """chosen = the curated agent reply; rejected = a low-scored reply, else a reply for another topic. Read
+    part by part: the train rows, and of the scored rows only the low-scored replies."""
+    train = [f.filter(pl.col("split") == "train") for _, f in dataset_splits.frames()]
+    low = [r for _, f in scored_dataset.frames(["status", "messages"]) for r in low_quality_replies(f)]
+    pairs = build_preference_pairs(pl.concat(train, how="diagonal_relaxed") if train else
+                                   pl.DataFrame(schema=dataset_splits.schema or {}), low)
     frame = pl.DataFrame(pairs) if pairs else pl.DataFrame()
     sources = dict(frame.group_by("rejected_source").len().iter_rows()) if frame.height else {}
     return dg.Output(frame, metadata={**frame_metadata(frame),

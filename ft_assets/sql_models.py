@@ -1,4 +1,4 @@
-"""One asset per `dbt_like_sql/*.sql` file, run by DuckDB over the upstream assets' frames.
+"""One asset per `dbt_like_sql/*.sql` file, run by DuckDB over the upstream assets' parts.
 
 Upstream assets are found by parsing the SQL with sqlglot: every table name that is not
 a CTE must be an asset of the graph. They are loaded through the IO manager, so the same
@@ -7,6 +7,7 @@ model runs over a local storage root or an S3 one.
 
 
 import hashlib
+import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +18,8 @@ from sqlglot import exp
 
 from ft_assets.catalog import PII_RAW, frame_metadata, frame_table
 from ft_assets.partitions import product_partitions
+from ft_resources.storage import TunelineStorage
+from tuneline.parts import PartedFrame
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql"
 # what arrives before cleaning may hold PII: models over it show no row preview in the UI
@@ -29,15 +32,32 @@ def upstream_tables(sql: str) -> list[str]:
     return sorted({t.name for t in tree.find_all(exp.Table)} - ctes)
 
 
-def run_sql_model(sql: str, sources: dict[str, Path | pl.DataFrame]) -> pl.DataFrame:
-    """Run `sql` with each upstream name bound to a frame (or a parquet file); returns a polars frame."""
-    with duckdb.connect() as con:
+def _sql_string(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def run_sql_model(sql: str, sources: dict[str, Path | pl.DataFrame | PartedFrame],
+                  scratch: Path | None = None) -> pl.DataFrame:
+    """Run `sql` with each upstream name bound to a frame, a parquet file or the parts of a parted asset;
+    returns a polars frame. Parts are scanned by DuckDB from their parquet files (only the columns and row
+    groups the query needs, streamed), so a model over a product's whole history never holds it in memory;
+    a store that is not on this machine has each part written under `scratch` first, one at a time."""
+    with tempfile.TemporaryDirectory(prefix=".sql-", dir=scratch) as tmp, duckdb.connect() as con:
         for name, source in sources.items():
             if isinstance(source, pl.DataFrame):
                 con.register(name, source.to_arrow())
+                continue
+            if isinstance(source, PartedFrame):
+                folder = Path(tmp) / f"{len(list(Path(tmp).iterdir())):03d}"
+                folder.mkdir()
+                files = source.parquet_files(folder)
+                if not files:  # no parts yet: the columns the asset would have, no rows
+                    con.register(name, pl.DataFrame(schema=source.schema or {}).to_arrow())
+                    continue
             else:
-                literal = str(source).replace("'", "''")
-                con.execute(f'create view "{name}" as select * from read_parquet(\'{literal}\')')
+                files = [Path(source)]
+            listed = ", ".join(_sql_string(f) for f in files)
+            con.execute(f'create view "{name}" as select * from read_parquet([{listed}], union_by_name = true)')
         return con.sql(sql).pl()
 
 
@@ -48,15 +68,16 @@ def build_sql_asset(path: Path) -> dg.AssetsDefinition:
     reads_raw_text = bool(PRE_CLEANING_ASSETS & set(upstream))
 
     @dg.asset(
-        name=name, ins={t: dg.AssetIn(t) for t in upstream}, partitions_def=product_partitions, group_name="sql_models",
+        name=name, ins={t: dg.AssetIn(t, dagster_type=PartedFrame) for t in upstream},
+        partitions_def=product_partitions, group_name="sql_models",
         kinds={"duckdb", "sql"}, code_version=hashlib.sha256(sql.encode()).hexdigest()[:12],
         automation_condition=dg.AutomationCondition.eager(),
         description=f"DuckDB model `{path.name}` over {', '.join(upstream)}.",
         metadata={"sql": dg.MetadataValue.md(f"```sql\n{sql}\n```"), "upstream": upstream},
         tags=PII_RAW if reads_raw_text else None,
     )
-    def _sql_asset(context: dg.AssetExecutionContext, **upstream_frames: pl.DataFrame):
-        result = run_sql_model(sql, upstream_frames)
+    def _sql_asset(context: dg.AssetExecutionContext, storage: TunelineStorage, **upstream_parts: PartedFrame):
+        result = run_sql_model(sql, upstream_parts, storage.work_dir(context.partition_key))
         preview = dg.MetadataValue.text("(withheld: this model reads tickets from before PII redaction)") \
             if reads_raw_text else frame_table(result)
         return dg.Output(result, metadata={**frame_metadata(result), "preview": preview})

@@ -5,7 +5,7 @@ import pytest
 
 from tests.test_training import _chat_file
 from tuneline.ingest import MESSAGE_DTYPE
-from tuneline.preference import PreferenceConfig, build_preference_pairs, main
+from tuneline.preference import PreferenceConfig, build_preference_pairs, low_quality_replies, main
 from tuneline.training import TrainConfig
 from tuneline.training import main as sft_main
 
@@ -24,7 +24,7 @@ def test_pairs_use_low_quality_replies_when_there_are_some():
     splits = _splits(["refund", "login"])
     scored = pl.concat([splits, _splits(["refund"], ["low_quality"]).with_columns(
         pl.lit("hx").alias("content_hash"))])
-    pairs = build_preference_pairs(splits, scored)
+    pairs = build_preference_pairs(splits, low_quality_replies(scored))
     assert len(pairs) == 2
     assert all(p["rejected_source"] == "low_quality_reply" for p in pairs)
     assert pairs[0]["chosen"][0]["content"] == "reply about refund 0"
@@ -33,12 +33,22 @@ def test_pairs_use_low_quality_replies_when_there_are_some():
 
 def test_pairs_fall_back_to_another_topics_reply():
     splits = _splits(["refund", "refund", "login"])
-    pairs = build_preference_pairs(splits, splits)
+    pairs = build_preference_pairs(splits, low_quality_replies(splits))
     for pair in pairs:
         assert pair["rejected_source"] == "other_topic_reply"
         assert pair["rejected"][0]["content"] != pair["chosen"][0]["content"]
     refund_pair = pairs[0]
     assert "login" in refund_pair["rejected"][0]["content"]
+
+
+def test_one_topic_falls_back_to_any_different_reply_and_equal_replies_make_no_pair():
+    pairs = build_preference_pairs(_splits(["refund"] * 3), [])
+    assert len(pairs) == 3
+    assert all(p["rejected"][0]["content"] != p["chosen"][0]["content"] for p in pairs)
+    same = _splits(["refund", "refund"]).with_columns(pl.Series("messages", [[
+        {"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "the same reply"}] for i in range(2)],
+        dtype=MESSAGE_DTYPE))
+    assert build_preference_pairs(same, []) == []
 
 
 @pytest.mark.parametrize("method", ["dpo", "orpo", "grpo"])

@@ -80,8 +80,13 @@ PartReader = Callable[[str, "list[str] | None"], pl.DataFrame]
 
 
 def parquet_part_reader(locate: Callable[[str], Path]) -> PartReader:
-    """Reads a part from the parquet file `locate(key)` names (a local store, or a mirror's local copy)."""
-    return lambda key, columns: pl.read_parquet(locate(key), columns=columns, glob=False)
+    """Reads a part from the parquet file `locate(key)` names (a local store, or a mirror's local copy); the
+    reader keeps `locate`, so a query engine can scan the files themselves (`PartedFrame.parquet_files`)."""
+    def read(key: str, columns: list[str] | None) -> pl.DataFrame:
+        return pl.read_parquet(locate(key), columns=columns, glob=False)
+
+    read.locate = locate
+    return read
 
 
 class PartedFrame:
@@ -135,6 +140,22 @@ class PartedFrame:
     def frames(self, columns: list[str] | None = None) -> Iterator[tuple[Part, pl.DataFrame]]:
         for part in self.parts:
             yield part, self.frame_of(part, columns)
+
+    def parquet_files(self, scratch: Path) -> list[Path]:
+        """One parquet file per part, for engines that scan files (DuckDB): the stored file where the store is
+        on this machine, else the part written under `scratch` (read one part at a time)."""
+        locate = getattr(self._read, "locate", None)
+        files = []
+        for index, part in enumerate(self.parts):
+            if part.spilled is not None:
+                files.append(part.spilled)
+            elif part.frame is None and locate is not None:
+                files.append(Path(locate(part.key)))
+            else:
+                path = Path(scratch) / f"{index:06d}.parquet"
+                self.frame_of(part).write_parquet(path)
+                files.append(path)
+        return files
 
     def collect(self, columns: list[str] | None = None) -> pl.DataFrame:
         frames = [f for _, f in self.frames(columns)]

@@ -21,13 +21,14 @@ from tuneline.training import TrainingConfigError, plan_device, read_chat_jsonl,
 METHODS = ("dpo", "orpo", "grpo")
 
 
-def build_preference_pairs(splits: pl.DataFrame, scored: pl.DataFrame) -> list[dict]:
-    """One pair per training conversation, deterministic (the rejected reply is picked by hash)."""
-    train = splits.filter(pl.col("split") == "train")
-    low = scored.filter(pl.col("status") == "low_quality")
-    low_replies = [_last_assistant(m) for m in low["messages"].to_list()]
+def build_preference_pairs(train: pl.DataFrame, low_replies: list[str]) -> list[dict]:
+    """One pair per training conversation (`train`: the train split's rows), deterministic: the rejected reply
+    is the served reply a user corrected, else a low-scored reply, else another topic's reply, picked by
+    hash. Linear in the rows, so a large product's pairs cost what its rows cost."""
     pool = [(topic, _last_assistant(m)) for topic, m in zip(train["topic"].to_list(), train["messages"].to_list(),
                                                             strict=True)]
+    replies = [reply for _, reply in pool]
+    other_topics = {t: [reply for topic, reply in pool if topic != t] for t in {topic for topic, _ in pool}}
     pairs = []
     for row in train.iter_rows(named=True):
         messages = list(row["messages"])
@@ -39,16 +40,28 @@ def build_preference_pairs(splits: pl.DataFrame, scored: pl.DataFrame) -> list[d
         elif low_replies:
             rejected, source = low_replies[key % len(low_replies)], "low_quality_reply"
         else:
-            others = [reply for topic, reply in pool if topic != row["topic"] and reply != chosen]
-            if not others:
-                others = [reply for _, reply in pool if reply != chosen]
-            if not others:
+            rejected, source = _pick(other_topics[row["topic"]], key, chosen), "other_topic_reply"
+            rejected = rejected if rejected is not None else _pick(replies, key, chosen)
+            if rejected is None:
                 continue
-            rejected, source = others[key % len(others)], "other_topic_reply"
         pairs.append({"prompt": messages[:-1], "chosen": [{"role": "assistant", "content": chosen}],
                       "rejected": [{"role": "assistant", "content": rejected}], "rejected_source": source,
                       "example_id": row["content_hash"]})
     return pairs
+
+
+def low_quality_replies(scored: pl.DataFrame) -> list[str]:
+    """The last agent reply of each conversation curation scored low (`status`, `messages` columns)."""
+    return [_last_assistant(m) for m in scored.filter(pl.col("status") == "low_quality")["messages"].to_list()]
+
+
+def _pick(replies: list[str], key: int, chosen: str) -> str | None:
+    """The reply at `key` (mod the count), or the next one that differs from `chosen`; None when all equal it."""
+    for step in range(len(replies)):
+        reply = replies[(key + step) % len(replies)]
+        if reply != chosen:
+            return reply
+    return None
 
 
 def _served_reply(row: dict) -> str | None:
