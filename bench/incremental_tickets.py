@@ -10,6 +10,9 @@ With --memory-only: one full build of --tickets landed in --files files (what a 
 arrivals), reporting the build's peak RSS and the peak proportional set size of its process tree.
 
     python -m bench.incremental_tickets --tickets 1000000 --files 20 --memory-only
+
+With --home ROOT --downstream: the assets after the data stages (SQL models, preference pairs) on a root the
+data stages were built on, with the same measures.
 """
 
 from __future__ import annotations
@@ -42,8 +45,12 @@ def write_tickets(folder: Path, n: int, seed: int, name: str) -> None:
     os.utime(folder / name, (old, old))
 
 
-def build(home: Path) -> dict:
-    """One materialization of the data stages for `billing` on `home` (run in its own process)."""
+DOWNSTREAM_ASSETS = ["stg_tickets", "product_ticket_stats", "curation_funnel", "split_stats", "preference_pairs"]
+
+
+def build(home: Path, assets: list[str] = DATA_ASSETS) -> dict:
+    """One materialization of `assets` (the data stages) for `billing` on `home` (run in its own process);
+    their inputs from assets not selected are read from `home`."""
     import resource
 
     import dagster as dg
@@ -55,7 +62,7 @@ def build(home: Path) -> dict:
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(PRODUCTS_PARTITION_NAME, ["billing"])
         started = time.perf_counter()
-        result = dg.materialize(all_assets(), selection=DATA_ASSETS, instance=instance, resources=resources,
+        result = dg.materialize(all_assets(), selection=assets, instance=instance, resources=resources,
                                 partition_key="billing")
         assert result.success
         seconds = time.perf_counter() - started
@@ -65,14 +72,15 @@ def build(home: Path) -> dict:
             "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024, 2)}
 
 
-def _build_in_process(home: Path) -> dict:
+def _build_in_process(home: Path, downstream: bool = False) -> dict:
     """One build in a fresh process; adds the peak PSS of that process and any workers it forks (sampled twice a
     second: forked PII workers share the model's pages, which their RSS would count twice)."""
     import threading
 
     from bench.common import tree_pss_mib
 
-    process = subprocess.Popen([sys.executable, "-m", "bench.incremental_tickets", "--build", str(home)],
+    process = subprocess.Popen([sys.executable, "-m", "bench.incremental_tickets", "--build", str(home),
+                                *(["--downstream"] if downstream else [])],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak, done = {"pss": 0.0}, threading.Event()
 
@@ -112,11 +120,21 @@ def main() -> None:
     parser.add_argument("--new-share", type=float, default=0.01)
     parser.add_argument("--files", type=int, default=1, help="landing files the tickets arrive in (--memory-only)")
     parser.add_argument("--memory-only", action="store_true", help="one full build; report its memory")
+    parser.add_argument("--downstream", action="store_true",
+                        help="with --build (or --home): the SQL models and preference pairs, on built data stages")
+    parser.add_argument("--home", type=Path, help="a storage root the data stages were built on (--downstream)")
     parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)  # one build, in this process
     parser.add_argument("--json")
     ns = parser.parse_args()
     if ns.build:
-        print(json.dumps(build(ns.build)))
+        print(json.dumps(build(ns.build, DOWNSTREAM_ASSETS if ns.downstream else DATA_ASSETS)))
+        return
+    if ns.home:  # the assets downstream of the data stages, on a root they were built on
+        downstream = _build_in_process(ns.home, downstream=True)
+        report({"benchmark": "incremental_tickets_downstream", "date": today(), "machine": machine(),
+                "home": str(ns.home), "build": downstream}, ns.json,
+               f"downstream of the data stages on {ns.home}: {downstream['seconds']:.1f} s, peak RSS "
+               f"{downstream['peak_rss_gib']:.2f} GiB, peak tree PSS {downstream['peak_tree_pss_gib']:.2f} GiB")
         return
     if ns.memory_only:
         memory_only(ns.tickets, ns.files, ns.json)
