@@ -42,6 +42,8 @@ def run_sql_model(sql: str, sources: dict[str, Path | pl.DataFrame | PartedFrame
     returns a polars frame. Parts are scanned by DuckDB from their parquet files (only the columns and row
     groups the query needs, streamed), so a model over a product's whole history never holds it in memory;
     a store that is not on this machine has each part written under `scratch` first, one at a time."""
+    if scratch is not None:  # a worker that made no part of this product has no work directory yet
+        Path(scratch).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".sql-", dir=scratch) as tmp, duckdb.connect() as con:
         for name, source in sources.items():
             if isinstance(source, pl.DataFrame):
