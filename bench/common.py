@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import platform
 import resource
+import threading
 import time
+from collections.abc import Iterator
 
 
 def _child(queue, fn, args):
@@ -37,29 +40,35 @@ def tree_pss_mib(pid: int) -> float:
     return total_kib / 1024
 
 
+@contextlib.contextmanager
+def peak_tree_pss(pid: int) -> Iterator[dict]:
+    """Samples `tree_pss_mib(pid)` twice a second while the block runs; the yielded dict's "mib" holds the peak."""
+    peak, done = {"mib": 0.0}, threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            peak["mib"] = max(peak["mib"], tree_pss_mib(pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        sampler.join()
+
+
 def measure_in_subprocess(fn, *args) -> dict:
     """fn(*args) -> dict runs in a spawned process; adds wall seconds (inside fn), that process's peak RSS, and
     the peak total PSS of it and its workers (sampled twice a second)."""
-    import threading
-
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     process = ctx.Process(target=_child, args=(queue, fn, args))
     process.start()
-    peak = {"pss": 0.0}
-    done = threading.Event()
-
-    def sample():
-        while not done.wait(0.5):
-            peak["pss"] = max(peak["pss"], tree_pss_mib(process.pid))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    result = queue.get()
-    done.set()
-    sampler.join()
+    with peak_tree_pss(process.pid) as peak:
+        result = queue.get()
     process.join()
-    return {**result, "peak_tree_pss_mib": round(peak["pss"], 1)}
+    return {**result, "peak_tree_pss_mib": round(peak["mib"], 1)}
 
 
 def embedded_model() -> str:

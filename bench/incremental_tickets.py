@@ -75,27 +75,16 @@ def build(home: Path, assets: list[str] = DATA_ASSETS) -> dict:
 def _build_in_process(home: Path, downstream: bool = False) -> dict:
     """One build in a fresh process; adds the peak PSS of that process and any workers it forks (sampled twice a
     second: forked PII workers share the model's pages, which their RSS would count twice)."""
-    import threading
-
-    from bench.common import tree_pss_mib
+    from bench.common import peak_tree_pss
 
     process = subprocess.Popen([sys.executable, "-m", "bench.incremental_tickets", "--build", str(home),
                                 *(["--downstream"] if downstream else [])],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak, done = {"pss": 0.0}, threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.5):
-            peak["pss"] = max(peak["pss"], tree_pss_mib(process.pid))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    stdout, stderr = process.communicate()
-    done.set()
-    sampler.join()
+    with peak_tree_pss(process.pid) as peak:
+        stdout, stderr = process.communicate()
     if process.returncode != 0:  # the build's own error, not only its exit status
         raise RuntimeError(f"build on {home} failed:\n{stderr[-4000:]}")
-    return {**json.loads(stdout.strip().splitlines()[-1]), "peak_tree_pss_gib": round(peak["pss"] / 1024, 2)}
+    return {**json.loads(stdout.strip().splitlines()[-1]), "peak_tree_pss_gib": round(peak["mib"] / 1024, 2)}
 
 
 def memory_only(tickets: int, files: int, json_path: str | None) -> None:

@@ -45,12 +45,12 @@ def run_sql_model(sql: str, sources: dict[str, Path | pl.DataFrame | PartedFrame
     if scratch is not None:  # a worker that made no part of this product has no work directory yet
         Path(scratch).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".sql-", dir=scratch) as tmp, duckdb.connect() as con:
-        for name, source in sources.items():
+        for index, (name, source) in enumerate(sources.items()):
             if isinstance(source, pl.DataFrame):
                 con.register(name, source.to_arrow())
                 continue
             if isinstance(source, PartedFrame):
-                folder = Path(tmp) / f"{len(list(Path(tmp).iterdir())):03d}"
+                folder = Path(tmp) / f"{index:03d}"
                 folder.mkdir()
                 files = source.parquet_files(folder)
                 if not files:  # no parts yet: the columns the asset would have, no rows

@@ -91,7 +91,8 @@ def parquet_part_reader(locate: Callable[[str], Path]) -> PartReader:
 
 class PartedFrame:
     """An ordered list of parts, read one at a time. `collect()` gives the whole frame for readers that
-    need it (SQL models, small products); stages that scale read `frames()` or single columns."""
+    need it (the kept examples, small products); stages that scale read `frames()` or single columns, and
+    query engines scan `parquet_files()`."""
 
     def __init__(self, parts: list[Part], read: PartReader | None = None, schema: dict | None = None,
                  spill: Spill | None = None):
