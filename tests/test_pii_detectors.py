@@ -38,11 +38,37 @@ def redacted(redactor, text: str) -> str:
     ("My driver's license number is LH329609T", ["LH329609T"]),
     ("my website is https://www.janes-pottery.example.com/shop", ["janes-pottery"]),
     ("I work for Brightwater Analytics LLC as a contractor", ["Brightwater"]),
+    # ages said the way people say them, post codes of other countries, phones that context names
+    ("My birthday is on Sunday. I'll turn 47.", ["47"]),
+    ("The song was written when she was 19.", ["19"]),
+    ("ZIP: 58058-010", ["58058", "010"]),
+    ("Billing address: Kenji Mori\n    856 ul. Spychalskiego 96 Apt. 985\n   Opole\n    nan\n    45-710\n",
+     ["Spychalskiego", "Opole", "45-710", "710"]),
+    ("I would like to stop receiving messages to 468 3505", ["3505"]),
+    # what a form's label introduces: a name after its label, a web address after "Website:"
+    ("Name:    Klaudia Wiśniewska\nAddress: 37409 Paseo del Atlántico 81", ["Klaudia", "Wiśniewska"]),
+    ("What's your last name? Trevisan", ["Trevisan"]),
+    ("I've shared files with you https://www.GamingOutlets.example/", ["GamingOutlets"]),
+    # a company's legal form makes it an organisation even when its words are everyday ones
+    ("I work for Getty Realty Corp. in the city", ["Getty", "Realty"]),
+    ("Regine spent a year at Record Plc as an assistant", ["Record Plc"]),
 ])
 def test_personal_data_in_tickets_is_masked(redactor, text, left_readable):
     out = redacted(redactor, text)
     for fragment in left_readable:
         assert fragment not in out, (fragment, out)
+
+
+def test_line_breaks_escaped_by_an_export_are_read_as_line_breaks(redactor):
+    """A contact card whose line breaks arrived as the two characters backslash and n: every value on
+    its own line is found, and the redacted text keeps the backslashes where they were."""
+    card = ("Skye Dickens\\n\\nPersonal Info:\\nPhone:\\n494 17 271\\n\\nE-mail:\\nSkyeDickens@example.com"
+            "\\n\\nWebsite:\\nhttps://WorkplaceEvaluation.example/\\n")
+    out = redacted(redactor, card)
+    for fragment in ("494 17 271", "SkyeDickens@", "WorkplaceEvaluation", "Skye Dickens"):
+        assert fragment not in out, (fragment, out)
+    assert out.count("\\n") == card.count("\\n"), out
+    assert "Personal Info:\\nPhone:\\n[PHONE]" in out, out
 
 
 @pytest.mark.parametrize("text", [
@@ -58,6 +84,8 @@ def test_personal_data_in_tickets_is_masked(redactor, text, left_readable):
     "I have a 7 hour drive tomorrow and 3 more on the way, so excited",
     "I will hold on to the promise I made on the 17 of March, see you then!",
     "Selamat pagi, Anak negeri semangat pagi ini bersama teman kita semua",
+    "When I was 5 minutes late the bus had left; please turn to page 12.",
+    "The product name: Widget is shown on the invoice, see website: www for details.",
 ])
 def test_ordinary_sentences_stay_as_they_are(redactor, text):
     assert redacted(redactor, text) == text

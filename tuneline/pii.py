@@ -237,6 +237,15 @@ def known_value_spans(text: str, known: dict[str, str]) -> list[tuple[str, int, 
     return [(wanted[m.group().lower()], m.start(), m.end()) for m in pattern.finditer(text)]
 
 
+_ESCAPED_LINE_BREAK = re.compile(r"\\[nr]")
+
+
+def with_line_breaks_unescaped(text: str) -> str:
+    """The text with each literal backslash-n (a line break escaped twice by an export: "Phone:\\n467 3395")
+    read as a line break, at the same length (" \\n"), so every offset found in it holds in the original."""
+    return _ESCAPED_LINE_BREAK.sub(" \n", text) if "\\" in text else text
+
+
 class PiiRedactor:
     """Finds PII with presidio and replaces each span by its type's placeholder."""
 
@@ -336,6 +345,7 @@ class PiiRedactor:
         from presidio_analyzer import RecognizerResult
 
         entities = list(entities or self.entities)
+        texts = [with_line_breaks_unescaped(text) for text in texts]
         vocabulary = company_vocabulary([*self.allow_list, *company_names])
         cache = self._cache.setdefault(tuple(sorted(entities)), {})
         spans = [sentence_spans(text) for text in texts]

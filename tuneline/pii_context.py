@@ -53,7 +53,7 @@ STREET_PATTERNS = [
 # between the parts of an address: a comma, a line break (with a list bullet), or spaces
 _SEPARATOR = re.compile(r"\s*(?:,|\n|\|)\s*(?:[^\w\s\d]{1,3}\s*)?(?:,\s*)?|\s+")
 _PART = re.compile(rf"{_UNIT}|(?:nan\b)|{_POST_CODE}|[A-Z]{{2}}\b(?=\s*(?:\d|$|,|\n))")
-_CAPITALIZED_RUN = re.compile(r"(?:[^\W\d_][\w'’.-]*)(?:\s+(?:[^\W\d_][\w'’.-]*|\d{1,2}\b)){0,4}")
+_CAPITALIZED_RUN = re.compile(r"(?:[^\W\d_][\w'’.-]*)(?:[ \t]+(?:[^\W\d_][\w'’.-]*|\d{1,2}(?![\w-]))){0,4}")
 MAX_PARTS = 8
 
 

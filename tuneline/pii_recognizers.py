@@ -283,7 +283,8 @@ def drop_implausible_names(text: str, results: list) -> list:
                 continue  # an acronym alone ("VMA", "HSM", "XPS") names a brand, show or product, not a customer
             if r.entity_type == "PERSON" and any(w in CALENDAR_WORDS for w in words):
                 continue  # "Thu Jan", "Sunday Sept", "Merry Christmas"
-            by_context = r.entity_type == "ORGANIZATION" and r.score != NER_SCORE  # "the X office", "X Ltd."
+            by_context = r.entity_type == "ORGANIZATION" and (  # "the X office", "X Ltd."
+                r.score != NER_SCORE or bool(ENDS_WITH_COMPANY_SUFFIX.search(span)))
             if len(words) == 1 and words[0] in common and words[0] not in known and not by_context:
                 continue
             if mixed_case and span.islower() and not any(w in known for w in words) \
@@ -363,7 +364,7 @@ def luhn_valid(value: str) -> bool:
 
 _DIGIT_WORD = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|\d)"
 _PHONE_CONTEXT = (r"(?i:\b(?:call(?:ed|ing)?|phone|tel(?:ephone)?|mobile|cell|reach(?: me)?|text(?: me)?|"
-                  r"whatsapp|answering at|fax|dial|contact(?: number)?)\b)")
+                  r"whatsapp|answering at|fax|dial|contact(?: number)?|sms|messages? (?:to|on)|registered)\b)")
 _TLDS = (r"com|net|org|edu|gov|io|co|uk|de|fr|es|it|nl|be|ch|at|se|no|dk|fi|pl|cz|ru|jp|cn|in|au|ca|br|mx|info|"
          r"biz|me|us|eu|hu|is|si|tn|nz|za|pt|gr|ie|tv|app|dev|mail")
 
@@ -374,8 +375,10 @@ def context_recognizers() -> list[EntityRecognizer]:
     age = RegexValueRecognizer("AGE", "AgeRecognizer", [
         r"(?i)\b(?P<v>\d{1,3})(?:[- ](?:years?|yrs?)[- ]old|[- ]year[- ]old|\s?y/?o\b)",
         r"(?i)\bat the age of\s+(?P<v>\d{1,3})\b",
-        r"(?i)\b(?:aged?|age:|age is|i am|i'm|im|turned|turning)\s+(?P<v>\d{1,3})\b(?=\s*(?:years?|yrs?|$|[.,!;)]|"
-        r"and|but|so|now))",
+        r"(?i)\b(?:aged?|age:|age is|i am|i'm|im|turn|turns|turned|turning)\s+(?P<v>\d{1,3})\b(?=\s*(?:years?|yrs?|$|"
+        r"[.,!;)]|and|but|so|now))",
+        # "written when he was 61.", "when I was 12,": a person's age at a moment of their life
+        r"(?i)\bwhen (?:i|he|she|they|we|you) (?:was|were)\s+(?P<v>\d{1,3})\b(?=\s*(?:years?|yrs?|$|[.,!;)]))",
     ], 0.6, validate=lambda v: 0 < int(v) < 125)
     date = PatternRecognizer(supported_entity="DATE_TIME", name="PersonalDateRecognizer", patterns=[
         # a whole calendar date in a customer's ticket is theirs: a birth, a purchase, a visit. A day and month
@@ -415,13 +418,28 @@ def context_recognizers() -> list[EntityRecognizer]:
     ])
     post_code = RegexValueRecognizer("STREET_ADDRESS", "PostCodeRecognizer", [
         r"(?i)\b(?:zip|postal|post|postcode)(?:\s*code)?\s*(?:is|:|#)?\s*(?P<v>\d{3,6}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s?"
-        r"\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d|\d{2}-\d{3}|\d{3}\s\d{2})(?![\w-])",
+        r"\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d|\d{2}-\d{3}|\d{5}-\d{3}|\d{3}\s\d{2})(?![\w-])",
     ], 0.6)
-    return [age, date, phone, licence, card, obfuscated_email, url, post_code, *organization_recognizers()]
+    labeled = [
+        # a form's or a chat's label says what follows: "Name:    Klaudia Wiśniewska", "Website:\nhttps://...",
+        # "What's your last name? Trevisan", "files shared with you https://..."
+        RegexValueRecognizer("PERSON", "LabeledNameRecognizer", [
+            r"(?:(?m:^)[ \t]*|(?i:\b(?:your|my|the|his|her|their|customer'?s?)\s+))"
+            r"(?i:(?:full |first |last |sur)?name(?: on (?:the|your|my) (?:account|card|order))?)[ \t]*[:?][ \t]*"
+            r"(?:\n[ \t]*)?(?i:user:[ \t]*)?(?P<v>[A-Z][\w'’-]+(?:[ \t]+[A-Z][\w'’.-]*){0,3})"], 0.6),
+        RegexValueRecognizer("URL", "LabeledWebAddressRecognizer", [
+            r"(?i)\b(?:website|web site|homepage|home page|blog|portfolio)[ \t]*:[ \t]*(?:\n[ \t]*)?"
+            r"(?P<v>(?:https?://|www\.)[^\s<>\"'|]+)",
+            r"(?i)\bshared (?:[\w-]+ ){0,3}with you:?\s+(?P<v>https?://[^\s<>\"'|]+)"], 0.6),
+    ]
+    return [age, date, phone, licence, card, obfuscated_email, url, post_code, *labeled, *organization_recognizers()]
 
 
 _ORG_SUFFIX = (r"inc|llc|ltd|plc|gmbh|corp|corporation|company|co|group|partners|consulting|technologies|"
-               r"labs|holdings|bank|insurance|associates|ag|sa|sas|bv|nv|ab|oy|pty|llp|foundation|university")
+               r"labs|holdings|bank|insurance|associates|ag|sa|sas|bv|nv|ab|oy|pty|llp|foundation|university|"
+               r"limited|incorporated|co\.\s?ltd|p\.l\.c|s\.a|l\.p|n\.v")
+# a name that ends in a company's legal form is an organisation by its form, whatever its words
+ENDS_WITH_COMPANY_SUFFIX = re.compile(rf"(?i)\s(?:{_ORG_SUFFIX})\.?$")
 _CAPS_RUN = r"(?:[A-Z0-9][\w&'’.-]*)(?:\s+(?:[A-Z0-9][\w&'’.-]*|of|and|&|de|für)){0,4}"
 
 
@@ -432,9 +450,9 @@ def organization_recognizers() -> list[EntityRecognizer]:
     suffixed = PatternRecognizer(supported_entity="ORGANIZATION", name="CompanySuffixRecognizer", patterns=[
         Pattern("words and a company suffix", rf"\b{_CAPS_RUN},?\s+(?i:{_ORG_SUFFIX})\b\.?", 0.6),
         Pattern("lowercase words and a company suffix",
-                rf"(?<![\w])(?:[a-z][\w'-]*\s+){{1,3}}(?:{_ORG_SUFFIX})\b\.?(?=\s+(?:is|was|has|invested|office)\b|"
+                rf"(?<![\w])(?:[a-z][\w'-]*\s+){{1,3}}(?i:{_ORG_SUFFIX})\b\.?(?=\s+(?:is|was|has|invested|office)\b|"
                 rf"\s*(?:\n|\||$))", 0.5),
-    ])
+    ], global_regex_flags=re.DOTALL | re.MULTILINE)  # case-sensitive: the capitals mark where the name begins
     firm = RegexValueRecognizer("ORGANIZATION", "FirmNameRecognizer", [
         r"(?i)(?P<v>\b[^\W\d_][\w'-]+,\s+[^\W\d_][\w'-]+,?\s+(?:and|&)\s+[^\W\d_][\w'-]+)\b",
         r"(?P<v>\b[A-Z][a-z]+-[A-Z][a-z]+)\b",
