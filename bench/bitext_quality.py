@@ -12,9 +12,11 @@ examples seen, and ranks them by loss on every product's validation split (never
 training defaults, then the defaults with one setting changed per point (rows of earlier searches on the
 same home and budget are kept, so a search can be extended).
 `evaluate` materializes shared_adapter, then per product lora_adapter (continued from the shared one, or
-the shared one as is, chosen on validation loss) and eval_report (base vs the chosen adapter on the
-product's test split, generation at the references' 95th percentile length). Results print as markdown
-and land in `<home>/bitext_quality.json`.
+the shared one as is: with `--keep best_val_rougeL`, the default, whichever of the shared adapter and the
+continued run's snapshots every `--candidate-every-examples` replies best on the product's validation split
+by ROUGE-L; with `--keep last`, the shared or the last step by validation loss) and eval_report (base vs
+the chosen adapter on the product's test split, generation at the references' 95th percentile length).
+Results print as markdown and land in `<home>/bitext_quality.json`.
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ def search(home: Path, examples_seen: int, val_limit: int, points: list[dict]) -
 
 def evaluate(home: Path, training: dict, product_examples_seen: int, eval_examples: int,
              min_examples: int, products: list[str] | None = None, reuse_shared: bool = False,
-             eval_only: bool = False, shared_too: bool = False) -> list[dict]:
+             eval_only: bool = False, shared_too: bool = False, product_keep: dict | None = None) -> list[dict]:
     import dagster as dg
 
     from ft_assets.definitions import all_assets
@@ -180,7 +182,7 @@ def evaluate(home: Path, training: dict, product_examples_seen: int, eval_exampl
         print(f"shared adapter: {time.perf_counter() - started:.0f} s", flush=True)
     rows = []
     product_training = {**training, "examples_seen": product_examples_seen,
-                        "min_examples_for_own_adapter": min_examples}
+                        "min_examples_for_own_adapter": min_examples, **(product_keep or {})}
     for product in products or _products(home):
         started, wall_started = time.perf_counter(), time.time()
         ops = {"eval_report": {"config": {"max_examples": eval_examples, "batch_size": 8}}}
@@ -204,6 +206,10 @@ def evaluate(home: Path, training: dict, product_examples_seen: int, eval_exampl
         row = {"product": product, "source": adapter["source"], "train": adapter["train_examples"],
                "val_loss_shared": adapter.get("val_loss_shared") or adapter.get("val_loss_before"),
                "val_loss_continued": adapter.get("val_loss_continued") or adapter.get("val_loss_after"),
+               "val_rougeL_shared": adapter.get("val_rougeL_shared") or adapter.get("val_rougeL_before"),
+               "val_rougeL_continued": adapter.get("val_rougeL_continued") or adapter.get("val_rougeL_after"),
+               "val_rougeL_by_examples_seen": adapter.get("val_rougeL"),
+               "kept_examples_seen": adapter.get("kept_examples_seen"),
                "test": report["examples"], "test_available": report["examples_available"],
                "max_new_tokens": report["generation"]["max_new_tokens"],
                "reference_tokens_p95": report["generation"]["reference_tokens_p95"],
@@ -242,6 +248,10 @@ def main() -> None:
     parser.add_argument("--product-examples-seen", type=int, default=320)
     parser.add_argument("--eval-examples", type=int, default=24)
     parser.add_argument("--min-examples", type=int, default=32)
+    parser.add_argument("--keep", choices=("last", "best_val_rougeL"), default="best_val_rougeL",
+                        help="what a product keeps: its last step (shared or continued on validation loss), or the "
+                             "best of the shared adapter and its snapshots by validation ROUGE-L")
+    parser.add_argument("--candidate-every-examples", type=int, default=160)
     parser.add_argument("--grid-learning-rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3])
     parser.add_argument("--grid-ranks", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--vary", nargs="+", metavar="NAME=VALUE",
@@ -276,11 +286,13 @@ def main() -> None:
         training = {"learning_rate": ns.learning_rate, "lora_r": ns.lora_r, "lora_alpha": 2 * ns.lora_r,
                     "examples_seen": ns.examples_seen}
         rows = evaluate(home, training, ns.product_examples_seen, ns.eval_examples, ns.min_examples,
-                        ns.products, ns.reuse_shared or ns.eval_only, ns.eval_only, ns.shared_too)
+                        ns.products, ns.reuse_shared or ns.eval_only, ns.eval_only, ns.shared_too,
+                        {"keep": ns.keep, "candidate_every_examples": ns.candidate_every_examples})
         earlier = results.get("evaluate", {}).get("rows", []) if ns.reuse_shared or ns.eval_only else []
         fresh = {r["product"] for r in rows}
         results["evaluate"] = {"date": today(), "training": training,
-                               "product_examples_seen": ns.product_examples_seen,
+                               "product_examples_seen": ns.product_examples_seen, "keep": ns.keep,
+                               "candidate_every_examples": ns.candidate_every_examples,
                                "rows": [r for r in earlier if r["product"] not in fresh] + rows}
     out.write_text(json.dumps(results, indent=1))
 

@@ -35,7 +35,8 @@ TrainingRunConfig = derived_config(
     "TrainingRunConfig", TrainConfig, base=_TrainingRunDefaults,
     only=("method", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate", "lr_scheduler_type",
           "warmup_ratio", "per_device_batch_size", "gradient_accumulation_steps", "num_epochs", "max_steps",
-          "examples_seen", "max_length", "seed", "eval_steps", "early_stopping_patience", "save_steps"))
+          "examples_seen", "max_length", "seed", "eval_steps", "early_stopping_patience", "save_steps", "keep",
+          "candidate_every_examples"))
 
 
 class ProductAdapterConfig(TrainingRunConfig):
@@ -45,6 +46,10 @@ class ProductAdapterConfig(TrainingRunConfig):
     start_from: str = "auto"
     # fewer training examples than this, and a shared adapter exists: the product is served by the shared one
     min_examples_for_own_adapter: int = 32
+    # a product keeps, of the shared adapter, a snapshot every 160 examples seen and the last step, the one whose
+    # replies score the highest ROUGE-L on its validation split ("last": the last step, chosen on validation loss)
+    keep: str = "best_val_rougeL"
+    candidate_every_examples: int = 160
 
 
 def _train(context: dg.AssetExecutionContext, config: TrainingRunConfig, records: list[dict], work: Path,
@@ -98,6 +103,8 @@ def _adapter_metadata(summary: dict) -> dict:
         "adapter_key": summary["adapter_key"],
         "loss_curve": dg.MetadataValue.md(png_file_markdown(curve, "loss curve")) if curve.exists() else None,
         "best_eval_loss": summary.get("best_eval_loss"),
+        "kept_examples_seen": summary.get("kept_examples_seen"),  # keep best_val_rougeL: which snapshot was kept
+        "val_rougeL_kept": summary.get("val_rougeL_after"),
         "resumed_from": summary.get("resumed_from"),
         "mlflow_run_id": summary.get("mlflow_run_id"),
         "global_steps": summary["global_steps"],
@@ -151,25 +158,34 @@ def latest_shared_adapter(instance: dg.DagsterInstance) -> dict | None:
             "run_id": event.run_id}
 
 
-def choose_adapter(train_examples: int, min_examples: int, has_shared: bool, val_loss_shared: float | None,
-                   val_loss_product: float | None) -> tuple[str, str]:
-    """Pure: which adapter serves a product ("shared" or "product") and why."""
+def choose_adapter(train_examples: int, min_examples: int, has_shared: bool, summary: dict | None) -> tuple[str, str]:
+    """Pure: which adapter serves a product ("shared" or "product") and why. The product's training summary
+    compares the shared adapter with the continued one on the product's validation split: by the ROUGE-L of
+    their replies when training chose by it, else by validation loss."""
     if not has_shared:
         return "product", "no shared adapter: trained from the base model"
     if train_examples < min_examples:
         return "shared", f"{train_examples} training examples < {min_examples}: too few for an adapter of its own"
-    if val_loss_shared is None or val_loss_product is None:
+    summary = summary or {}
+    if summary.get("val_rougeL_after") is not None and summary.get("val_rougeL_before") is not None:
+        shared, continued = summary["val_rougeL_before"], summary["val_rougeL_after"]
+        if continued > shared:
+            return "product", (f"validation ROUGE-L {continued:.4f} continued ({summary['kept_examples_seen']} "
+                               f"examples seen) > {shared:.4f} shared")
+        return "shared", f"validation ROUGE-L {shared:.4f} shared >= {continued:.4f} continued"
+    shared, continued = summary.get("val_loss_before"), summary.get("val_loss_after")
+    if shared is None or continued is None:
         return "product", "no validation examples to compare on: continued from the shared adapter"
-    if val_loss_product < val_loss_shared:
-        return "product", f"validation loss {val_loss_product:.4f} continued < {val_loss_shared:.4f} shared"
-    return "shared", f"validation loss {val_loss_shared:.4f} shared <= {val_loss_product:.4f} continued"
+    if continued < shared:
+        return "product", f"validation loss {continued:.4f} continued < {shared:.4f} shared"
+    return "shared", f"validation loss {shared:.4f} shared <= {continued:.4f} continued"
 
 
 @dg.asset(
     partitions_def=product_partitions,
     group_name="training",
     kinds={"pytorch", "huggingface"},
-    code_version="4",
+    code_version="5",
     pool="training",
     freshness_policy=ADAPTER_FRESHNESS,
 )
@@ -177,8 +193,9 @@ def lora_adapter(context: dg.AssetExecutionContext, config: ProductAdapterConfig
                  storage: TunelineStorage, base_model: BaseModel, trainer: TrainerResource,
                  tracking: MlflowTracking) -> dg.Output[dict]:
     """The adapter that serves a product: the shared adapter continued on the product's train split, or the
-    shared adapter as it is, whichever has the lower validation loss on the product's validation split (the
-    shared one outright when the product has too few examples); from the base model when no shared adapter
+    shared adapter as it is, whichever scores better on the product's validation split (keep best_val_rougeL:
+    the ROUGE-L of their replies, with the continued run's best snapshot; keep last: validation loss), the
+    shared one outright when the product has too few examples; from the base model when no shared adapter
     is materialized. `source` in the metadata and the registry says which.
 
     Versioned: `adapters/<product>/v-<hash of data + run config + starting adapter>/`. A run killed
@@ -200,14 +217,15 @@ def lora_adapter(context: dg.AssetExecutionContext, config: ProductAdapterConfig
         summary = _train(context, config, records, storage.work_dir(product), storage.adapter_dir(product),
                          product, storage, base_model, trainer, tracking, init_adapter=init)
     trained = summary or {}
-    source, reason = choose_adapter(len(train), config.min_examples_for_own_adapter, shared is not None,
-                                    trained.get("val_loss_before"), trained.get("val_loss_after"))
+    source, reason = choose_adapter(len(train), config.min_examples_for_own_adapter, shared is not None, trained)
     if source == "shared":
         shared_dir = storage.localize(shared["adapter_key"])
         summary = {**_shared_summary(shared_dir), "adapter_dir": str(shared_dir), "adapter_key": shared["adapter_key"],
                    "base_model": shared["base_model"], "train_examples": len(train),
                    "val_loss_shared": trained.get("val_loss_before"),
-                   "val_loss_continued": trained.get("val_loss_after")}
+                   "val_loss_continued": trained.get("val_loss_after"),
+                   "val_rougeL_shared": trained.get("val_rougeL_before"),
+                   "val_rougeL_continued": trained.get("val_rougeL_after")}
     else:
         _write_training_manifest(summary, [dataset_splits], storage)
     summary["source"], summary["choice_reason"] = source, reason

@@ -243,9 +243,26 @@ def test_a_ticket_too_long_for_training_is_left_out_not_fatal(graph_env, home):
     assert meta["train_examples"] + meta["val_examples"] + meta["test_examples"] == len(exported)
 
 
+@pytest.mark.parametrize(("summary", "source", "reason"), [
+    ({"val_rougeL_before": 0.30, "val_rougeL_after": 0.35, "kept_examples_seen": 160,
+      "val_loss_before": 0.9, "val_loss_after": 1.0}, "product", "ROUGE-L 0.3500 continued (160 examples seen)"),
+    ({"val_rougeL_before": 0.35, "val_rougeL_after": 0.35, "kept_examples_seen": 0}, "shared", "ROUGE-L 0.3500 shared"),
+    ({"val_loss_before": 0.9, "val_loss_after": 0.8}, "product", "loss 0.8000 continued < 0.9000"),
+    ({"val_loss_before": 0.8, "val_loss_after": 0.8}, "shared", "loss 0.8000 shared <= 0.8000"),
+    ({}, "product", "no validation examples"),
+])
+def test_a_product_is_served_by_what_scores_better_on_its_validation_split(summary, source, reason):
+    from ft_assets.training import choose_adapter
+
+    chosen, why = choose_adapter(100, 32, True, summary)
+    assert chosen == source and reason in why
+    assert choose_adapter(10, 32, True, summary)[0] == "shared", "too few examples: the shared adapter as is"
+    assert choose_adapter(100, 32, False, summary)[0] == "product", "no shared adapter: the product's own"
+
+
 def test_shared_adapter_serves_a_small_product_and_a_larger_one_continues_it(graph_env, home):
     """One adapter over both products; billing (below the threshold) is served by it as is; shipping continues it
-    and keeps whichever of the two has the lower validation loss on shipping's validation split."""
+    and keeps whichever of the two replies better (ROUGE-L) on shipping's validation split."""
     instance, resources, _ = graph_env
     data_assets = [a for a in product_assets() if not MODEL_ASSETS & {k.to_user_string() for k in a.keys}]
     for product in ("billing", "shipping"):
@@ -273,9 +290,9 @@ def test_shared_adapter_serves_a_small_product_and_a_larger_one_continues_it(gra
     assert "too few" in small["choice_reason"] and not (home / "adapters" / "billing").exists()
 
     continued = product_adapter("shipping", 1)
-    before, after = continued.get("val_loss_shared", continued.get("val_loss_before")), \
-        continued.get("val_loss_continued", continued.get("val_loss_after"))
-    assert before is not None and after is not None
-    assert continued["source"] == ("product" if after < before else "shared")
+    before, after = continued.get("val_rougeL_shared", continued.get("val_rougeL_before")), \
+        continued.get("val_rougeL_continued", continued.get("val_rougeL_after"))
+    assert before is not None and after is not None, "by default a product chooses on its replies' ROUGE-L"
+    assert continued["source"] == ("product" if after > before else "shared")
     trained = next((home / "adapters" / "shipping").glob("v-*"))
     assert json.loads((trained / "training_args.json").read_text())["init_adapter"] == str(shared_dir)

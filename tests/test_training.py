@@ -288,3 +288,59 @@ def test_training_length_in_examples_seen_gives_small_products_enough_steps():
     assert steps(examples_seen=641, per_device_batch_size=4, gradient_accumulation_steps=4) == 41
     assert steps(examples_seen=1, per_device_batch_size=8) == 1
     assert steps(max_steps=7) == 7 and steps() == -1  # unset: epochs decide
+
+
+def test_keep_best_val_rougeL_scores_every_snapshot_and_keeps_the_best(tiny_model_dir, tmp_path):
+    from tuneline.evaluation import validation_rouge
+
+    chats = _chat_file(tmp_path / "chats.jsonl")
+    out = tmp_path / "adapter"
+    summary = main(TrainConfig(model=str(tiny_model_dir), train_file=str(chats), val_file=str(chats),
+                               output_dir=str(out), max_steps=3, gradient_accumulation_steps=1,
+                               learning_rate=5e-2, keep="best_val_rougeL", candidate_every_examples=4))
+    assert set(summary["val_rougeL"]) == {"4", "8", "12"}, "a snapshot after steps 1 and 2, and the last step"
+    kept = summary["kept_examples_seen"]
+    assert summary["val_rougeL"][str(kept)] == max(summary["val_rougeL"].values()) == summary["val_rougeL_after"]
+    assert summary["val_rougeL_before"] is None, "no starting adapter to compare with"
+    assert not (out / "_snapshots").exists(), "the snapshots are spent once one is kept"
+    records = [json.loads(line) for line in chats.read_text().splitlines()]
+    again, _ = validation_rouge(str(tiny_model_dir), {0: str(out)}, records, records)
+    assert again[0] == summary["val_rougeL_after"], "the weights left in the output are the kept snapshot's"
+
+
+@pytest.mark.parametrize(("scores", "kept", "weights"), [
+    ({0: 0.2, 4: 0.5, 8: 0.5, 12: 0.4}, 4, "after step 1"),  # a tie goes to the one that saw fewer examples
+    ({0: 0.6, 4: 0.5, 8: 0.5, 12: 0.4}, 0, "starting adapter"),
+    ({0: 0.2, 4: 0.3, 8: 0.4, 12: 0.5}, 12, "last step"),
+])
+def test_the_kept_weights_are_the_best_candidates(tmp_path, monkeypatch, scores, kept, weights):
+    import tuneline.evaluation
+    from tuneline.training import keep_best_on_validation
+
+    folders = {0: tmp_path / "shared", 4: tmp_path / "snapshots" / "step-1", 8: tmp_path / "snapshots" / "step-2",
+               12: tmp_path / "staging"}
+    names = {0: "starting adapter", 4: "after step 1", 8: "after step 2", 12: "last step"}
+    for seen, folder in folders.items():
+        folder.mkdir(parents=True)
+        (folder / "adapter_model.safetensors").write_text(names[seen])
+    seen_candidates = {}
+
+    def fake_rouge(model, candidates, records, sizing):
+        seen_candidates.update(candidates)
+        return scores, 99
+
+    monkeypatch.setattr(tuneline.evaluation, "validation_rouge", fake_rouge)
+    chats = _chat_file(tmp_path / "chats.jsonl")
+    config = TrainConfig(model="m", train_file=str(chats), val_file=str(chats), output_dir=str(folders[12]),
+                         init_adapter=str(folders[0]))
+    choice = keep_best_on_validation(config, folders[12], tmp_path / "snapshots", 4, 3)
+    assert seen_candidates == {k: str(v) for k, v in folders.items()}
+    assert choice["kept_examples_seen"] == kept and choice["val_rougeL_before"] == scores[0]
+    assert (folders[12] / "adapter_model.safetensors").read_text() == weights
+
+
+def test_an_unknown_keep_rule_is_a_clear_error(tiny_model_dir, tmp_path):
+    chats = _chat_file(tmp_path / "chats.jsonl")
+    with pytest.raises(TrainingConfigError, match="keep must be one of"):
+        build_trainer(TrainConfig(model=str(tiny_model_dir), train_file=str(chats), output_dir=str(tmp_path / "o"),
+                                  keep="best_loss"), tmp_path / "trainer")

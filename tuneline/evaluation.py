@@ -372,6 +372,29 @@ def evaluate_adapter(base_model: str, adapter_dir: str | None, records: list[dic
     return report
 
 
+def validation_rouge(base_model: str, candidates: dict[int, str], records: list[dict],
+                     sizing_records: list[dict] | None = None, batch_size: int = 8,
+                     settings: EvalSettings = EvalSettings()) -> tuple[dict[int, float], int]:
+    """Mean ROUGE-L of each candidate's greedy replies on `records`, generated as evaluation generates (same
+    budget rule, fp32 base), and the budget used: what training's keep="best_val_rougeL" chooses by."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    budget = generation_budget(reference_reply_tokens(tokenizer, records), settings.max_new_tokens,
+                               settings.max_new_tokens_cap,
+                               reference_reply_tokens(tokenizer, (sizing_records or []) + records),
+                               settings.generation_headroom)["max_new_tokens"]
+    references = [_prompt_and_reference(r)[1] for r in records]
+    scores = {}
+    for key, tuned_dir in candidates.items():
+        model = load_tuned(AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32), tuned_dir)
+        replies = generate_replies(model, tokenizer, records, budget, batch_size)
+        per = rouge_per_example(replies, references)["rougeL"]
+        scores[key] = round(sum(per) / max(len(per), 1), 4)
+    return scores, budget
+
+
 def load_tuned(base, tuned_dir: str):
     """Base + LoRA adapter, or (method full, no adapter_config.json) the fully fine-tuned model itself."""
     import torch

@@ -30,6 +30,13 @@ QUANTIZATIONS = ("none", "4bit")
 # lora: a new LoRA adapter on the frozen base; qlora: the same on a 4-bit base (CUDA); full: every weight trained
 METHODS = ("lora", "qlora", "full")
 PRECISIONS = ("auto", "fp32", "bf16")
+# which weights a run keeps: the last step's, or of the starting adapter, a snapshot every
+# `candidate_every_examples` and the last step, the one whose greedy replies score the highest ROUGE-L on the
+# validation split (on bitext, validation loss did not follow ROUGE-L: BENCHMARKS.md section 6)
+KEEP = ("last", "best_val_rougeL")
+# the files that are a run's weights (a LoRA adapter's, or a fully fine-tuned model's)
+ADAPTER_WEIGHT_FILES = ("adapter_config.json", "adapter_model.safetensors", "config.json", "model.safetensors",
+                        "generation_config.json")
 ATTENTIONS = ("auto", "eager", "sdpa")
 
 
@@ -76,6 +83,8 @@ class TrainConfig:
     logging_steps: int = 5
     eval_steps: int = 0  # validation loss every N steps (needs val_file); 0 = off
     early_stopping_patience: int = 0  # stop after N evaluations without improvement; 0 = off
+    keep: str = "last"  # or "best_val_rougeL" (needs val_file): see KEEP
+    candidate_every_examples: int = 0  # with keep best_val_rougeL: a snapshot every N examples seen; 0 = none
     save_steps: int = 0  # checkpoint every N steps into checkpoint_dir; 0 = no checkpoints
     checkpoint_dir: str | None = None  # stable across retries, so a killed run resumes
     mlflow_tracking_uri: str | None = None  # e.g. sqlite:///.../mlflow.db or http://host:5000
@@ -347,6 +356,8 @@ def build_trainer(config: TrainConfig, output_dir: Path):
     evaluate = bool(config.eval_steps and val_rows)
     if config.early_stopping_patience and not evaluate:
         raise TrainingConfigError("early stopping needs eval_steps > 0 and a non-empty val_file")
+    if config.keep not in KEEP:
+        raise TrainingConfigError(f"keep must be one of {KEEP}, got {config.keep!r}")
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -419,6 +430,11 @@ def main(config: TrainConfig, reporter=None) -> dict:
         trainer, tokenizer, plan = build_trainer(config, trainer_dir)
         tracker = MlflowTracker(config) if config.mlflow_tracking_uri else None
         trainer.add_callback(progress_callback(reporter, tracker))
+        choosing = config.keep == "best_val_rougeL" and trainer.eval_dataset is not None
+        per_step = config.per_device_batch_size * config.gradient_accumulation_steps
+        snapshots = staging / "_snapshots"
+        if choosing and config.candidate_every_examples > 0:
+            trainer.add_callback(snapshot_callback(max(1, config.candidate_every_examples // per_step), snapshots))
         supervised_tokens = sum(sum(1 for t in labels if t != -100) for labels in trainer.train_dataset["labels"])
         resume_from = last_checkpoint(checkpoint_dir) if checkpoint_dir else None
         # continuing an adapter: its validation loss before this product's data, to choose between the two
@@ -432,6 +448,9 @@ def main(config: TrainConfig, reporter=None) -> dict:
         val_loss_after = _val_loss(trainer) if config.init_adapter else None
         trainer.model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        choice = keep_best_on_validation(config, staging, snapshots, per_step, trainer.state.global_step) \
+            if choosing else {}
+        shutil.rmtree(snapshots, ignore_errors=True)
         epochs_done = float(trainer.state.epoch or 0.0)
         steps_this_session = trainer.state.global_step - (int(resume_from.name.split("-")[1]) if resume_from else 0)
         tokens_seen = supervised_tokens * epochs_done
@@ -452,6 +471,7 @@ def main(config: TrainConfig, reporter=None) -> dict:
             "init_adapter": config.init_adapter,
             "val_loss_before": val_loss_before,
             "val_loss_after": val_loss_after,
+            **choice,
             "stopped_early": bool(config.early_stopping_patience)
             and trainer.state.global_step < trainer.state.max_steps,
             "resumed_from": resume_from.name if resume_from else None,
@@ -482,6 +502,46 @@ def main(config: TrainConfig, reporter=None) -> dict:
     if checkpoint_dir is not None:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the run finished: its checkpoints are spent
     return summary
+
+
+def snapshot_callback(every_steps: int, folder: Path):
+    """A TrainerCallback saving the weights every `every_steps` optimizer steps (not the last, which the run
+    saves itself) into `folder/step-N`: the candidates keep_best_on_validation chooses among."""
+    from transformers import TrainerCallback
+
+    class SnapshotCallback(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step % every_steps == 0 and state.global_step < state.max_steps:
+                model.save_pretrained(folder / f"step-{state.global_step}")
+
+    return SnapshotCallback()
+
+
+def keep_best_on_validation(config: TrainConfig, staging: Path, snapshots: Path, per_step: int,
+                            last_step: int) -> dict:
+    """Score the starting adapter (when continuing one), every snapshot and the last step by the ROUGE-L of their
+    greedy replies on the validation split, and leave the best one's weights in `staging` (ties: the one that
+    saw fewer examples). Evaluation generates the same way, so the kept weights are chosen on the measure the
+    promotion gate reads, on data the test split never sees."""
+    from tuneline.evaluation import validation_rouge
+
+    candidates: dict[int, Path] = {0: Path(config.init_adapter)} if config.init_adapter else {}
+    for folder in snapshots.glob("step-*"):
+        candidates[int(folder.name.split("-")[1]) * per_step] = folder
+    candidates[last_step * per_step] = staging
+    if len(candidates) == 1:  # nothing to choose between: no starting adapter, no snapshot
+        return {"kept_examples_seen": last_step * per_step}
+    scores, budget = validation_rouge(config.model, {k: str(v) for k, v in sorted(candidates.items())},
+                                      read_chat_jsonl(config.val_file), read_chat_jsonl(config.train_file))
+    kept = max(scores, key=lambda seen: (scores[seen], -seen))
+    if candidates[kept] != staging:
+        for name in ADAPTER_WEIGHT_FILES:
+            source = candidates[kept] / name
+            if source.exists():
+                shutil.copy2(source, staging / name)
+    return {"val_rougeL": {str(seen): score for seen, score in scores.items()}, "kept_examples_seen": kept,
+            "val_rougeL_before": scores.get(0) if config.init_adapter else None,
+            "val_rougeL_after": scores[kept], "val_max_new_tokens": budget}
 
 
 def _val_loss(trainer) -> float | None:
