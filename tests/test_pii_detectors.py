@@ -48,6 +48,8 @@ def redacted(redactor, text: str) -> str:
     # what a form's label introduces: a name after its label, a web address after "Website:"
     ("Name:    Klaudia Wiśniewska\nAddress: 37409 Paseo del Atlántico 81", ["Klaudia", "Wiśniewska"]),
     ("What's your last name? Trevisan", ["Trevisan"]),
+    ("ok so, name: maria lopez and the order is late", ["maria", "lopez"]),  # typed in lowercase
+    ("What's the name on the account? User: Bibulat Z Sultygov", ["Bibulat", "Sultygov"]),  # two sentences
     ("I've shared files with you https://www.GamingOutlets.example/", ["GamingOutlets"]),
     # a company's legal form makes it an organisation even when its words are everyday ones
     ("I work for Getty Realty Corp. in the city", ["Getty", "Realty"]),
@@ -86,9 +88,19 @@ def test_line_breaks_escaped_by_an_export_are_read_as_line_breaks(redactor):
     "Selamat pagi, Anak negeri semangat pagi ini bersama teman kita semua",
     "When I was 5 minutes late the bus had left; please turn to page 12.",
     "The product name: Widget is shown on the invoice, see website: www for details.",
+    "Product name: Widget Pro\nPlan: Gold",
 ])
 def test_ordinary_sentences_stay_as_they_are(redactor, text):
     assert redacted(redactor, text) == text
+
+
+def test_a_name_a_label_states_is_vouched_for(redactor):
+    """The label says outright that a name follows, so the learned name filter does not second-guess it,
+    as it does not after "my name is" or a title."""
+    text = "Order form\nFull name:    Hope Price\nPlan: Gold"
+    start = text.index("Hope Price")
+    assert (start, start + len("Hope Price")) in redactor.vouched_names(text)
+    assert "Hope" not in redacted(redactor, text)
 
 
 def test_timestamps_are_dates_not_phone_numbers(redactor):

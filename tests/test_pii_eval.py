@@ -99,8 +99,8 @@ def test_figures_on_a_generated_set_never_tuned_on_hold(redactor):
 
     generated = PROJECT_ROOT / "tests" / "data" / "pii_generated_seed12.json"
     report = evaluate_records(redactor, load_presidio_json(generated))
-    assert report.overall().char_share >= 0.852, report.overall()  # README: 0.859 (a few NER ties either way)
-    # README: 0.957, 1.000, 0.989, 1.000, 1.000, 0.912, 0.771, 0.941
+    assert report.overall().char_share >= 0.853, report.overall()  # README: 0.860 (a few NER ties either way)
+    # README: 0.957, 1.000, 0.989, 1.000, 1.000, 0.914, 0.771, 0.941
     minimum = {"ADDRESS": 0.95, "AGE": 0.98, "PHONE_NUMBER": 0.97, "CREDIT_CARD": 1.0, "EMAIL_ADDRESS": 1.0,
                "PERSON": 0.90, "ZIP_CODE": 0.74, "DOMAIN_NAME": 0.94}
     for kind, least in minimum.items():

@@ -27,6 +27,7 @@ from tuneline.pii_recognizers import (
     digit_gated_phone_recognizer,
     drop_company_names,
     drop_implausible_names,
+    labeled_name_recognizer,
     support_recognizers,
 )
 
@@ -277,13 +278,18 @@ class PiiRedactor:
     def _person_context(self):
         return next(r for r in self.analyzer.registry.recognizers if r.name == "PersonContextRecognizer")
 
+    @cached_property
+    def _labeled_names(self):
+        return labeled_name_recognizer()
+
     def vouched_names(self, text: str) -> list[tuple[int, int]]:
-        """Spans where the context says outright that a name stands: a title, a self-introduction, a
-        signature ("Mrs. ...", "This is ...", "... here", "Regards, Liam Brown"). They vouch for what was
-        detected there and detect nothing themselves. Weaker contexts (a greeting, a capitalised word
-        before "I": "HEY HO!", "OK, I ...") are left to the name filter."""
+        """Spans where the context says outright that a name stands: a title, a self-introduction, a form's
+        name label, a signature ("Mrs. ...", "This is ...", "Name: ...", "Regards, Liam Brown"). They vouch
+        for what was detected there and detect nothing themselves. Weaker contexts (a greeting, a capitalised
+        word before "I": "HEY HO!", "OK, I ...") are left to the name filter."""
         return [(r.start, r.end) for r in self._person_context.analyze(text, ["PERSON"])
                 if r.analysis_explanation.pattern_name in VOUCHING_PATTERNS] + \
+            [(r.start, r.end) for r in self._labeled_names.analyze(text, ["PERSON"])] + \
             [m.span(1) for m in _SIGNED_OFF.finditer(text)]
 
     @cached_property
@@ -360,6 +366,8 @@ class PiiRedactor:
         for text, segs in zip(texts, spans, strict=True):
             results = [RecognizerResult(kind, a + start, a + end, score) for a, b in segs
                        for kind, start, end, score in found(text[a:b])]
+            if "PERSON" in entities:  # a label and its answer may be two sentences: read on the whole text
+                results += self._labeled_names.analyze(text, ["PERSON"])
             results = drop_company_names(text, drop_implausible_names(text, results), vocabulary)
             if "PERSON" in entities:
                 results = extend_name_lists(text, results)

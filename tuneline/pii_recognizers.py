@@ -46,10 +46,11 @@ def support_recognizers() -> list[EntityRecognizer]:
     ], context=["phone", "call", "number", "mobile", "cell", "tel", "reach"])
     person_context = PatternRecognizer(supported_entity="PERSON", name="PersonContextRecognizer", patterns=[
         Pattern("honorific", r"(?<=\b(?:[Mm]r|[Mm]rs|[Mm]s|[Mm]iss|[Dd]r)\.?\s)[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.6),
-        Pattern("introduced name", r"(?<=\b(?:[Mm]y name is|[Nn]ame is|[Cc]all me|[Tt]his is|[Nn]ame:)\s)"
+        # "Name: ..." after a form's label is LabeledNameRecognizer's (context_recognizers)
+        Pattern("introduced name", r"(?<=\b(?:[Mm]y name is|[Nn]ame is|[Cc]all me|[Tt]his is)\s)"
                 r"[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.6),
         # chat users type in lowercase: after an unambiguous introduction any case is a name
-        Pattern("introduced name, any case", r"(?<=\b(?i:my name is|name is|call me|calls me|name:)\s)"
+        Pattern("introduced name, any case", r"(?<=\b(?i:my name is|name is|call me|calls me)\s)"
                 r"(?i:[a-z][\w'-]+(?:\s[a-z][\w'-]+)?)", 0.6),
         Pattern("agent introduction", r"(?<=\b(?i:this is)\s)(?i:[a-z][\w'-]+(?:\s[a-z][\w'-]+)?)"
                 r"(?=\s(?i:from|with|at|here|speaking)\b)", 0.6),
@@ -410,29 +411,39 @@ def context_recognizers() -> list[EntityRecognizer]:
         r"(?:\s+at\s+|\s*[\[({]at[\])}]\s*|\s*@\s*)[a-z0-9-]+(?:(?:\s+dot\s+|\s*[\[({]dot[\])}]\s*|\.)[a-z0-9-]+)*"
         r"(?:\s+dot\s+|\s*[\[({]dot[\])}]\s*|\.)(?:" + _TLDS + r"))\b",
     ], 0.6, validate=lambda v: bool(re.search(r"(?i)\sdot\s|[\[({](?:at|dot)[\])}]|\s@|@\s", v)))
-    url = PatternRecognizer(supported_entity="URL", name="WebAddressRecognizer", patterns=[
-        # a web address the writer owns: "my website is ...", "check out my blog ...", "posted a photo ..."
-        Pattern("own web address", r"(?i)(?<=\bmy (?:website|site|blog|page|homepage|portfolio|shop|store|profile) is )"
-                r"(?:https?://)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:" + _TLDS + r")\b[^\s<>\"'|]*", 0.6),
-        Pattern("posted link", r"(?i)(?<=\bposted a (?:photo|picture|video) )https?://[^\s<>\"'|]+", 0.6),
-    ])
+    url = RegexValueRecognizer("URL", "WebAddressRecognizer", [
+        # a web address the writer owns or a label states: "my website is ...", "posted a photo https://...",
+        # "Website:\nhttps://...", "files shared with you https://..."
+        r"(?i)\bmy (?:website|site|blog|page|homepage|portfolio|shop|store|profile) is "
+        r"(?P<v>(?:https?://)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:" + _TLDS + r")\b[^\s<>\"'|]*)",
+        r"(?i)\bposted a (?:photo|picture|video) (?P<v>https?://[^\s<>\"'|]+)",
+        r"(?i)\b(?:website|web site|homepage|home page|blog|portfolio)[ \t]*:[ \t]*(?:\n[ \t]*)?"
+        r"(?P<v>(?:https?://|www\.)[^\s<>\"'|]+)",
+        r"(?i)\bshared (?:[\w-]+ ){0,3}with you:?\s+(?P<v>https?://[^\s<>\"'|]+)",
+    ], 0.6)
     post_code = RegexValueRecognizer("STREET_ADDRESS", "PostCodeRecognizer", [
         r"(?i)\b(?:zip|postal|post|postcode)(?:\s*code)?\s*(?:is|:|#)?\s*(?P<v>\d{3,6}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s?"
         r"\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d|\d{2}-\d{3}|\d{5}-\d{3}|\d{3}\s\d{2})(?![\w-])",
     ], 0.6)
-    labeled = [
-        # a form's or a chat's label says what follows: "Name:    Klaudia Wiśniewska", "Website:\nhttps://...",
-        # "What's your last name? Trevisan", "files shared with you https://..."
-        RegexValueRecognizer("PERSON", "LabeledNameRecognizer", [
-            r"(?:(?m:^)[ \t]*|(?i:\b(?:your|my|the|his|her|their|customer'?s?)\s+))"
-            r"(?i:(?:full |first |last |sur)?name(?: on (?:the|your|my) (?:account|card|order))?)[ \t]*[:?][ \t]*"
-            r"(?:\n[ \t]*)?(?i:user:[ \t]*)?(?P<v>[A-Z][\w'’-]+(?:[ \t]+[A-Z][\w'’.-]*){0,3})"], 0.6),
-        RegexValueRecognizer("URL", "LabeledWebAddressRecognizer", [
-            r"(?i)\b(?:website|web site|homepage|home page|blog|portfolio)[ \t]*:[ \t]*(?:\n[ \t]*)?"
-            r"(?P<v>(?:https?://|www\.)[^\s<>\"'|]+)",
-            r"(?i)\bshared (?:[\w-]+ ){0,3}with you:?\s+(?P<v>https?://[^\s<>\"'|]+)"], 0.6),
-    ]
-    return [age, date, phone, licence, card, obfuscated_email, url, post_code, *labeled, *organization_recognizers()]
+    return [age, date, phone, licence, card, obfuscated_email, url, post_code, *organization_recognizers()]
+
+
+# where a form's or a chat's name label may stand: a line's start, after punctuation, or after whose name it is
+# ("Product name: Widget Pro" is not one)
+_NAME_LABEL = (r"(?:(?m:^)[ \t]*|(?<=[^\w\s][ \t])|(?i:\b(?:your|my|the|his|her|their|customer'?s?)\s+))"
+               r"(?i:(?:full |first |last |sur)?name(?: on (?:the|your|my) (?:account|card|order))?)")
+
+
+def labeled_name_recognizer() -> RegexValueRecognizer:
+    """The name a label states: "Name:    Klaudia Wiśniewska", "What's your last name? Trevisan", "name: john
+    smith" (chat users type in lowercase: then at most two words). A label says outright that a name follows,
+    so the name filter does not second-guess these (PiiRedactor.vouched_names). It reads whole texts, not
+    sentences: "What's the name on the account? User: Bibulat Z Sultygov" is a label and its answer."""
+    return RegexValueRecognizer("PERSON", "LabeledNameRecognizer", [
+        _NAME_LABEL + r"[ \t]*[:?][ \t]*(?:\n[ \t]*)?(?i:user:[ \t]*)?"
+        r"(?P<v>[A-Z][\w'’-]+(?:[ \t]+[A-Z][\w'’.-]*){0,3})",
+        _NAME_LABEL + r"[ \t]*:[ \t]*(?P<v>[a-z][\w'’-]+(?:[ \t][a-z][\w'’-]+)?)(?![\w'’-])",
+    ], 0.6)
 
 
 _ORG_SUFFIX = (r"inc|llc|ltd|plc|gmbh|corp|corporation|company|co|group|partners|consulting|technologies|"
