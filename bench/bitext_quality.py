@@ -4,6 +4,7 @@
     python -m bench.bitext_quality search   --home /tmp/bitext    # small grid on validation loss
     python -m bench.bitext_quality evaluate --home /tmp/bitext --learning-rate 3e-4 --lora-r 16 \
         --examples-seen 2400 --product-examples-seen 320 --eval-examples 24
+    python -m bench.bitext_quality table    --home /tmp/bitext    # the markdown table of the evaluate rows
 
 `prepare` materializes raw_tickets .. dataset_splits per category with the embedded model's tokenizer.
 `search` trains one adapter over every product's train split per grid point, for the same number of
@@ -16,7 +17,7 @@ the shared one as is: with `--keep best_val_rougeL`, the default, whichever of t
 continued run's snapshots every `--candidate-every-examples` replies best on the product's validation split
 by ROUGE-L; with `--keep last`, the shared or the last step by validation loss) and eval_report (base vs
 the chosen adapter on the product's test split, generation at the references' 95th percentile length).
-Results print as markdown and land in `<home>/bitext_quality.json`.
+Results print as JSON rows and land in `<home>/bitext_quality.json`; `table` renders them as markdown.
 """
 
 from __future__ import annotations
@@ -210,6 +211,11 @@ def evaluate(home: Path, training: dict, product_examples_seen: int, eval_exampl
                "val_rougeL_continued": adapter.get("val_rougeL_continued") or adapter.get("val_rougeL_after"),
                "val_rougeL_by_examples_seen": adapter.get("val_rougeL"),
                "kept_examples_seen": adapter.get("kept_examples_seen"),
+               "train_seconds": adapter.get("train_seconds"), "val_choice_seconds": adapter.get("val_choice_seconds"),
+               "eval_seconds": round(report["base"]["seconds"] + report["tuned"]["seconds"], 1),
+               "eot_count": round(report["tuned"]["ended_with_eot"] * report["examples"]),
+               "broken_placeholders": report["tuned"]["broken_placeholders"],
+               "leak_rate": report["tuned"]["leak_rate"],
                "test": report["examples"], "test_available": report["examples_available"],
                "max_new_tokens": report["generation"]["max_new_tokens"],
                "reference_tokens_p95": report["generation"]["reference_tokens_p95"],
@@ -222,6 +228,41 @@ def evaluate(home: Path, training: dict, product_examples_seen: int, eval_exampl
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The issue's table from `evaluate` rows: per product base / shared / served adapter on its test split,
+    the interval of served minus base, end-of-turn share, hygiene, gate and times; then the means."""
+    def num(value, digits=3):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    done = [r for r in rows if r.get("run_ok") is not False and "rougeL_tuned" in r]
+    for r in done:  # rows written before eot_count was recorded carry the share only
+        r.setdefault("eot_count", round(r["eot_tuned"] * r["test"]))
+    lines = ["| product | served by (examples seen) | train | test | max_new_tokens | ROUGE-L base | shared | served "
+             "| delta [95% CI] | CI width | ended with EOT | leaks / broken | gate | train s + choice s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|---:|"]
+    for r in sorted(done, key=lambda r: r["product"]):
+        low, high = (float(x) for x in r["ci"].strip("[]").split(","))
+        kept = r.get("kept_examples_seen")
+        served = r["source"] if r["source"] == "shared" or kept is None else f"product ({kept})"
+        lines.append(
+            f"| {r['product']} | {served} | {r['train']} | {r['test']} | {r['max_new_tokens']} | "
+            f"{num(r['rougeL_base'])} | {num(r.get('rougeL_shared'))} | **{num(r['rougeL_tuned'])}** | "
+            f"{r['delta']:+.3f} {r['ci']} | {high - low:.3f} | {r.get('eot_count', '-')}/{r['test']} | "
+            f"{num(r.get('leak_rate'), 2)} / {num(r.get('broken_placeholders'), 2)} | "
+            f"{'passed' if r['gate'] else 'failed'} | {num(r.get('train_seconds'), 0)} + "
+            f"{num(r.get('val_choice_seconds'), 0)} |")
+    if done:
+        n, tests = len(done), sum(r["test"] for r in done)
+        shared = [r["rougeL_shared"] for r in done if r.get("rougeL_shared") is not None]
+        ended = sum(r["eot_count"] for r in done)
+        lines.append(f"\nMean over {n} products: base {sum(r['rougeL_base'] for r in done) / n:.3f}, "
+                     + (f"shared {sum(shared) / len(shared):.3f}, " if len(shared) == n else "")
+                     + f"served {sum(r['rougeL_tuned'] for r in done) / n:.3f}; every interval above 0: "
+                     f"{all(float(r['ci'].strip('[]').split(',')[0]) > 0 for r in done)}; ended with EOT "
+                     f"{ended}/{tests} = {ended / tests:.3f}.")
+    return "\n".join(lines)
 
 
 def _shared_on(home: Path, product: str, max_new_tokens: int, eval_examples: int) -> dict:
@@ -239,7 +280,7 @@ def _shared_on(home: Path, product: str, max_new_tokens: int, eval_examples: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("prepare", "search", "evaluate"))
+    parser.add_argument("command", choices=("prepare", "search", "evaluate", "table"))
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--examples-seen", type=int, default=640)
     parser.add_argument("--val-limit", type=int, default=176)
@@ -268,6 +309,9 @@ def main() -> None:
     home.mkdir(parents=True, exist_ok=True)
     out = home / "bitext_quality.json"
     results = json.loads(out.read_text()) if out.exists() else {}
+    if ns.command == "table":  # the markdown table of the last evaluate rows, nothing run
+        print(markdown_table(results.get("evaluate", {}).get("rows", [])))
+        return
     if ns.command == "prepare":
         results["sizes"] = prepare(home)
     elif ns.command == "search":

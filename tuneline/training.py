@@ -531,6 +531,7 @@ def keep_best_on_validation(config: TrainConfig, staging: Path, snapshots: Path,
     candidates[last_step * per_step] = staging
     if len(candidates) == 1:  # nothing to choose between: no starting adapter, no snapshot
         return {"kept_examples_seen": last_step * per_step}
+    started = time.perf_counter()
     scores, budget = validation_rouge(config.model, {k: str(v) for k, v in sorted(candidates.items())},
                                       read_chat_jsonl(config.val_file), read_chat_jsonl(config.train_file))
     kept = max(scores, key=lambda seen: (scores[seen], -seen))
@@ -541,7 +542,8 @@ def keep_best_on_validation(config: TrainConfig, staging: Path, snapshots: Path,
                 shutil.copy2(source, staging / name)
     return {"val_rougeL": {str(seen): score for seen, score in scores.items()}, "kept_examples_seen": kept,
             "val_rougeL_before": scores.get(0) if config.init_adapter else None,
-            "val_rougeL_after": scores[kept], "val_max_new_tokens": budget}
+            "val_rougeL_after": scores[kept], "val_max_new_tokens": budget,
+            "val_choice_seconds": round(time.perf_counter() - started, 1)}
 
 
 def _val_loss(trainer) -> float | None:
