@@ -45,6 +45,11 @@ def redacted(redactor, text: str) -> str:
     ("Billing address: Kenji Mori\n    856 ul. Spychalskiego 96 Apt. 985\n   Opole\n    nan\n    45-710\n",
      ["Spychalskiego", "Opole", "45-710", "710"]),
     ("I would like to stop receiving messages to 468 3505", ["3505"]),
+    # after a unit, the rest of its line is city, region and country; an intersection is the whole address
+    ("Return it to 61 Grenzweg Apt. 7 Oberkirchbach Tirol in case of trouble.", ["Oberkirchbach", "Tirol"]),
+    ("The box goes to 803 Ferny Hollow Drive Unit 4 Wagga Wagga NSW for pickup", ["Wagga", "NSW"]),
+    ("Please mail it to 4410 Old Quarry Rd Suite 210 Kirkby Stephen Westmorland", ["Kirkby", "Westmorland"]),
+    ("Let's meet at the corner of Calle Ruiz 8 and Pradera Lane tomorrow.", ["corner of", "Ruiz", "Pradera"]),
     # what a form's label introduces: a name after its label, a web address after "Website:"
     ("Name:    Klaudia Wiśniewska\nAddress: 37409 Paseo del Atlántico 81", ["Klaudia", "Wiśniewska"]),
     ("What's your last name? Trevisan", ["Trevisan"]),
@@ -101,6 +106,11 @@ def test_a_name_a_label_states_is_vouched_for(redactor):
     start = text.index("Hope Price")
     assert (start, start + len("Hope Price")) in redactor.vouched_names(text)
     assert "Hope" not in redacted(redactor, text)
+
+
+def test_a_unit_takes_its_city_not_the_words_after_it(redactor):
+    assert redacted(redactor, "Ship to 12 Oak St Apt 4 Thanks!") == "Ship to [ADDRESS] Thanks!"
+    assert redacted(redactor, "My place is 9 Elm Road Apt 5 and I love it.") == "My place is [ADDRESS] and I love it."
 
 
 def test_timestamps_are_dates_not_phone_numbers(redactor):

@@ -48,7 +48,7 @@ STREET_PATTERNS = [
     re.compile(r"(?i)(?<![\w.])p\.?\s?o\.?\s*box\s+\d+\b|\bunit\s+\d+\s+box\s+\d+\b|\bpsc\s+\d+,?\s+box\s+\d+\b"),
     re.compile(r"\b(?:USNS|USS|USCGC)\s+[^\W\d_][\w'-]+"),
     re.compile(r"\b(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b"),
-    re.compile(r"(?i)(?<=\bcorner of )[^.!?\n{}]{3,80}?(?=[.!?\n]|$)"),
+    re.compile(r"(?i)\b(?:the )?corner of [^.!?\n{}]{3,80}?(?=[.!?\n]|$)"),  # an intersection is the address
 ]
 # between the parts of an address: a comma, a line break (with a list bullet), or spaces
 _SEPARATOR = re.compile(r"\s*(?:,|\n|\|)\s*(?:[^\w\s\d]{1,3}\s*)?(?:,\s*)?|\s+")
@@ -140,6 +140,9 @@ def street_anchors(text: str) -> list[tuple[int, int]]:
 
 def _grow(text: str, start: int, end: int, locations: list[tuple[int, int]], line_based: bool) -> int:
     """The end of the address that begins with the street at [start, end)."""
+    # the last part was "Apt. 549", "Suite 349" (or the street ended with one): what follows on its line is the
+    # city, region and country
+    after_unit = bool(re.search(rf"{_UNIT}$", text[start:end]))
     for _ in range(MAX_PARTS):
         sep = _SEPARATOR.match(text, end)
         if not sep:
@@ -154,6 +157,7 @@ def _grow(text: str, start: int, end: int, locations: list[tuple[int, int]], lin
             continue
         if part and part.end() > at:
             end = part.end()
+            after_unit = bool(re.match(_UNIT, part.group()))
             continue
         run = _CAPITALIZED_RUN.match(text, at)
         if not run:
@@ -164,16 +168,29 @@ def _grow(text: str, start: int, end: int, locations: list[tuple[int, int]], lin
             stop = at + len(words)
             after = text[stop:stop + 1]
             by_part = after == " " and _PART.match(text, stop + 1)
-            closes = after in ("", ",", "\n", "|", ".", "?", "!", ";") or by_part
-            if same_line and not by_part:
+            # "... Suite 264 Feliciano Uruguay in case of an issue": after a unit the place ends where lowercase
+            # words begin
+            before_lowercase = after_unit and after == " " and text[stop + 1:stop + 2].islower() \
+                and _names_a_place(words)
+            closes = after in ("", ",", "\n", "|", ".", "?", "!", ";") or by_part or before_lowercase
+            if same_line and not by_part and not (after_unit and _names_a_place(words)):
                 continue
             if (_title_or_upper(words.split()) or (line_based and crosses_line)) and (closes or crosses_line):
                 taken = stop
                 break
         if taken is None:
             break
-        end = taken
+        end, after_unit = taken, False
     return end
+
+
+def _names_a_place(words: str) -> bool:
+    """A run after a unit that can be its city: not "I", and one word at least that is not everyday English
+    ("Feliciano Uruguay", "KEMINMAA Lapland"; not "and I", "Thanks")."""
+    from tuneline.pii_recognizers import everyday
+
+    split = words.split()
+    return "I" not in split and any(not everyday(w.lower().strip(".")) for w in split)
 
 
 def _prefixes(run: str) -> list[str]:
