@@ -242,14 +242,16 @@ def markdown_table(rows: list[dict]) -> str:
     lines = ["| product | served by (examples seen) | train | test | max_new_tokens | ROUGE-L base | shared | served "
              "| delta [95% CI] | CI width | ended with EOT | leaks / broken | gate | train s + choice s |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|---:|"]
+    for r in done:  # "[+0.155, +0.263]" -> (0.155, 0.263)
+        r["ci_bounds"] = tuple(float(x) for x in r["ci"].strip("[]").split(","))
     for r in sorted(done, key=lambda r: r["product"]):
-        low, high = (float(x) for x in r["ci"].strip("[]").split(","))
+        low, high = r["ci_bounds"]
         kept = r.get("kept_examples_seen")
         served = r["source"] if r["source"] == "shared" or kept is None else f"product ({kept})"
         lines.append(
             f"| {r['product']} | {served} | {r['train']} | {r['test']} | {r['max_new_tokens']} | "
             f"{num(r['rougeL_base'])} | {num(r.get('rougeL_shared'))} | **{num(r['rougeL_tuned'])}** | "
-            f"{r['delta']:+.3f} {r['ci']} | {high - low:.3f} | {r.get('eot_count', '-')}/{r['test']} | "
+            f"{r['delta']:+.3f} {r['ci']} | {high - low:.3f} | {r['eot_count']}/{r['test']} | "
             f"{num(r.get('leak_rate'), 2)} / {num(r.get('broken_placeholders'), 2)} | "
             f"{'passed' if r['gate'] else 'failed'} | {num(r.get('train_seconds'), 0)} + "
             f"{num(r.get('val_choice_seconds'), 0)} |")
@@ -260,7 +262,7 @@ def markdown_table(rows: list[dict]) -> str:
         lines.append(f"\nMean over {n} products: base {sum(r['rougeL_base'] for r in done) / n:.3f}, "
                      + (f"shared {sum(shared) / len(shared):.3f}, " if len(shared) == n else "")
                      + f"served {sum(r['rougeL_tuned'] for r in done) / n:.3f}; every interval above 0: "
-                     f"{all(float(r['ci'].strip('[]').split(',')[0]) > 0 for r in done)}; ended with EOT "
+                     f"{all(r['ci_bounds'][0] > 0 for r in done)}; ended with EOT "
                      f"{ended}/{tests} = {ended / tests:.3f}.")
     return "\n".join(lines)
 

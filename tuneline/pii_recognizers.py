@@ -46,7 +46,7 @@ def support_recognizers() -> list[EntityRecognizer]:
     ], context=["phone", "call", "number", "mobile", "cell", "tel", "reach"])
     person_context = PatternRecognizer(supported_entity="PERSON", name="PersonContextRecognizer", patterns=[
         Pattern("honorific", r"(?<=\b(?:[Mm]r|[Mm]rs|[Mm]s|[Mm]iss|[Dd]r)\.?\s)[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.6),
-        # "Name: ..." after a form's label is LabeledNameRecognizer's (context_recognizers)
+        # "Name: ..." after a form's label is labeled_name_recognizer's, run over whole texts by PiiRedactor
         Pattern("introduced name", r"(?<=\b(?:[Mm]y name is|[Nn]ame is|[Cc]all me|[Tt]his is)\s)"
                 r"[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.6),
         # chat users type in lowercase: after an unambiguous introduction any case is a name
