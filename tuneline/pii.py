@@ -282,6 +282,12 @@ class PiiRedactor:
     def _labeled_names(self):
         return labeled_name_recognizer()
 
+    def labeled_names(self, text: str) -> list:
+        """The names a label states in `text` (labeled_name_recognizer). Every label contains the word "name",
+        so a text without it is skipped before any regex runs: this pass reads whole texts in the parent
+        process, for detection and again to vouch for what the name filter would drop."""
+        return self._labeled_names.analyze(text, ["PERSON"]) if "name" in text.lower() else []
+
     def vouched_names(self, text: str) -> list[tuple[int, int]]:
         """Spans where the context says outright that a name stands: a title, a self-introduction, a form's
         name label, a signature ("Mrs. ...", "This is ...", "Name: ...", "Regards, Liam Brown"). They vouch
@@ -289,7 +295,7 @@ class PiiRedactor:
         word before "I": "HEY HO!", "OK, I ...") are left to the name filter."""
         return [(r.start, r.end) for r in self._person_context.analyze(text, ["PERSON"])
                 if r.analysis_explanation.pattern_name in VOUCHING_PATTERNS] + \
-            [(r.start, r.end) for r in self._labeled_names.analyze(text, ["PERSON"])] + \
+            [(r.start, r.end) for r in self.labeled_names(text)] + \
             [m.span(1) for m in _SIGNED_OFF.finditer(text)]
 
     @cached_property
@@ -367,7 +373,7 @@ class PiiRedactor:
             results = [RecognizerResult(kind, a + start, a + end, score) for a, b in segs
                        for kind, start, end, score in found(text[a:b])]
             if "PERSON" in entities:  # a label and its answer may be two sentences: read on the whole text
-                results += self._labeled_names.analyze(text, ["PERSON"])
+                results += self.labeled_names(text)
             results = drop_company_names(text, drop_implausible_names(text, results), vocabulary)
             if "PERSON" in entities:
                 results = extend_name_lists(text, results)
