@@ -168,7 +168,9 @@ def search(home: Path, examples_seen: int, val_limit: int, points: list[dict]) -
 
 def evaluate(home: Path, training: dict, product_examples_seen: int, eval_examples: int,
              min_examples: int, products: list[str] | None = None, reuse_shared: bool = False,
-             eval_only: bool = False, shared_too: bool = False, product_keep: dict | None = None) -> list[dict]:
+             eval_only: bool = False, shared_too: bool = False, product_keep: dict | None = None,
+             on_row=lambda rows: None) -> list[dict]:
+    """Rows per product; `on_row(rows so far)` after each, so a run stopped midway keeps what it measured."""
     import dagster as dg
 
     from ft_assets.definitions import all_assets
@@ -200,6 +202,7 @@ def evaluate(home: Path, training: dict, product_examples_seen: int, eval_exampl
                    "seconds": round(time.perf_counter() - started, 1)}
             print(json.dumps(row), flush=True)
             rows.append(row)
+            on_row(rows)
             continue
         adapter = json.loads((home / "assets" / "lora_adapter" / f"{product}.json").read_text())
         report = json.loads((home / "assets" / "eval_report" / f"{product}.json").read_text())
@@ -227,6 +230,7 @@ def evaluate(home: Path, training: dict, product_examples_seen: int, eval_exampl
             row.update(_shared_on(home, product, report["generation"]["max_new_tokens"], eval_examples))
         print(json.dumps(row), flush=True)
         rows.append(row)
+        on_row(rows)
     return rows
 
 
@@ -331,15 +335,20 @@ def main() -> None:
     else:
         training = {"learning_rate": ns.learning_rate, "lora_r": ns.lora_r, "lora_alpha": 2 * ns.lora_r,
                     "examples_seen": ns.examples_seen}
-        rows = evaluate(home, training, ns.product_examples_seen, ns.eval_examples, ns.min_examples,
-                        ns.products, ns.reuse_shared or ns.eval_only, ns.eval_only, ns.shared_too,
-                        {"keep": ns.keep, "candidate_every_examples": ns.candidate_every_examples})
         earlier = results.get("evaluate", {}).get("rows", []) if ns.reuse_shared or ns.eval_only else []
-        fresh = {r["product"] for r in rows}
-        results["evaluate"] = {"date": today(), "training": training,
-                               "product_examples_seen": ns.product_examples_seen, "keep": ns.keep,
-                               "candidate_every_examples": ns.candidate_every_examples,
-                               "rows": [r for r in earlier if r["product"] not in fresh] + rows}
+
+        def save(rows: list[dict]) -> None:
+            fresh = {r["product"] for r in rows}
+            results["evaluate"] = {"date": today(), "training": training,
+                                   "product_examples_seen": ns.product_examples_seen, "keep": ns.keep,
+                                   "candidate_every_examples": ns.candidate_every_examples,
+                                   "rows": [r for r in earlier if r["product"] not in fresh] + rows}
+            out.write_text(json.dumps(results, indent=1))
+
+        save(evaluate(home, training, ns.product_examples_seen, ns.eval_examples, ns.min_examples,
+                      ns.products, ns.reuse_shared or ns.eval_only, ns.eval_only, ns.shared_too,
+                      {"keep": ns.keep, "candidate_every_examples": ns.candidate_every_examples}, on_row=save))
+        return
     out.write_text(json.dumps(results, indent=1))
 
 
