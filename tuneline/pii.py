@@ -15,6 +15,7 @@ from functools import cached_property
 
 from tuneline.pii_context import (
     PlaceNameRecognizer,
+    StatedPlaceRecognizer,
     TitledNameRecognizer,
     extend_name_lists,
     merge_address_blocks,
@@ -333,7 +334,7 @@ class PiiRedactor:
             engine.registry.remove_recognizer(name)
         engine.registry.add_recognizer(digit_gated_phone_recognizer())
         for recognizer in [*support_recognizers(), *context_recognizers(), TitledNameRecognizer(),
-                           PlaceNameRecognizer()]:
+                           PlaceNameRecognizer(), StatedPlaceRecognizer()]:
             engine.registry.add_recognizer(recognizer)
         return engine
 

@@ -349,6 +349,7 @@ def place_names() -> tuple[frozenset[str], frozenset[str]]:
                   "uk", "england", "scotland", "wales", "northern ireland", "great britain", "south korea",
                   "north korea", "ivory coast", "cape verde", "east timor", "vatican city", "burma", "swaziland",
                   "macedonia", "são tomé and príncipe", "saint vincent and the grenadines", "bahamas", "gambia"}
+    countries |= {name.removeprefix("the ") for name in countries}  # "Netherlands" as well as "The Netherlands"
     cities = {c["name"].lower() for c in cache.get_cities().values()}
     return frozenset(countries), frozenset(cities)
 
@@ -417,6 +418,67 @@ class PlaceNameRecognizer(EntityRecognizer):
                 i += found[2]
             else:
                 i += 1
+        return results
+
+
+# where the writer (or someone they write about) lives, comes from, is or travels to: the next capitalised words
+# name a place whatever they are ("originally from RABBALSHEDE", "I'm in Uralaane", "lives in Castilleja de Guzmán")
+_PLACE_CONTEXT = re.compile(
+    r"(?i)\b(?:originally\s+from|(?:i|we|he|she|they)(?:'m|’m|'re|’re|'s|’s|\s+am|\s+are|\s+is)\s+(?:from|in|"
+    r"based\s+in|staying\s+in|visiting)|(?:i|we|he|she|they)\s+(?:live|lived|grew\s+up|was\s+born|were\s+born|"
+    r"moved|relocated|flew|travell?ed|stayed|went\s+back)\s+(?:here\s+)?(?:in|from|to)|(?:lives|living|born|based|"
+    r"resides|residing|grew\s+up)\s+in|moved\s+(?:here\s+)?(?:from|to)|flew\s+(?:in\s+)?(?:to|from)|"
+    r"arrived\s+(?:at|in)|returned\s+to)\s+")
+_PLACE_PARTICLES = frozenset("de del della di da do dos la le les el al ob im am an der den upon sur of".split())
+
+
+class StatedPlaceRecognizer(EntityRecognizer):
+    """A place the sentence says someone lives in, comes from or travels to: the capitalised words after
+    "originally from", "I'm in", "lives in", "flew to" (particles inside: "Alcolea del Río"). Scored as
+    confident (the name filter and the noise rules do not second-guess it): a known place, or one with a word
+    that is not everyday English (one word: not among the 30,000 commonest), so "I'm in Trouble" and "I'm from
+    Accounting" stay readable."""
+
+    def __init__(self):
+        super().__init__(supported_entities=["LOCATION"], name="StatedPlaceRecognizer", supported_language="en")
+
+    def load(self) -> None:
+        place_names()
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        from tuneline.pii_recognizers import CALENDAR_WORDS, CONFIDENT_NAME_SCORE, common_english_words, everyday
+
+        results = []
+        for context in _PLACE_CONTEXT.finditer(text):
+            words = list(_PLACE_WORD.finditer(text, context.end()))
+            taken: list[re.Match] = []
+            for word in words[:6]:
+                gap = text[(taken[-1].end() if taken else context.end()):word.start()]
+                if taken and gap not in (" ", "-"):
+                    break
+                if not taken and gap:
+                    break
+                if not (word.group()[0].isupper() or (taken and word.group() in _PLACE_PARTICLES)) or \
+                        word.group().lower().strip(".") in CALENDAR_WORDS:  # "Guzmán on Tuesday"
+                    break
+                taken.append(word)
+                if word.group().endswith("."):  # "Berlin. Thanks": the sentence ends with the place
+                    break
+            while taken and taken[-1].group()[0].islower():
+                taken.pop()
+            if not taken:
+                continue
+            start, end = taken[0].start(), taken[-1].end()
+            while end > start and text[end - 1] in ".'’-":
+                end -= 1
+            value = text[start:end]
+            lowered = [w.group().lower().strip(".'’") for w in taken if w.group()[0].isupper()]
+            known = value.lower() in all_place_names() or value.lower().removeprefix("the ") in all_place_names()
+            unusual = [w for w in lowered if w != "the" and not everyday(w)]
+            if len(lowered) == 1 and lowered[0] in common_english_words():  # "I'm from Accounting"
+                unusual = []
+            if known or unusual:
+                results.append(RecognizerResult("LOCATION", start, end, CONFIDENT_NAME_SCORE))
         return results
 
 

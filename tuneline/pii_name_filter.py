@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuneline.pii_recognizers import CONFIDENT_NAME_SCORE, NER_TYPES
+from tuneline.pii_recognizers import CONFIDENT_NAME_SCORE, NER_TYPES, registered_name_end
 
 MODEL_PATH = Path(__file__).with_name("pii_name_filter.pkl")
 FEATURE_VERSION = 2
@@ -31,8 +31,10 @@ _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 _SENTENCE_END = ".!?:"
 
 
-def is_candidate(result) -> bool:
-    return result.entity_type in NER_TYPES and result.score < CONFIDENT_NAME_SCORE
+def is_candidate(result, text: str) -> bool:
+    """Name-like and not confident; a firm named with its legal form ("Dada Nexus Limited") is stated by it."""
+    return result.entity_type in NER_TYPES and result.score < CONFIDENT_NAME_SCORE and not (
+        result.entity_type == "ORGANIZATION" and registered_name_end(text[result.start:result.end]) is not None)
 
 
 def candidates(texts: list[str], results: list[list], vouched) -> list[tuple[int, int]]:
@@ -42,7 +44,7 @@ def candidates(texts: list[str], results: list[list], vouched) -> list[tuple[int
     pattern's word is asked again here."""
     at = []
     for i, (text, found) in enumerate(zip(texts, results, strict=True)):
-        judged = [j for j, r in enumerate(found) if is_candidate(r)]
+        judged = [j for j, r in enumerate(found) if is_candidate(r, text)]
         if not judged:
             continue
         spans = vouched(text)

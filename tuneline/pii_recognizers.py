@@ -13,6 +13,7 @@ import re
 from importlib.resources import files
 
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+from spacy.lang.en.stop_words import STOP_WORDS
 
 STREET_SUFFIXES = (r"st|street|ave|avenue|rd|road|blvd|boulevard|dr|drive|ln|lane|way|ct|court|pl|place|ter|"
                    r"terrace|pkwy|parkway|hwy|highway|cir|circle|sq|square")
@@ -105,7 +106,6 @@ def first_and_common_last_names() -> frozenset[str]:
 
 @functools.lru_cache(maxsize=1)
 def common_english_words() -> frozenset[str]:
-    from spacy.lang.en.stop_words import STOP_WORDS
     from wordfreq import top_n_list
 
     return frozenset(top_n_list("en", 30000)) | frozenset(STOP_WORDS)
@@ -135,8 +135,6 @@ class NameLexiconRecognizer(EntityRecognizer):
         name_lexicon()
 
     def analyze(self, text, entities, nlp_artifacts=None):
-        from spacy.lang.en.stop_words import STOP_WORDS
-
         first, _, last = name_lexicon()
         tokens = list(_NAME_TOKEN.finditer(text))
         results = []
@@ -276,10 +274,18 @@ def drop_implausible_names(text: str, results: list) -> list:
                 continue  # a lone listed name or place in another language is mostly a word ("Na", "Anak")
             if len(words) == 1 and words[0] in CALENDAR_WORDS:
                 continue  # "March", "May": months, not the towns of that name
+            name_end = registered_name_end(span) if r.entity_type == "ORGANIZATION" else None
+            if name_end is not None:  # "Sound Energy PLC" of "Sound Energy PLC's"
+                end = start + name_end
+                span = text[start:end]
+                words = [w.lower() for w in _NAME_TOKEN.findall(span)]
+            # in capitals, a legal form marks a firm only after name words, not after a shouted sentence
+            legal_form = name_end is not None and not (span.isupper() and any(
+                w in STOP_WORDS and w not in NAME_PARTICLES for w in words[:-1]))
             if (start, end) != (r.start, r.end):
                 r = RecognizerResult(r.entity_type, start, end, r.score)
-            if span.isupper() and len(span) > 3 and span.lower() not in known:
-                continue  # shouting ("LMAOO", "SUNDAY NIGHT"); capitals that are a known place stay
+            if span.isupper() and len(span) > 3 and span.lower() not in known and not legal_form:
+                continue  # shouting ("LMAOO", "SUNDAY NIGHT"); capitals that are a known place or firm stay
             if r.entity_type == "ORGANIZATION" and span.isupper() and len(words) == 1 and r.score == NER_SCORE:
                 continue  # an acronym alone ("VMA", "HSM", "XPS") names a brand, show or product, not a customer
             if r.entity_type == "PERSON" and any(w in CALENDAR_WORDS for w in words):
@@ -298,7 +304,8 @@ def drop_implausible_names(text: str, results: list) -> list:
             if r.entity_type == "PERSON" and len(words) > 1 and \
                     all(w in common and w not in names and w.isascii() for w in words):
                 continue  # "Guitar Hero", "Sun Care"; not "Mateo Müller" (English words are written in ASCII)
-            if mixed_case and any(w[0].islower() and w.lower() not in NAME_PARTICLES for w in span.split()):
+            name_part = span[:_LEGAL_FORM_AT.search(span).start()] if legal_form else span  # "Mallinckrodt" (plc)
+            if mixed_case and any(w[0].islower() and w.lower() not in NAME_PARTICLES for w in name_part.split()):
                 continue  # a text with capitals writes names with them: "Sana sa", "Reda c'est mon"
         kept.append(r)
     return kept
@@ -446,11 +453,28 @@ def labeled_name_recognizer() -> RegexValueRecognizer:
     ], 0.6)
 
 
-_ORG_SUFFIX = (r"inc|llc|ltd|plc|gmbh|corp|corporation|company|co|group|partners|consulting|technologies|"
+_ORG_SUFFIX = (r"co\.\s?ltd|p\.l\.c|s\.a|l\.p|n\.v|"  # the dotted forms first: "CO.LTD." is one suffix, not "CO."
+               r"inc|llc|ltd|plc|gmbh|corp|corporation|company|co|group|partners|consulting|technologies|"
                r"labs|holdings|bank|insurance|associates|ag|sa|sas|bv|nv|ab|oy|pty|llp|foundation|university|"
-               r"limited|incorporated|co\.\s?ltd|p\.l\.c|s\.a|l\.p|n\.v")
+               r"limited|incorporated")
 # a name that ends in a company's legal form is an organisation by its form, whatever its words
 ENDS_WITH_COMPANY_SUFFIX = re.compile(rf"(?i)\s(?:{_ORG_SUFFIX})\.?$")
+# the registered legal forms alone (not "group", "bank", "company"), written as registries write them: in any case
+# when spelled out or abbreviated ("MANAC INCORPORATED", "Mallinckrodt plc"), in capitals when two letters
+# ("Stratec SE", not the word "sa"). A name that ends in one is a firm's, so neither its capitals nor its
+# lowercase form marks it as noise, and what follows the form ("'s", "as Courier") is not part of the name.
+_LEGAL_FORM = (r"(?:(?i:co\.\s?ltd|p\.l\.c|s\.p\.a|s\.a|n\.v|l\.p|k\.k|incorporated|corporation|limited|inc|llc|"
+               r"ltd|plc|gmbh|corp)|AG|SA|SAS|SE|NV|BV|OY|AB|KK|SpA)\b\.?")
+_LEGAL_FORM_AT = re.compile(rf"[\s,]+{_LEGAL_FORM}")
+
+
+def registered_name_end(span: str) -> int | None:
+    """Where a firm's name ends in `span`: after its first legal form ("Dada Nexus Limited" of "Dada Nexus
+    Limited as Kennel"), or None when `span` names no legal form after a first word."""
+    found = _LEGAL_FORM_AT.search(span)
+    return found.end() if found and found.start() > 0 else None
+
+
 _CAPS_RUN = r"(?:[A-Z0-9][\w&'’.-]*)(?:\s+(?:[A-Z0-9][\w&'’.-]*|of|and|&|de|für)){0,4}"
 
 
