@@ -107,6 +107,7 @@ def test_line_breaks_escaped_by_an_export_are_read_as_line_breaks(redactor):
     "I'm in Trouble with this order, I'm from Accounting and we moved here from the Old Office.",
     "I'm in Love with the app and moved to Premium!",
     "OMG THIS IS SO GOOD INC",
+    "Am I limited to what ATM I can use my card?",
 ])
 def test_ordinary_sentences_stay_as_they_are(redactor, text):
     assert redacted(redactor, text) == text

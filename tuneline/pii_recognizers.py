@@ -279,9 +279,7 @@ def drop_implausible_names(text: str, results: list) -> list:
                 end = start + name_end
                 span = text[start:end]
                 words = [w.lower() for w in _NAME_TOKEN.findall(span)]
-            # in capitals, a legal form marks a firm only after name words, not after a shouted sentence
-            legal_form = name_end is not None and not (span.isupper() and any(
-                w in STOP_WORDS and w not in NAME_PARTICLES for w in words[:-1]))
+            legal_form = name_end is not None
             if (start, end) != (r.start, r.end):
                 r = RecognizerResult(r.entity_type, start, end, r.score)
             if span.isupper() and len(span) > 3 and span.lower() not in known and not legal_form:
@@ -470,9 +468,12 @@ _LEGAL_FORM_AT = re.compile(rf"[\s,]+{_LEGAL_FORM}")
 
 def registered_name_end(span: str) -> int | None:
     """Where a firm's name ends in `span`: after its first legal form ("Dada Nexus Limited" of "Dada Nexus
-    Limited as Kennel"), or None when `span` names no legal form after a first word."""
+    Limited as Kennel"), or None when no legal form follows name words (not "Am I limited", "SO GOOD INC")."""
     found = _LEGAL_FORM_AT.search(span)
-    return found.end() if found and found.start() > 0 else None
+    if not found or found.start() == 0:
+        return None
+    words = [w.lower() for w in _NAME_TOKEN.findall(span[:found.start()])]
+    return None if any(w in STOP_WORDS and w not in NAME_PARTICLES for w in words) else found.end()
 
 
 _CAPS_RUN = r"(?:[A-Z0-9][\w&'’.-]*)(?:\s+(?:[A-Z0-9][\w&'’.-]*|of|and|&|de|für)){0,4}"
