@@ -5,6 +5,7 @@
     python -m bench.bitext_quality evaluate --home /tmp/bitext --learning-rate 3e-4 --lora-r 16 \
         --examples-seen 2400 --product-examples-seen 320 --eval-examples 24
     python -m bench.bitext_quality table    --home /tmp/bitext    # the markdown table of the evaluate rows
+    python -m bench.bitext_quality nearest  --home /tmp/bitext    # a yardstick: the nearest training reply
 
 `prepare` materializes raw_tickets .. dataset_splits per category with the embedded model's tokenizer.
 `search` trains one adapter over every product's train split per grid point, for the same number of
@@ -234,18 +235,21 @@ def evaluate(home: Path, training: dict, product_examples_seen: int, eval_exampl
     return rows
 
 
-def markdown_table(rows: list[dict]) -> str:
+def markdown_table(rows: list[dict], nearest: dict | None = None) -> str:
     """The issue's table from `evaluate` rows: per product base / shared / served adapter on its test split,
-    the interval of served minus base, end-of-turn share, hygiene, gate and times; then the means."""
+    the interval of served minus base, end-of-turn share, hygiene, gate and times; then the means. With
+    `nearest` (the `nearest` command's rows), the nearest-training-reply yardstick beside the base."""
+    nearest = nearest or {}
     def num(value, digits=3):
         return "-" if value is None else f"{value:.{digits}f}"
 
     done = [r for r in rows if r.get("run_ok") is not False and "rougeL_tuned" in r]
     for r in done:  # rows written before eot_count was recorded carry the share only
         r.setdefault("eot_count", round(r["eot_tuned"] * r["test"]))
-    lines = ["| product | served by (examples seen) | train | test | max_new_tokens | ROUGE-L base | shared | served "
+    lines = ["| product | served by (examples seen) | train | test | max_new_tokens | ROUGE-L base | nearest reply "
+             "| shared | served "
              "| delta [95% CI] | CI width | ended with EOT | leaks / broken | gate | train s + choice s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|---:|"]
     for r in done:  # "[+0.155, +0.263]" -> (0.155, 0.263)
         r["ci_bounds"] = tuple(float(x) for x in r["ci"].strip("[]").split(","))
     for r in sorted(done, key=lambda r: r["product"]):
@@ -254,7 +258,8 @@ def markdown_table(rows: list[dict]) -> str:
         served = r["source"] if r["source"] == "shared" or kept is None else f"product ({kept})"
         lines.append(
             f"| {r['product']} | {served} | {r['train']} | {r['test']} | {r['max_new_tokens']} | "
-            f"{num(r['rougeL_base'])} | {num(r.get('rougeL_shared'))} | **{num(r['rougeL_tuned'])}** | "
+            f"{num(r['rougeL_base'])} | {num(nearest.get(r['product'], {}).get('rougeL_nearest_reply'))} | "
+            f"{num(r.get('rougeL_shared'))} | **{num(r['rougeL_tuned'])}** | "
             f"{r['delta']:+.3f} {r['ci']} | {high - low:.3f} | {r['eot_count']}/{r['test']} | "
             f"{num(r.get('leak_rate'), 2)} / {num(r.get('broken_placeholders'), 2)} | "
             f"{'passed' if r['gate'] else 'failed'} | {num(r.get('train_seconds'), 0)} + "
@@ -263,7 +268,9 @@ def markdown_table(rows: list[dict]) -> str:
         n, tests = len(done), sum(r["test"] for r in done)
         shared = [r["rougeL_shared"] for r in done if r.get("rougeL_shared") is not None]
         ended = sum(r["eot_count"] for r in done)
+        near = [nearest[r["product"]]["rougeL_nearest_reply"] for r in done if r["product"] in nearest]
         lines.append(f"\nMean over {n} products: base {sum(r['rougeL_base'] for r in done) / n:.3f}, "
+                     + (f"nearest reply {sum(near) / n:.3f}, " if len(near) == n else "")
                      + (f"shared {sum(shared) / len(shared):.3f}, " if len(shared) == n else "")
                      + f"served {sum(r['rougeL_tuned'] for r in done) / n:.3f}; every interval above 0: "
                      f"{all(r['ci_bounds'][0] > 0 for r in done)}; ended with EOT "
@@ -284,9 +291,37 @@ def _shared_on(home: Path, product: str, max_new_tokens: int, eval_examples: int
             "eot_shared": report["tuned"]["ended_with_eot"]}
 
 
+def nearest_reply_rouge(home: Path, eval_examples: int) -> dict[str, dict]:
+    """A yardstick no model beats by copying: each test ticket answered with the reply of the training ticket
+    whose words overlap it most (Jaccard), scored by the same ROUGE-L, on the same first `eval_examples`."""
+    from tuneline.evaluation import rouge_per_example
+    from tuneline.training import read_chat_jsonl
+
+    def words(text: str) -> set[str]:
+        return set(text.lower().split())
+
+    def user_text(record: dict) -> str:
+        return " ".join(m["content"] for m in record["messages"] if m["role"] == "user")
+
+    rows = {}
+    for product in _products(home):
+        train = read_chat_jsonl(home / "exports" / product / "train.jsonl")
+        test = read_chat_jsonl(home / "exports" / product / "test.jsonl")[:eval_examples]
+        train_words = [words(user_text(r)) for r in train]
+        replies = []
+        for record in test:
+            asked = words(user_text(record))
+            nearest = max(range(len(train)),
+                          key=lambda i: len(asked & train_words[i]) / (len(asked | train_words[i]) or 1))
+            replies.append(train[nearest]["messages"][-1]["content"])
+        scores = rouge_per_example(replies, [r["messages"][-1]["content"] for r in test])["rougeL"]
+        rows[product] = {"test": len(test), "rougeL_nearest_reply": round(sum(scores) / len(scores), 4)}
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("prepare", "search", "evaluate", "table"))
+    parser.add_argument("command", choices=("prepare", "search", "evaluate", "table", "nearest"))
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--examples-seen", type=int, default=640)
     parser.add_argument("--val-limit", type=int, default=176)
@@ -316,10 +351,13 @@ def main() -> None:
     out = home / "bitext_quality.json"
     results = json.loads(out.read_text()) if out.exists() else {}
     if ns.command == "table":  # the markdown table of the last evaluate rows, nothing run
-        print(markdown_table(results.get("evaluate", {}).get("rows", [])))
+        print(markdown_table(results.get("evaluate", {}).get("rows", []), results.get("nearest_reply")))
         return
     if ns.command == "prepare":
         results["sizes"] = prepare(home)
+    elif ns.command == "nearest":
+        results["nearest_reply"] = nearest_reply_rouge(home, ns.eval_examples)
+        print(json.dumps(results["nearest_reply"], indent=1))
     elif ns.command == "search":
         if ns.vary:
             rows = search(home, ns.examples_seen, ns.val_limit, one_factor_points(ns.vary))
