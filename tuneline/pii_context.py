@@ -9,6 +9,7 @@ detections inside, so the whole address becomes one span.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 
 from presidio_analyzer import EntityRecognizer, RecognizerResult
@@ -450,9 +451,8 @@ class StatedPlaceRecognizer(EntityRecognizer):
 
         results = []
         for context in _PLACE_CONTEXT.finditer(text):
-            words = list(_PLACE_WORD.finditer(text, context.end()))
             taken: list[re.Match] = []
-            for word in words[:6]:
+            for word in itertools.islice(_PLACE_WORD.finditer(text, context.end()), 6):  # not every word to the end
                 gap = text[(taken[-1].end() if taken else context.end()):word.start()]
                 if taken and gap not in (" ", "-"):
                     break
