@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from tuneline.cleaning import clean_conversations
-from tuneline.pii import known_value_spans
+from tuneline.pii import known_value_spans, with_decided_values
 
 
 def redacted(redactor, text: str) -> str:
@@ -22,6 +22,11 @@ def redacted(redactor, text: str) -> str:
     ("I moved to 4521 Oak Ridge Drive, Apt 5B, Springfield, IL 62704 last week", ["Oak Ridge", "5B", "62704"]),
     ("Send it to 17 Rua das Flores 230\nApt. 41\nCuritiba\nBrazil 80010", ["Flores", "41", "Curitiba", "80010"]),
     ("my zip code is 30301 and the box is at PO Box 8812", ["30301", "8812"]),
+    # streets written name first, after everyday words ("lives on the north side of ...")
+    ("Our shop is on the corner, at Kossuth Lajos tér 4.", ["Kossuth", "Lajos", "tér 4"]),
+    ("My sister lives on the far end of Nørrebrogade 112 these days", ["Nørrebrogade", "112"]),
+    ("Please send the parcel to Avenue des Tilleuls 27, we moved", ["Tilleuls", "27"]),
+    ("my old flat was on ul. Wrzosowa Górka 15 in the centre", ["Wrzosowa", "15"]),
     # people: titles with their names, ages, dates of birth
     ("Hello, this is Mrs. Teresa Okonkwo-Baptiste about my refund", ["Teresa", "Okonkwo"]),
     ("dr. hurst said my father is 64 years old", ["hurst", "64"]),
@@ -165,6 +170,17 @@ def test_the_companys_own_names_are_not_redacted_but_customers_names_are(redacto
     assert "Freemium account" in named[0]["content"], "a canonical product name is the company's own"
     mixed = redactor.redact_groups([["Freemium Kowalski wrote to us"]], company_names=["Freemium"])[0][0]
     assert mixed.text == "[PERSON] wrote to us"
+
+
+def test_a_known_value_inside_a_detection_never_unmasks_the_rest_of_it():
+    """A card's name line found as a person and, overlapping it, the block of name, firm and street found as
+    an address: deciding the name everywhere must not throw the address away; the union stays masked."""
+    from presidio_analyzer import RecognizerResult as Result
+
+    found = [Result("STREET_ADDRESS", 6, 41, 0.85), Result("PHONE_NUMBER", 60, 70, 0.6)]
+    decided = [Result("PERSON", 0, 12, 1.0), Result("PHONE_NUMBER", 60, 70, 1.0), Result("PERSON", 80, 85, 1.0)]
+    combined = sorted((r.entity_type, r.start, r.end) for r in with_decided_values(found, decided))
+    assert combined == [("PERSON", 80, 85), ("PHONE_NUMBER", 60, 70), ("STREET_ADDRESS", 0, 41)]
 
 
 def test_known_values_are_escaped_not_patterns():

@@ -52,6 +52,19 @@ def test_masked_recall_counts_any_type_and_half_the_characters():
     assert overall.masked_recall == 0.5 and overall.char_share == (7 + 4 + 5) / (12 + 12 + 9 + 5)
 
 
+def test_pii_eval_scores_what_the_pipeline_masks(redactor):
+    """A name found once is masked wherever it appears in the text (the pipeline's one decision per entity),
+    and the evaluation counts that, not the detector's raw hits."""
+    from tuneline.pii_eval import evaluate_records
+
+    text = "I am Kalle Ruusunen. Kalle needs a new card."
+    records = [{"full_text": text, "spans": [
+        {"entity_type": "PERSON", "start_position": 5, "end_position": 10},
+        {"entity_type": "PERSON", "start_position": 21, "end_position": 26}]}]
+    assert "Kalle" not in redactor.redact_many([text])[0].text
+    assert evaluate_records(redactor, records).by_type["PERSON"].masked == 2
+
+
 def test_conll_spans_point_at_the_entity_text(tmp_path):
     path = tmp_path / "x.conll"
     path.write_text("I\tO\nmet\tO\nJohn\tB-person\nSmith\tI-person\nin\tO\nRome\tB-location\n\nok\tO\n")

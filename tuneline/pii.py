@@ -239,6 +239,23 @@ def known_value_spans(text: str, known: dict[str, str]) -> list[tuple[str, int, 
     return [(wanted[m.group().lower()], m.start(), m.end()) for m in pattern.finditer(text)]
 
 
+def with_decided_values(found: list, decided: list) -> list:
+    """The detections of one text with the values decided for its group, masking the union of both: a decided
+    value replaces what it contains, and a detection that reaches past a decided value (an address around a
+    known name) keeps its type and grows to cover it, so a known name never unmasks the rest of an address."""
+    from presidio_analyzer import RecognizerResult
+
+    kept = [r for r in found if not any(d.start <= r.start and r.end <= d.end for d in decided)]
+    alone = []
+    for d in decided:
+        touching = [r for r in kept if r.start < d.end and d.start < r.end]
+        if not touching:
+            alone.append(d)
+        kept = [RecognizerResult(r.entity_type, min(r.start, d.start), max(r.end, d.end), r.score)
+                if r in touching else r for r in kept]
+    return kept + alone
+
+
 _ESCAPED_LINE_BREAK = re.compile(r"\\[nr]")
 
 
@@ -420,9 +437,17 @@ class PiiRedactor:
 
     def redact_groups(self, groups: list[list[str]], known: list[dict[str, str]] | None = None,
                       company_names: Iterable[str] = ()) -> list[list[Redaction]]:
-        """Redact texts that belong together (one ticket's turns, metadata and file name) with one decision per
-        entity: a value detected in any of them, or given in `known` (the ticket's customer columns), is
-        replaced at every occurrence in all of them, by one placeholder (its first, most confident type)."""
+        """Redact texts that belong together (one ticket's turns, metadata and file name) with the decisions of
+        `decide_groups`."""
+        decisions = self.decide_groups(groups, known, company_names)
+        return [[self._replace(text, results) for text, results in zip(group, decided, strict=True)]
+                for group, decided in zip(groups, decisions, strict=True)]
+
+    def decide_groups(self, groups: list[list[str]], known: list[dict[str, str]] | None = None,
+                      company_names: Iterable[str] = ()) -> list[list[list]]:
+        """What will be masked in each text, with one decision per entity: a value detected in any text of a
+        group, or given in `known` (the ticket's customer columns), is masked at every occurrence in all of
+        them, by one placeholder (its first, most confident type). `pii-eval` scores exactly this."""
         from presidio_analyzer import RecognizerResult
 
         unique = list(dict.fromkeys(text for group in groups for text in group))
@@ -434,12 +459,11 @@ class PiiRedactor:
                 for r in sorted(found[text], key=lambda r: -r.score):
                     if r.entity_type in self.entities:
                         values.setdefault(text[r.start:r.end], r.entity_type)
-            redactions = []
+            decisions = []
             for text in group:
                 decided = [RecognizerResult(kind, a, b, 1.0) for kind, a, b in known_value_spans(text, values)]
-                results = [r for r in found[text] if not any(r.start < d.end and d.start < r.end for d in decided)]
-                redactions.append(self._replace(text, results + decided))
-            out.append(redactions)
+                decisions.append(with_decided_values(found[text], decided))
+            out.append(decisions)
         return out
 
     def _replace(self, text: str, results: list) -> Redaction:

@@ -20,7 +20,7 @@ STREET_WORDS = ("street|st|road|rd|avenue|ave|av|boulevard|blvd|drive|dr|lane|ln
                 "rue|allée|chemin|impasse|quai|via|viale|piazza|corso|largo|rua|travessa|avenida|calle|carrera|"
                 "paseo|plaza|praça|estrada|alameda|vila|colonia|strasse|straße|str|weg|platz|allee|gasse|ring|"
                 "baan|laan|straat|plein|kade|gracht|dreef|vej|gade|gata|gatan|vägen|väg|veien|vegen|gate|plads|"
-                "torget|tee|tie|katu|utca|út|útja|u|ulica|ul|aleja|náměstí|námestie|cesta|odos|οδός|leoforos|"
+                "torget|tee|tie|katu|utca|út|útja|u|tér|tere|körút|krt|rakpart|rkp|köz|ulica|ul|aleja|náměstí|námestie|cesta|odos|οδός|leoforos|"
                 "enparantza|kalea|avinguda|carrer|scholis|sokak|sokağı|caddesi|cd|mahallesi|box")
 # ... and as the end of a compound ("Blæsenborgvej", "Brixtonlaan", "Auerstrasse", "Simavikveien")
 STREET_ENDINGS = ("vej|gade|gata|gatan|vägen|veien|vegen|laan|straat|strasse|straße|weg|platz|allee|gasse|plein|"
@@ -39,7 +39,7 @@ _ADDRESS_CONTEXT = re.compile(r"(?i)\b(?:address(?:es)?|lives? at|living at|loca
 # street types written before the street's name: "82 rue Beauvau", "53 place Stanislas", "C/ Manuel Iradier 77"
 PREFIX_STREET_WORDS = ("rue|place|avenue|av|boulevard|bd|chemin|allée|impasse|quai|cours|via|viale|piazza|corso|"
                        "largo|vicolo|rua|travessa|avenida|estrada|praça|alameda|calle|c/|carrera|paseo|plaza|"
-                       "camino|ronda|carrer|avinguda|passeig|ulica|ul\\.|utca|odos|leoforos")
+                       "camino|ronda|carrer|avinguda|avda|passeig|ulica|ul\\.|utca|odos|leoforos")
 _NAME_RUN = r"(?:[^\W\d_][\w'’.-]*)(?:\s+(?:[^\W\d_][\w'’.-]*)){0,4}"
 STREET_PATTERNS = [
     re.compile(rf"(?<![\w.,-])(?:{_NUM}\s+){{1,2}}(?i:{PREFIX_STREET_WORDS})\.?\s+{_NAME_RUN}(?:\s+{_NUM})?(?![\w-])"),
@@ -65,6 +65,8 @@ def _title_or_upper(words: list[str]) -> bool:
     return all(w[0].isupper() or w.lower() in small for w in words) and any(w[0].isupper() for w in words)
 
 
+_STREET_PARTICLES = frozenset({"de", "la", "del", "do", "da", "dos", "das", "des", "du", "van", "von", "der",
+                               "den", "u", "u.", "di", "della", "dei", "el", "le", "les", "y", "e"})
 _HAS_STREET_WORD = re.compile(rf"(?<![\w]){_STREET_WORD}(?![\w])")
 
 
@@ -115,13 +117,31 @@ _STREET_WORD_WHOLE = re.compile(_STREET_WORD)
 _WORDS_BEFORE = re.compile(rf"(?:(?<![\w@.-]){_WORD}\s+){{1,3}}$")
 
 
+_PREFIX_STREET_WORD = re.compile(rf"(?i:{PREFIX_STREET_WORDS})\.?")
+
+
 def _street_then_number(text: str) -> list[tuple[int, int]]:
+    """Streets written name first: "Brogade 68", "Rákóczi út 67." (a street word before the number), "Avenue
+    des Sartiaux 318", "ul. Chełmońskiego Józefa 75" (a street word before the name). The words taken before
+    are the street's own: capitalised, or particles between capitalised words, never "lives on the"."""
     spans = []
     for m in _WORD_THEN_NUMBER.finditer(text):
-        if not _STREET_WORD_WHOLE.fullmatch(m.group(1)):
-            continue
         before = _WORDS_BEFORE.search(text, max(0, m.start() - 80), m.start())
-        spans.append((before.start() if before else m.start(), m.end()))
+        words = list(re.finditer(r"\S+", text[before.start():m.start()])) if before else []
+        own = []
+        for w in reversed(words):
+            if not (w.group()[0].isupper() or w.group().lower() in _STREET_PARTICLES
+                    or _PREFIX_STREET_WORD.fullmatch(w.group())):
+                break
+            own.insert(0, w)
+        while own and own[0].group().lower() in _STREET_PARTICLES:
+            own.pop(0)
+        start = before.start() + own[0].start() if own else m.start()
+        if _STREET_WORD_WHOLE.fullmatch(m.group(1)):
+            spans.append((start, m.end()))
+        elif own and _PREFIX_STREET_WORD.fullmatch(own[0].group()) and (
+                own[0].group()[0].isupper() or own[0].group().endswith(".")):
+            spans.append((start, m.end()))
     return spans
 
 
