@@ -27,6 +27,8 @@ def redacted(redactor, text: str) -> str:
     ("My sister lives on the far end of Nørrebrogade 112 these days", ["Nørrebrogade", "112"]),
     ("Please send the parcel to Avenue des Tilleuls 27, we moved", ["Tilleuls", "27"]),
     ("my old flat was on ul. Wrzosowa Górka 15 in the centre", ["Wrzosowa", "15"]),
+    # a place a form's field states, in capitals or unknown
+    ("Event: reunion\nWhere: SKÆLSKØR Golf Club\nCity: Vrbovsko", ["SKÆLSKØR", "Vrbovsko"]),
     # people: titles with their names, ages, dates of birth
     ("Hello, this is Mrs. Teresa Okonkwo-Baptiste about my refund", ["Teresa", "Okonkwo"]),
     ("dr. hurst said my father is 64 years old", ["hurst", "64"]),
@@ -113,6 +115,7 @@ def test_line_breaks_escaped_by_an_export_are_read_as_line_breaks(redactor):
     "I'm in Love with the app and moved to Premium!",
     "OMG THIS IS SO GOOD INC",
     "Am I limited to what ATM I can use my card?",
+    "Where: Settings page, top right\nLocation: Billing tab",
 ])
 def test_ordinary_sentences_stay_as_they_are(redactor, text):
     assert redacted(redactor, text) == text

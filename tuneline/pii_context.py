@@ -449,16 +449,18 @@ _PLACE_CONTEXT = re.compile(
     r"based\s+in|staying\s+in|visiting)|(?:i|we|he|she|they)\s+(?:live|lived|grew\s+up|was\s+born|were\s+born|"
     r"moved|relocated|flew|travell?ed|stayed|went\s+back)\s+(?:here\s+)?(?:in|from|to)|(?:lives|living|born|based|"
     r"resides|residing|grew\s+up)\s+in|moved\s+(?:here\s+)?(?:from|to)|flew\s+(?:in\s+)?(?:to|from)|"
-    r"arrived\s+(?:at|in)|returned\s+to)\s+")
+    r"arrived\s+(?:at|in)|returned\s+to|"
+    # a form's field for a place: "Where: KEMINMAA Country Club", "City: Tálknafjörður", "Hometown: Aszód"
+    r"(?:where|city|town|home\s?town|location|birthplace|place\s+of\s+birth|country\s+of\s+residence)[ \t]*:)\s+")
 _PLACE_PARTICLES = frozenset("de del della di da do dos la le les el al ob im am an der den upon sur of".split())
 
 
 class StatedPlaceRecognizer(EntityRecognizer):
     """A place the sentence says someone lives in, comes from or travels to: the capitalised words after
-    "originally from", "I'm in", "lives in", "flew to" (particles inside: "Alcolea del Río"). Scored as
-    confident (the name filter and the noise rules do not second-guess it): a known place, or one with a word
-    that is not everyday English (one word: not among the 30,000 commonest), so "I'm in Trouble" and "I'm from
-    Accounting" stay readable."""
+    "originally from", "I'm in", "lives in", "flew to" or a form's "City:" (particles inside: "Alcolea del
+    Río"). Scored as confident (the name filter and the noise rules do not second-guess it): a known place, or
+    one with a word that is not everyday English (one word: not among the 30,000 commonest), so "I'm in
+    Trouble" and "I'm from Accounting" stay readable."""
 
     def __init__(self):
         super().__init__(supported_entities=["LOCATION"], name="StatedPlaceRecognizer", supported_language="en")
