@@ -28,6 +28,7 @@ from tuneline.pii_recognizers import (
     digit_gated_phone_recognizer,
     drop_company_names,
     drop_implausible_names,
+    everyday,
     labeled_name_recognizer,
     support_recognizers,
 )
@@ -138,6 +139,10 @@ def line_joined_variants(text: str) -> list[str]:
 _SIGN_OFF_WORDS = "regards|sincerely|cheers|thanks|thank you|best|yours|warmly|respectfully"
 _SIGNED_OFF = re.compile(rf"\b(?i:{_SIGN_OFF_WORDS}),?\s+(?!(?i:{_SIGN_OFF_WORDS})\b)"
                          r"([A-Z][\w'’-]+(?:[ \t][A-Z][\w'’-]+)?)(?=[ \t]*(?:[,\n]|$))")
+# "I am Kalle Ruusunen.", "Hi, I'm Oddny Lindqvist and ...": a self-introduction with a full name; it vouches
+# only when a word of the name is not everyday English ("I'm Still Here", "I am So Done" do not)
+_SELF_INTRODUCED = re.compile(r"\b(?:I am|I'm|I’m)[ \t]+([A-Z][\w'’-]+(?:[ \t][A-Z][\w'’-]+){1,2})"
+                              r"(?=[ \t]*(?:[,.!;:\n]|$)|[ \t]+(?:and|from|here|speaking|with|at)\b)")
 # person-context patterns (pii_recognizers.support_recognizers) that say outright that a name follows
 VOUCHING_PATTERNS = ("honorific", "introduced name", "introduced name, any case", "agent introduction", "signed",
                      "relative")
@@ -212,7 +217,7 @@ def customer_field_values(metadata: dict) -> dict[str, str]:
 def occurrences_to_mask(known: dict[str, str]) -> dict[str, str]:
     """The strings to find everywhere in a conversation: each value, and for a person each part of the
     name that is not an everyday word ("Teresa" alone, in the signature, after "Teresa Lopez" was found)."""
-    from tuneline.pii_recognizers import NAME_PARTICLES, everyday
+    from tuneline.pii_recognizers import NAME_PARTICLES
 
     wanted: dict[str, str] = {}
     for value, kind in known.items():
@@ -308,13 +313,16 @@ class PiiRedactor:
 
     def vouched_names(self, text: str) -> list[tuple[int, int]]:
         """Spans where the context says outright that a name stands: a title, a self-introduction, a form's
-        name label, a signature ("Mrs. ...", "This is ...", "Name: ...", "Regards, Liam Brown"). They vouch
-        for what was detected there and detect nothing themselves. Weaker contexts (a greeting, a capitalised
-        word before "I": "HEY HO!", "OK, I ...") are left to the name filter."""
+        name label, a signature, a full name introduced ("Mrs. ...", "This is ...", "Name: ...", "Regards, Liam
+        Brown", "I am Kalle Ruusunen"). They vouch for what was detected there and detect nothing themselves.
+        Weaker contexts (a greeting, a capitalised word before "I": "HEY HO!", "OK, I ...") are left to the
+        name filter."""
         return [(r.start, r.end) for r in self._person_context.analyze(text, ["PERSON"])
                 if r.analysis_explanation.pattern_name in VOUCHING_PATTERNS] + \
             [(r.start, r.end) for r in self.labeled_names(text)] + \
-            [m.span(1) for m in _SIGNED_OFF.finditer(text)]
+            [m.span(1) for m in _SIGNED_OFF.finditer(text)] + \
+            [m.span(1) for m in _SELF_INTRODUCED.finditer(text)
+             if any(not everyday(w.lower()) for w in m.group(1).split())]
 
     @cached_property
     def analyzer(self):
