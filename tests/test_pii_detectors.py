@@ -32,6 +32,7 @@ def redacted(redactor, text: str) -> str:
     # people: titles with their names, ages, dates of birth
     ("Hello, this is Mrs. Teresa Okonkwo-Baptiste about my refund", ["Teresa", "Okonkwo"]),
     ("Hi, I am Kalle Ruusunen and my card broke", ["Kalle", "Ruusunen"]),
+    ("Hjalte R Hedegaard, the facilities coordinator, said the door was fixed", ["Hjalte", "Hedegaard"]),
     ("dr. hurst said my father is 64 years old", ["hurst", "64"]),
     ("My date of birth is 04/11/1987, please verify", ["1987"]),
     ("I ordered it on 2024-03-14 09:12 and it never came", ["2024", "03-14"]),

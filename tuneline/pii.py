@@ -143,6 +143,9 @@ _SIGNED_OFF = re.compile(rf"\b(?i:{_SIGN_OFF_WORDS}),?\s+(?!(?i:{_SIGN_OFF_WORDS
 # only when a word of the name is not everyday English ("I'm Still Here", "I am So Done" do not)
 _SELF_INTRODUCED = re.compile(r"\b(?:I am|I'm|I’m)[ \t]+([A-Z][\w'’-]+(?:[ \t][A-Z][\w'’-]+){1,2})"
                               r"(?=[ \t]*(?:[,.!;:\n]|$)|[ \t]+(?:and|from|here|speaking|with|at)\b)")
+# "Hjalte R Hedegaard, the Facilities coordinator, said": a full name, its role in commas, a speech verb
+_NAMED_SPEAKER = re.compile(r"\b([A-Z][\w'’-]+(?:[ \t][A-Z][\w'’.-]*){1,3}),[ \t]+the[ \t]+[^,\n]{2,60},[ \t]+"
+                            r"(?:said|says|told|added|explained|wrote|replied|asked)\b")
 # person-context patterns (pii_recognizers.support_recognizers) that say outright that a name follows
 VOUCHING_PATTERNS = ("honorific", "introduced name", "introduced name, any case", "agent introduction", "signed",
                      "relative")
@@ -313,16 +316,17 @@ class PiiRedactor:
 
     def vouched_names(self, text: str) -> list[tuple[int, int]]:
         """Spans where the context says outright that a name stands: a title, a self-introduction, a form's
-        name label, a signature, a full name introduced ("Mrs. ...", "This is ...", "Name: ...", "Regards, Liam
-        Brown", "I am Kalle Ruusunen"). They vouch for what was detected there and detect nothing themselves.
-        Weaker contexts (a greeting, a capitalised word before "I": "HEY HO!", "OK, I ...") are left to the
-        name filter."""
+        name label, a signature, a full name introduced or quoted ("Mrs. ...", "This is ...", "Name: ...",
+        "Regards, Liam Brown", "I am Kalle Ruusunen", "Hjalte R Hedegaard, the coordinator, said"). They vouch
+        for what was detected there and detect nothing themselves. Weaker contexts (a greeting, a capitalised
+        word before "I": "HEY HO!", "OK, I ...") are left to the name filter."""
         return [(r.start, r.end) for r in self._person_context.analyze(text, ["PERSON"])
                 if r.analysis_explanation.pattern_name in VOUCHING_PATTERNS] + \
             [(r.start, r.end) for r in self.labeled_names(text)] + \
             [m.span(1) for m in _SIGNED_OFF.finditer(text)] + \
             [m.span(1) for m in _SELF_INTRODUCED.finditer(text)
-             if any(not everyday(w.lower()) for w in m.group(1).split())]
+             if any(not everyday(w.lower()) for w in m.group(1).split())] + \
+            [m.span(1) for m in _NAMED_SPEAKER.finditer(text)]
 
     @cached_property
     def analyzer(self):
