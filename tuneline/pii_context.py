@@ -118,6 +118,7 @@ _WORDS_BEFORE = re.compile(rf"(?:(?<![\w@.-]){_WORD}\s+){{1,3}}$")
 
 
 _PREFIX_STREET_WORD = re.compile(rf"(?i:{PREFIX_STREET_WORDS})\.?")
+_PREFIX_STREET_WORD_BEFORE = re.compile(rf"(?<!\w)(?i:{PREFIX_STREET_WORDS})\.?\s")
 
 
 def _street_then_number(text: str) -> list[tuple[int, int]]:
@@ -126,6 +127,9 @@ def _street_then_number(text: str) -> list[tuple[int, int]]:
     are the street's own: capitalised, or particles between capitalised words, never "lives on the"."""
     spans = []
     for m in _WORD_THEN_NUMBER.finditer(text):
+        street_word = _STREET_WORD_WHOLE.fullmatch(m.group(1))
+        if not street_word and not _PREFIX_STREET_WORD_BEFORE.search(text, max(0, m.start() - 80), m.start()):
+            continue  # most "word number" pairs ("iPhone 12", "in 2019"): no street word at all
         before = _WORDS_BEFORE.search(text, max(0, m.start() - 80), m.start())
         words = list(re.finditer(r"\S+", text[before.start():m.start()])) if before else []
         own = []
@@ -137,7 +141,7 @@ def _street_then_number(text: str) -> list[tuple[int, int]]:
         while own and own[0].group().lower() in _STREET_PARTICLES:
             own.pop(0)
         start = before.start() + own[0].start() if own else m.start()
-        if _STREET_WORD_WHOLE.fullmatch(m.group(1)):
+        if street_word:
             spans.append((start, m.end()))
         elif own and _PREFIX_STREET_WORD.fullmatch(own[0].group()) and (
                 own[0].group()[0].isupper() or own[0].group().endswith(".")):
