@@ -20,7 +20,8 @@ STREET_WORDS = ("street|st|road|rd|avenue|ave|av|boulevard|blvd|drive|dr|lane|ln
                 "rue|allée|chemin|impasse|quai|via|viale|piazza|corso|largo|rua|travessa|avenida|calle|carrera|"
                 "paseo|plaza|praça|estrada|alameda|vila|colonia|strasse|straße|str|weg|platz|allee|gasse|ring|"
                 "baan|laan|straat|plein|kade|gracht|dreef|vej|gade|gata|gatan|vägen|väg|veien|vegen|gate|plads|"
-                "torget|tee|tie|katu|utca|út|útja|u|tér|tere|körút|krt|rakpart|rkp|köz|ulica|ul|aleja|náměstí|námestie|cesta|odos|οδός|leoforos|"
+                "torget|tee|tie|katu|utca|út|útja|u|tér|tere|körút|krt|rakpart|rkp|köz|ulica|ul|aleja|"
+                "náměstí|námestie|cesta|odos|οδός|leoforos|"
                 "enparantza|kalea|avinguda|carrer|scholis|sokak|sokağı|caddesi|cd|mahallesi|box")
 # ... and as the end of a compound ("Blæsenborgvej", "Brixtonlaan", "Auerstrasse", "Simavikveien")
 STREET_ENDINGS = ("vej|gade|gata|gatan|vägen|veien|vegen|laan|straat|strasse|straße|weg|platz|allee|gasse|plein|"
