@@ -167,6 +167,14 @@ def search(home: Path, examples_seen: int, val_limit: int, points: list[dict]) -
     return sorted(results, key=lambda r: r["val_loss"])
 
 
+def interrupted(result) -> bool:
+    """Whether a step of the run was stopped by a signal: Dagster turns SIGTERM and SIGINT into a step failure
+    and returns, so a loop over products would otherwise go on to the next one."""
+    return any(e.is_step_failure and e.step_failure_data.error is not None
+               and e.step_failure_data.error.cls_name == "DagsterExecutionInterruptedError"
+               for e in result.all_events)
+
+
 def evaluate(home: Path, training: dict, product_examples_seen: int, eval_examples: int,
              min_examples: int, products: list[str] | None = None, reuse_shared: bool = False,
              eval_only: bool = False, shared_too: bool = False, product_keep: dict | None = None,
@@ -196,6 +204,9 @@ def evaluate(home: Path, training: dict, product_examples_seen: int, eval_exampl
             all_assets(), selection=["eval_report"] if eval_only else ["lora_adapter", "eval_report"],
             instance=instance, resources=_resources(home), partition_key=product, raise_on_error=False,
             run_config={"ops": ops})
+        if interrupted(result):  # SIGTERM/SIGINT: Dagster fails the step and returns; the bench stops too
+            print(json.dumps({"product": product, "interrupted": True}), flush=True)
+            break
         report_file = home / "assets" / "eval_report" / f"{product}.json"
         if not report_file.exists() or report_file.stat().st_mtime < wall_started:  # no report from this run
             row = {"product": product, "run_ok": False, "failed_steps": [
