@@ -57,11 +57,12 @@ def test_pii_eval_scores_what_the_pipeline_masks(redactor):
     and the evaluation counts that, not the detector's raw hits."""
     from tuneline.pii_eval import evaluate_records
 
-    text = "I am Kalle Ruusunen. Kalle needs a new card."
+    text = "Ms. Ilse Vandewalle wrote again; Vandewalle wants a refund"
+    first, second = text.index("Ilse"), text.rindex("Vandewalle")
     records = [{"full_text": text, "spans": [
-        {"entity_type": "PERSON", "start_position": 5, "end_position": 10},
-        {"entity_type": "PERSON", "start_position": 21, "end_position": 26}]}]
-    assert "Kalle" not in redactor.redact_many([text])[0].text
+        {"entity_type": "PERSON", "start_position": first, "end_position": first + len("Ilse Vandewalle")},
+        {"entity_type": "PERSON", "start_position": second, "end_position": second + len("Vandewalle")}]}]
+    assert "Vandewalle" not in redactor.redact_many([text])[0].text
     assert evaluate_records(redactor, records).by_type["PERSON"].masked == 2
 
 
