@@ -259,6 +259,7 @@ def with_decided_values(found: list, decided: list) -> list:
         touching = [r for r in kept if r.start < d.end and d.start < r.end]
         if not touching:
             alone.append(d)
+            continue
         kept = [RecognizerResult(r.entity_type, min(r.start, d.start), max(r.end, d.end), r.score)
                 if r in touching else r for r in kept]
     return kept + alone

@@ -141,12 +141,10 @@ def _street_then_number(text: str) -> list[tuple[int, int]]:
             own.insert(0, w)
         while own and own[0].group().lower() in _STREET_PARTICLES:
             own.pop(0)
-        start = before.start() + own[0].start() if own else m.start()
-        if street_word:
-            spans.append((start, m.end()))
-        elif own and _PREFIX_STREET_WORD.fullmatch(own[0].group()) and (
-                own[0].group()[0].isupper() or own[0].group().endswith(".")):
-            spans.append((start, m.end()))
+        prefixed = bool(own) and bool(_PREFIX_STREET_WORD.fullmatch(own[0].group())) and (
+            own[0].group()[0].isupper() or own[0].group().endswith("."))
+        if street_word or prefixed:
+            spans.append((before.start() + own[0].start() if own else m.start(), m.end()))
     return spans
 
 
