@@ -49,7 +49,12 @@ def _instance(home: Path):
     ensure_dagster_home()
     import dagster as dg
 
-    return dg.DagsterInstance.get()
+    from tuneline.launching import fail_runs_whose_worker_is_gone
+
+    instance = dg.DagsterInstance.get()
+    for run_id in fail_runs_whose_worker_is_gone(instance):
+        print(f"run {run_id} had lost its worker process: marked failed, its pool slots freed")
+    return instance
 
 
 def _resources(home: Path):

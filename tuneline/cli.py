@@ -30,6 +30,11 @@ telemetry:
 concurrency:
   pools:
     default_limit: 1
+# under `make dev` the daemon frees the pool slots of a run that ended without freeing them (a run killed
+# without reporting is failed first by `fail_runs_whose_worker_is_gone` when tuneline launches runs)
+run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 60
 """
 
 
@@ -89,6 +94,7 @@ def run_demo(home: Path, products: list[str], tickets_per_product: int, max_step
     from ft_assets.definitions import Settings, build_resources
     from tuneline.launching import (
         check_results,
+        fail_runs_whose_worker_is_gone,
         failed_steps,
         launch_and_wait,
         materialization_metadata,
@@ -106,6 +112,8 @@ def run_demo(home: Path, products: list[str], tickets_per_product: int, max_step
         truth = write_landing_zone(landing, products, tickets_per_product)
         print(f"wrote {truth.rows_written} demo tickets for {', '.join(products)} into {landing}")
     instance = dg.DagsterInstance.get()
+    for run_id in fail_runs_whose_worker_is_gone(instance):
+        print(f"run {run_id} had lost its worker process: marked failed, its pool slots freed")
     found, _, _ = sync_products(instance, resources["landing"])
     products = [p for p in found if p in products] or products
 

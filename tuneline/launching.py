@@ -70,3 +70,40 @@ def failed_steps(instance: dg.DagsterInstance, run_id: str) -> set[str]:
 def check_results(instance: dg.DagsterInstance, run_id: str) -> dict[str, bool]:
     return {e.event_specific_data.check_name: e.event_specific_data.passed
             for e in run_events(instance, run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION)}
+
+
+def _worker_is_alive(pid: int, run_started_at: float | None) -> bool:
+    """Whether the process that started a run still runs: a pid taken over by a later process does not count."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return run_started_at is None or process.create_time() <= run_started_at + 1.0
+    except psutil.NoSuchProcess:
+        return False
+
+
+def fail_runs_whose_worker_is_gone(instance: dg.DagsterInstance) -> list[str]:
+    """Mark as failed the STARTED runs of a local instance whose worker process has died without reporting (a
+    SIGKILL, an out-of-memory kill, a machine restart), and free the pool slots they held. Without this such a
+    run keeps the `training` pool's one slot for ever and every later training step waits: the default run
+    launcher cannot report a worker's health, so run monitoring never sees it. Only a SQLite instance is checked
+    (its runs ran on this machine, so their pids mean something here); deployments rely on run monitoring."""
+    from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+
+    if not isinstance(instance.run_storage, SqliteRunStorage):
+        return []
+    failed = []
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+        run = record.dagster_run
+        starts = run_events(instance, run.run_id, dg.DagsterEventType.RUN_START)
+        pid = starts[-1].pid if starts else None
+        if pid is None or _worker_is_alive(pid, record.start_time):
+            continue
+        instance.report_run_failed(run, f"the run's worker process (pid {pid}) is gone: it was killed without "
+                                        "reporting; marked failed and its pool slots freed by tuneline")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        failed.append(run.run_id)
+    return failed
