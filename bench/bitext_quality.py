@@ -49,12 +49,10 @@ def _instance(home: Path):
     ensure_dagster_home()
     import dagster as dg
 
-    from tuneline.launching import fail_runs_whose_worker_is_gone
+    from tuneline.launching import fail_orphaned_runs
 
-    instance = dg.DagsterInstance.get()
-    for run_id in fail_runs_whose_worker_is_gone(instance):
-        print(f"run {run_id} had lost its worker process: marked failed, its pool slots freed")
-    return instance
+    fail_orphaned_runs()
+    return dg.DagsterInstance.get()
 
 
 def _resources(home: Path):

@@ -94,7 +94,7 @@ def run_demo(home: Path, products: list[str], tickets_per_product: int, max_step
     from ft_assets.definitions import Settings, build_resources
     from tuneline.launching import (
         check_results,
-        fail_runs_whose_worker_is_gone,
+        fail_orphaned_runs,
         failed_steps,
         launch_and_wait,
         materialization_metadata,
@@ -111,9 +111,8 @@ def run_demo(home: Path, products: list[str], tickets_per_product: int, max_step
     if not landing.exists() or not any(landing.iterdir()):
         truth = write_landing_zone(landing, products, tickets_per_product)
         print(f"wrote {truth.rows_written} demo tickets for {', '.join(products)} into {landing}")
+    fail_orphaned_runs()
     instance = dg.DagsterInstance.get()
-    for run_id in fail_runs_whose_worker_is_gone(instance):
-        print(f"run {run_id} had lost its worker process: marked failed, its pool slots freed")
     found, _, _ = sync_products(instance, resources["landing"])
     products = [p for p in found if p in products] or products
 
@@ -194,6 +193,9 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
 
 def _cmd_dev(ns: argparse.Namespace) -> int:
     home = ensure_dagster_home()
+    from tuneline.launching import fail_orphaned_runs
+
+    fail_orphaned_runs()
     print(f"DAGSTER_HOME={home}; UI on http://{ns.host}:{ns.port}")
     dagster = Path(sys.executable).with_name("dagster")
     os.execv(str(dagster), [str(dagster), "dev", "-w", "workspace.yaml", "-h", ns.host, "-p", str(ns.port)])

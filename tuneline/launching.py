@@ -107,3 +107,11 @@ def fail_runs_whose_worker_is_gone(instance: dg.DagsterInstance) -> list[str]:
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         failed.append(run.run_id)
     return failed
+
+
+def fail_orphaned_runs() -> None:
+    """Before launching (or serving the UI): runs of an earlier session whose process was killed would hold
+    the training pool's slot for ever."""
+    with dg.DagsterInstance.get() as instance:
+        for run_id in fail_runs_whose_worker_is_gone(instance):
+            print(f"run {run_id} had lost its worker process: marked failed, its pool slots freed")
