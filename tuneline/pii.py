@@ -146,6 +146,10 @@ _SELF_INTRODUCED = re.compile(r"\b(?:I am|I'm|I’m)[ \t]+([A-Z][\w'’-]+(?:[ \
 # "Hjalte R Hedegaard, the Facilities coordinator, said": a full name, its role in commas, a speech verb
 _NAMED_SPEAKER = re.compile(r"\b([A-Z][\w'’-]+(?:[ \t][A-Z][\w'’.-]*){1,3}),[ \t]+the[ \t]+[^,\n]{2,60},[ \t]+"
                             r"(?:said|says|told|added|explained|wrote|replied|asked)\b")
+# "Iolanda S. Tratnik", "Harriet K Owusu": a first name, a middle initial, a surname; it vouches only when
+# neither name is an everyday English word ("Visit A Place" does not)
+_INITIALED_NAME = re.compile(r"(?<![\w.])([A-Z][^\W\d_]+)[ \t][A-Z]\.?[ \t]"
+                             r"([A-Z][^\W\d_]+(?:[-'’][^\W\d_]+)?)(?![\w-])")
 # person-context patterns (pii_recognizers.support_recognizers) that say outright that a name follows
 VOUCHING_PATTERNS = ("honorific", "introduced name", "introduced name, any case", "agent introduction", "signed",
                      "relative")
@@ -274,6 +278,45 @@ def with_line_breaks_unescaped(text: str) -> str:
     return _ESCAPED_LINE_BREAK.sub(" \n", text) if "\\" in text else text
 
 
+def _initialed_name_words(m: re.Match) -> bool:
+    from tuneline.pii_recognizers import name_lexicon
+
+    if m.group(1).isupper() or m.group(2).isupper():  # shouted words ("ME VALLA A MAR") are not names
+        return False
+    first, last = m.group(1).lower(), m.group(2).lower()
+    first_names, _, last_names = name_lexicon()
+    # an everyday first word ("Desire Z Unlocked") counts only as a first name before a known surname
+    return not everyday(last) and (not everyday(first) or (first in first_names and last in last_names))
+
+
+def with_initialed_names(text: str, results: list) -> list:
+    """A full name with a middle initial ("Beltran A Urbina", "Marzhan K. Chichigov") is one person: a PERSON
+    found inside it grows over all of it, and where nothing was found it is added when a census list knows
+    either name or neither is a common English word. Neither may be an everyday word, unless the first is a
+    first name before a census surname ("Richard D Gilbert"; not "Visit A Place", "Desire Z Unlocked")."""
+    from presidio_analyzer import RecognizerResult
+
+    from tuneline.pii_recognizers import common_english_words, name_lexicon
+
+    if not _INITIALED_NAME.search(text):
+        return results
+    first_names, _, last_names = name_lexicon()
+    common = common_english_words()
+    for m in _INITIALED_NAME.finditer(text):
+        if not _initialed_name_words(m):
+            continue
+        first, last = m.group(1).lower(), m.group(2).lower()
+        start, end = m.start(1), m.end(2)
+        inside = [r for r in results if r.start < end and start < r.end]
+        if any(r.entity_type != "PERSON" for r in inside):
+            continue
+        if inside or first in first_names or last in last_names or not (first in common or last in common):
+            start, end = min([start, *(r.start for r in inside)]), max([end, *(r.end for r in inside)])
+            score = max([0.6, *(r.score for r in inside)])
+            results = [r for r in results if r not in inside] + [RecognizerResult("PERSON", start, end, score)]
+    return results
+
+
 class PiiRedactor:
     """Finds PII with presidio and replaces each span by its type's placeholder."""
 
@@ -318,7 +361,8 @@ class PiiRedactor:
     def vouched_names(self, text: str) -> list[tuple[int, int]]:
         """Spans where the context says outright that a name stands: a title, a self-introduction, a form's
         name label, a signature, a full name introduced or quoted ("Mrs. ...", "This is ...", "Name: ...",
-        "Regards, Liam Brown", "I am Kalle Ruusunen", "Hjalte R Hedegaard, the coordinator, said"). They vouch
+        "Regards, Liam Brown", "I am Kalle Ruusunen", "Hjalte R Hedegaard, the coordinator, said", a middle
+        initial "Iolanda S. Tratnik"). They vouch
         for what was detected there and detect nothing themselves. Weaker contexts (a greeting, a capitalised
         word before "I": "HEY HO!", "OK, I ...") are left to the name filter."""
         return [(r.start, r.end) for r in self._person_context.analyze(text, ["PERSON"])
@@ -327,7 +371,8 @@ class PiiRedactor:
             [m.span(1) for m in _SIGNED_OFF.finditer(text)] + \
             [m.span(1) for m in _SELF_INTRODUCED.finditer(text)
              if any(not everyday(w.lower()) for w in m.group(1).split())] + \
-            [m.span(1) for m in _NAMED_SPEAKER.finditer(text)]
+            [m.span(1) for m in _NAMED_SPEAKER.finditer(text)] + \
+            [(m.start(1), m.end(2)) for m in _INITIALED_NAME.finditer(text) if _initialed_name_words(m)]
 
     @cached_property
     def analyzer(self):
@@ -407,7 +452,7 @@ class PiiRedactor:
                 results += self.labeled_names(text)
             results = drop_company_names(text, drop_implausible_names(text, results), vocabulary)
             if "PERSON" in entities:
-                results = extend_name_lists(text, results)
+                results = with_initialed_names(text, extend_name_lists(text, results))
             out.append(merge_address_blocks(text, results) if "STREET_ADDRESS" in entities else results)
         if self.name_filter is not None and any(kind in entities for kind in NER_TYPES):
             out = self.name_filter.keep(texts, out, self.analyzer.nlp_engine.nlp["en"].vocab, self.vouched_names)

@@ -20,8 +20,8 @@ STREET_WORDS = ("street|st|road|rd|avenue|ave|av|boulevard|blvd|drive|dr|lane|ln
                 "rue|allée|chemin|impasse|quai|via|viale|piazza|corso|largo|rua|travessa|avenida|calle|carrera|"
                 "paseo|plaza|praça|estrada|alameda|vila|colonia|strasse|straße|str|weg|platz|allee|gasse|ring|"
                 "baan|laan|straat|plein|kade|gracht|dreef|vej|gade|gata|gatan|vägen|väg|veien|vegen|gate|plads|"
-                "torget|tee|tie|katu|utca|út|útja|u|tér|tere|körút|krt|rakpart|rkp|köz|ulica|ul|aleja|"
-                "náměstí|námestie|cesta|odos|οδός|leoforos|"
+                "torget|tee|tie|katu|utca|út|útja|u|tér|tere|körút|krt|rakpart|rkp|köz|fasor|sor|sétány|"
+                "ulica|ul|aleja|náměstí|námestie|cesta|odos|οδός|leoforos|"
                 "enparantza|kalea|avinguda|carrer|scholis|sokak|sokağı|caddesi|cd|mahallesi|box")
 # ... and as the end of a compound ("Blæsenborgvej", "Brixtonlaan", "Auerstrasse", "Simavikveien")
 STREET_ENDINGS = ("vej|gade|gata|gatan|vägen|veien|vegen|laan|straat|strasse|straße|weg|platz|allee|gasse|plein|"
@@ -32,7 +32,7 @@ _NUM = r"\d{1,5}[a-zA-Z]?\b\.?"
 _UNIT = (r"(?i:suite|ste\.?|apt\.?|apartment|unit|flat|floor|fl\.?|room|rm\.?|building|bldg\.?|#)"
          r"\s*#?\s*\d+[a-zA-Z]?\b\.?")
 _STREET_WORD = rf"(?i:(?:{STREET_WORDS})\b\.?|[^\W\d_][\w'’-]*(?:{STREET_ENDINGS})\b)"
-_POST_CODE = (r"(?:\d{4,6}(?:-\d{4})?|\d{2}-\d{3}|\d{3}\s\d{2}|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|"
+_POST_CODE = (r"(?:\d{4,6}(?:-\d{3,4})?|\d{2}-\d{3}|\d{3}\s\d{2}|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|"
               r"[A-Z]\d[A-Z]\s?\d[A-Z]\d)(?![\w-])")
 _ADDRESS_CONTEXT = re.compile(r"(?i)\b(?:address(?:es)?|lives? at|living at|located at|ship(?:ped)? to|send (?:it )?to|"
                               r"sent to|deliver(?:ed)? to|office is at|moved to|mail(?:ed)? to)\W{0,3}$")
@@ -54,7 +54,10 @@ STREET_PATTERNS = [
 ]
 # between the parts of an address: a comma, a line break (with a list bullet), or spaces
 _SEPARATOR = re.compile(r"\s*(?:,|\n|\|)\s*(?:[^\w\s\d]{1,3}\s*)?(?:,\s*)?|\s+")
-_PART = re.compile(rf"{_UNIT}|(?:nan\b)|{_POST_CODE}|[A-Z]{{2}}\b(?=\s*(?:\d|$|,|\n))")
+# a part: a unit, an empty field ("nan"), a post code, a region's letters, a short code that ends its line
+# (Iceland's "Drangsnes\n 520", a region number "Cite El Wafa\n 81\n 6032"), a country's note before its code
+_PART = re.compile(rf"{_UNIT}|(?:nan\b)|{_POST_CODE}|[A-Z]{{2}}\b(?=\s*(?:\d|$|,|\n))|\d{{2,3}}(?=[ \t]*(?:\n|$))|"
+                   r"\((?:[^\W\d_][\w'’.-]*[ \t]?){1,3}\)(?=[ \t]+\d)")  # "Cyprus (Greek) 96400"
 _CAPITALIZED_RUN = re.compile(r"(?:[^\W\d_][\w'’.-]*)(?:[ \t]+(?:[^\W\d_][\w'’.-]*|\d{1,2}(?![\w-]))){0,4}")
 MAX_PARTS = 8
 
@@ -93,7 +96,8 @@ def _plausible_street(text: str, start: int, end: int, number_first: bool = True
     if text == text.lower():  # chat-style text: a street word no sentence uses ("vej", "rue") or a block of lines
         distinctive = any(not everyday(w.lower().strip(".")) for w in street_words)
         return ("\n" in text or "|" in text or distinctive) and (unusual_name or bool(street_words))
-    if not _title_or_upper(named):
+    # a name-first street's words were taken capitalised already, lowercase ones only between capitalised ones
+    if not _title_or_upper(named) and (number_first or not named[0][0].isupper()):
         return False
     return unusual_name or (number_first and bool(street_words))
 
@@ -119,13 +123,20 @@ _WORDS_BEFORE = re.compile(rf"(?:(?<![\w@.-]){_WORD}\s+){{1,3}}$")
 
 
 _PREFIX_STREET_WORD = re.compile(rf"(?i:{PREFIX_STREET_WORDS})\.?")
+# someone lives on or at what follows: a capitalised word and a number there is a street without a street word
+_RESIDENCE_BEFORE = re.compile(r"(?i)\b(?:lives?|living|resides?|residing|stays?|staying)[ \t]+(?:on|at)\b"
+                               r"[^.!?\n\d]{0,40}$")
 _PREFIX_STREET_WORD_BEFORE = re.compile(rf"(?<!\w)(?i:{PREFIX_STREET_WORDS})\.?\s")
 
 
 def _street_then_number(text: str) -> list[tuple[int, int]]:
     """Streets written name first: "Brogade 68", "Rákóczi út 67." (a street word before the number), "Avenue
     des Sartiaux 318", "ul. Chełmońskiego Józefa 75" (a street word before the name). The words taken before
-    are the street's own: capitalised, or particles between capitalised words, never "lives on the"."""
+    are the street's own: capitalised, or particles between capitalised words, never "lives on the". After
+    "lives on"/"lives at", a capitalised word that is not everyday English and a number are a street as they are
+    ("He lives on the north side of Ilichova 23")."""
+    from tuneline.pii_recognizers import everyday
+
     spans = []
     for m in _WORD_THEN_NUMBER.finditer(text):
         street_word = _STREET_WORD_WHOLE.fullmatch(m.group(1))
@@ -134,9 +145,12 @@ def _street_then_number(text: str) -> list[tuple[int, int]]:
         before = _WORDS_BEFORE.search(text, max(0, m.start() - 80), m.start())
         words = list(re.finditer(r"\S+", text[before.start():m.start()])) if before else []
         own = []
-        for w in reversed(words):
+        for k in range(len(words) - 1, -1, -1):
+            w = words[k]
+            # a lowercase word between capitalised ones is the street's own ("Árpád fejedelem útja 28")
+            inner = k > 0 and words[k - 1].group()[0].isupper() and bool(own or street_word)
             if not (w.group()[0].isupper() or w.group().lower() in _STREET_PARTICLES
-                    or _PREFIX_STREET_WORD.fullmatch(w.group())):
+                    or _PREFIX_STREET_WORD.fullmatch(w.group()) or inner):
                 break
             own.insert(0, w)
         while own and own[0].group().lower() in _STREET_PARTICLES:
@@ -145,6 +159,11 @@ def _street_then_number(text: str) -> list[tuple[int, int]]:
             own[0].group()[0].isupper() or own[0].group().endswith("."))
         if street_word or prefixed:
             spans.append((before.start() + own[0].start() if own else m.start(), m.end()))
+    for m in _WORD_THEN_NUMBER.finditer(text):  # "He lives on the north side of Ilichova 23."
+        name = m.group(1)
+        if name[0].isupper() and not everyday(name.lower().strip(".")) and \
+                _RESIDENCE_BEFORE.search(text, max(0, m.start() - 60), m.start()):
+            spans.append(m.span())
     return spans
 
 
@@ -223,10 +242,26 @@ def _prefixes(run: str) -> list[str]:
     return [run[:c] for c in reversed(cuts)]
 
 
+_LINE_BULLET = r"[ \t]*(?:[^\w\s]{1,3}[ \t]*)?"
+_CARD_STREET_LINE = re.compile(
+    rf"(?m)^{_LINE_BULLET}(?P<street>\d{{1,6}}(?:[ \t]+\d{{1,5}}[a-zA-Z]?)?(?:[ \t]+{_WORD}){{1,6}}"
+    rf"(?:[ \t]+\d{{1,5}}[a-zA-Z]?\.?)?)[ \t]*\n(?:{_LINE_BULLET}\n)?{_LINE_BULLET}(?P<unit>{_UNIT})[ \t]*$")
+
+
+def card_streets(text: str) -> list[tuple[int, int]]:
+    """In a card of lines, a line of a number and words followed by a line that is only a unit ("4300 81
+    Chalkokondili\n Apt. 518", "53574 Karu põik 61\n Suite 661") is a street whatever its words: a unit
+    line says so. The street and its unit are one anchor, which then grows over city, region and country."""
+    if "\n" not in text:
+        return []
+    return [(m.start("street"), m.end("unit")) for m in _CARD_STREET_LINE.finditer(text)]
+
+
 def merge_address_blocks(text: str, results: list) -> list:
     """Grow each street into its whole address (suite, city, region, post code, country) and put one
     STREET_ADDRESS over it, absorbing the detections inside; a place followed by a post code takes it."""
-    anchors = street_anchors(text) + [(r.start, r.end) for r in results if r.entity_type == "STREET_ADDRESS"]
+    anchors = street_anchors(text) + card_streets(text) + \
+        [(r.start, r.end) for r in results if r.entity_type == "STREET_ADDRESS"]
     if not anchors:
         anchors = []
     locations = sorted((r.start, r.end) for r in results if r.entity_type in ("LOCATION", "ORGANIZATION"))
@@ -244,6 +279,7 @@ def merge_address_blocks(text: str, results: list) -> list:
         code = re.match(rf"\s+{_POST_CODE}", text[b:])
         if code and not re.fullmatch(r"\s+(?:19|20)\d\d", code.group()):
             blocks.append((a, b + code.end()))
+    blocks += _places_with_post_codes(text)
     if not blocks:
         return results
     blocks.sort()
@@ -261,6 +297,31 @@ def merge_address_blocks(text: str, results: list) -> list:
                                 a, b, 0.6)
                for block_start, _ in merged for a, b in _heading_lines(text, block_start, kept)]
     return kept + heading + [RecognizerResult("STREET_ADDRESS", a, b, 0.85) for a, b in merged]
+
+
+_PLACE_THEN_POST_CODE = re.compile(
+    rf"(?i:\b(?:in|from|near)\s+)(?P<place>[^\W\d_][\w'’.-]*(?:[ \t]+[^\W\d_][\w'’.-]*){{0,5}})[ \t]+{_POST_CODE}")
+
+
+def _places_with_post_codes(text: str) -> list[tuple[int, int]]:
+    """A town NER did not know, written with its post code after "in"/"from"/"near" ("to support Acme Inc. in
+    Kaster 8572 in its mission"): the code says the words before it are a place. Not a year ("in March 2010"),
+    not common words only ("in Room 4306", "in Module 4306")."""
+    from tuneline.pii_recognizers import common_english_words
+
+    common = common_english_words()
+    spans = []
+    for match in _PLACE_THEN_POST_CODE.finditer(text):
+        code = text[match.end("place"):match.end()].strip()
+        if re.fullmatch(r"(?:19|20)\d\d", code):
+            continue
+        words = list(re.finditer(r"[^\W\d_][\w'’.-]*", match.group("place")))
+        # the longest run of place words before the code: "in the town of Kaster 8572" -> "Kaster 8572"
+        place = next((words[k:] for k in range(len(words))
+                      if words[k].group()[0].isupper() and _title_or_upper([w.group() for w in words[k:]])), [])
+        if place and not all(w.group().lower().strip(".") in common for w in place):
+            spans.append((match.start("place") + place[0].start(), match.end()))
+    return spans
 
 
 _LIST_ITEM = r"[^\W\d_][\w'’-]*"

@@ -428,7 +428,7 @@ def context_recognizers() -> list[EntityRecognizer]:
     ], 0.6)
     post_code = RegexValueRecognizer("STREET_ADDRESS", "PostCodeRecognizer", [
         r"(?i)\b(?:zip|postal|post|postcode)(?:\s*code)?\s*(?:is|:|#)?\s*(?P<v>\d{3,6}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s?"
-        r"\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d|\d{2}-\d{3}|\d{5}-\d{3}|\d{3}\s\d{2})(?![\w-])",
+        r"\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d|\d{2}-\d{3}|\d{4,5}-\d{3}|\d{3}\s\d{2})(?![\w-])",
     ], 0.6)
     return [age, date, phone, licence, card, obfuscated_email, url, post_code, *organization_recognizers()]
 
