@@ -146,8 +146,8 @@ _SELF_INTRODUCED = re.compile(r"\b(?:I am|I'm|I’m)[ \t]+([A-Z][\w'’-]+(?:[ \
 # "Hjalte R Hedegaard, the Facilities coordinator, said": a full name, its role in commas, a speech verb
 _NAMED_SPEAKER = re.compile(r"\b([A-Z][\w'’-]+(?:[ \t][A-Z][\w'’.-]*){1,3}),[ \t]+the[ \t]+[^,\n]{2,60},[ \t]+"
                             r"(?:said|says|told|added|explained|wrote|replied|asked)\b")
-# "Iolanda S. Tratnik", "Harriet K Owusu": a first name, a middle initial, a surname; it vouches only when
-# neither name is an everyday English word ("Visit A Place" does not)
+# "Iolanda S. Tratnik", "Harriet K Owusu": a first name, a middle initial, a surname (which words count:
+# `_initialed_name_words`)
 _INITIALED_NAME = re.compile(r"(?<![\w.])([A-Z][^\W\d_]+)[ \t][A-Z]\.?[ \t]"
                              r"([A-Z][^\W\d_]+(?:[-'’][^\W\d_]+)?)(?![\w-])")
 # person-context patterns (pii_recognizers.support_recognizers) that say outright that a name follows
@@ -279,6 +279,8 @@ def with_line_breaks_unescaped(text: str) -> str:
 
 
 def _initialed_name_words(m: re.Match) -> bool:
+    """Neither name shouted or an everyday word, unless an everyday first word is a first name before a census
+    surname ("Richard D Gilbert"; not "Visit A Place", "Desire Z Unlocked", "ME VALLA A MAR")."""
     from tuneline.pii_recognizers import name_lexicon
 
     if m.group(1).isupper() or m.group(2).isupper():  # shouted words ("ME VALLA A MAR") are not names
@@ -292,8 +294,7 @@ def _initialed_name_words(m: re.Match) -> bool:
 def with_initialed_names(text: str, results: list) -> list:
     """A full name with a middle initial ("Beltran A Urbina", "Marzhan K. Chichigov") is one person: a PERSON
     found inside it grows over all of it, and where nothing was found it is added when a census list knows
-    either name or neither is a common English word. Neither may be an everyday word, unless the first is a
-    first name before a census surname ("Richard D Gilbert"; not "Visit A Place", "Desire Z Unlocked")."""
+    either name or neither is a common English word."""
     from presidio_analyzer import RecognizerResult
 
     from tuneline.pii_recognizers import common_english_words, name_lexicon
@@ -362,9 +363,9 @@ class PiiRedactor:
         """Spans where the context says outright that a name stands: a title, a self-introduction, a form's
         name label, a signature, a full name introduced or quoted ("Mrs. ...", "This is ...", "Name: ...",
         "Regards, Liam Brown", "I am Kalle Ruusunen", "Hjalte R Hedegaard, the coordinator, said", a middle
-        initial "Iolanda S. Tratnik"). They vouch
-        for what was detected there and detect nothing themselves. Weaker contexts (a greeting, a capitalised
-        word before "I": "HEY HO!", "OK, I ...") are left to the name filter."""
+        initial "Iolanda S. Tratnik"). They vouch for what was detected there and detect nothing themselves.
+        Weaker contexts (a greeting, a capitalised word before "I": "HEY HO!", "OK, I ...") are left to the name
+        filter."""
         return [(r.start, r.end) for r in self._person_context.analyze(text, ["PERSON"])
                 if r.analysis_explanation.pattern_name in VOUCHING_PATTERNS] + \
             [(r.start, r.end) for r in self.labeled_names(text)] + \

@@ -139,8 +139,13 @@ def _street_then_number(text: str) -> list[tuple[int, int]]:
 
     spans = []
     for m in _WORD_THEN_NUMBER.finditer(text):
-        street_word = _STREET_WORD_WHOLE.fullmatch(m.group(1))
+        name = m.group(1)  # "He lives on the north side of Ilichova 23.": a street as it is
+        residence = name[0].isupper() and not everyday(name.lower().strip(".")) and \
+            bool(_RESIDENCE_BEFORE.search(text, max(0, m.start() - 60), m.start()))
+        street_word = _STREET_WORD_WHOLE.fullmatch(name)
         if not street_word and not _PREFIX_STREET_WORD_BEFORE.search(text, max(0, m.start() - 80), m.start()):
+            if residence:
+                spans.append(m.span())
             continue  # most "word number" pairs ("iPhone 12", "in 2019"): no street word at all
         before = _WORDS_BEFORE.search(text, max(0, m.start() - 80), m.start())
         words = list(re.finditer(r"\S+", text[before.start():m.start()])) if before else []
@@ -159,10 +164,7 @@ def _street_then_number(text: str) -> list[tuple[int, int]]:
             own[0].group()[0].isupper() or own[0].group().endswith("."))
         if street_word or prefixed:
             spans.append((before.start() + own[0].start() if own else m.start(), m.end()))
-    for m in _WORD_THEN_NUMBER.finditer(text):  # "He lives on the north side of Ilichova 23."
-        name = m.group(1)
-        if name[0].isupper() and not everyday(name.lower().strip(".")) and \
-                _RESIDENCE_BEFORE.search(text, max(0, m.start() - 60), m.start()):
+        elif residence:
             spans.append(m.span())
     return spans
 
