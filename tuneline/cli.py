@@ -34,6 +34,7 @@ concurrency:
 # without reporting is failed first by `fail_runs_whose_worker_is_gone` when tuneline launches runs)
 run_monitoring:
   enabled: true
+  start_timeout_seconds: 600  # a run worker importing torch on a busy two-core machine is slow to start
   free_slots_after_run_end_seconds: 60
 """
 
