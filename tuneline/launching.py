@@ -83,6 +83,8 @@ def _worker_is_alive(pid: int, run_started_at: float | None) -> bool:
         return run_started_at is None or process.create_time() <= run_started_at + 1.0
     except psutil.NoSuchProcess:
         return False
+    except psutil.AccessDenied:  # another user's process: cannot tell, so it is not touched
+        return True
 
 
 def fail_runs_whose_worker_is_gone(instance: dg.DagsterInstance) -> list[str]:
