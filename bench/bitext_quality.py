@@ -51,8 +51,9 @@ def _instance(home: Path):
 
     from tuneline.launching import fail_orphaned_runs
 
-    fail_orphaned_runs()
-    return dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.get()
+    fail_orphaned_runs(instance)
+    return instance
 
 
 def _resources(home: Path):

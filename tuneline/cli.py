@@ -112,8 +112,8 @@ def run_demo(home: Path, products: list[str], tickets_per_product: int, max_step
     if not landing.exists() or not any(landing.iterdir()):
         truth = write_landing_zone(landing, products, tickets_per_product)
         print(f"wrote {truth.rows_written} demo tickets for {', '.join(products)} into {landing}")
-    fail_orphaned_runs()
     instance = dg.DagsterInstance.get()
+    fail_orphaned_runs(instance)
     found, _, _ = sync_products(instance, resources["landing"])
     products = [p for p in found if p in products] or products
 
@@ -194,9 +194,12 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
 
 def _cmd_dev(ns: argparse.Namespace) -> int:
     home = ensure_dagster_home()
+    import dagster as dg
+
     from tuneline.launching import fail_orphaned_runs
 
-    fail_orphaned_runs()
+    with dg.DagsterInstance.get() as instance:
+        fail_orphaned_runs(instance)
     print(f"DAGSTER_HOME={home}; UI on http://{ns.host}:{ns.port}")
     dagster = Path(sys.executable).with_name("dagster")
     os.execv(str(dagster), [str(dagster), "dev", "-w", "workspace.yaml", "-h", ns.host, "-p", str(ns.port)])

@@ -111,9 +111,8 @@ def fail_runs_whose_worker_is_gone(instance: dg.DagsterInstance) -> list[str]:
     return failed
 
 
-def fail_orphaned_runs() -> None:
+def fail_orphaned_runs(instance: dg.DagsterInstance) -> None:
     """Before launching (or serving the UI): runs of an earlier session whose process was killed would hold
-    the training pool's slot for ever."""
-    with dg.DagsterInstance.get() as instance:
-        for run_id in fail_runs_whose_worker_is_gone(instance):
-            print(f"run {run_id} had lost its worker process: marked failed, its pool slots freed")
+    the training pool's slot for ever; say which were failed."""
+    for run_id in fail_runs_whose_worker_is_gone(instance):
+        print(f"run {run_id} had lost its worker process: marked failed, its pool slots freed")

@@ -259,6 +259,11 @@ def card_streets(text: str) -> list[tuple[int, int]]:
     return [(m.start("street"), m.end("unit")) for m in _CARD_STREET_LINE.finditer(text)]
 
 
+def _is_year(code: str) -> bool:
+    """A four-digit number that reads as a year ("March 2010") is not taken for a post code after a place."""
+    return re.fullmatch(r"(?:19|20)\d\d", code) is not None
+
+
 def merge_address_blocks(text: str, results: list) -> list:
     """Grow each street into its whole address (suite, city, region, post code, country) and put one
     STREET_ADDRESS over it, absorbing the detections inside; a place followed by a post code takes it."""
@@ -279,7 +284,7 @@ def merge_address_blocks(text: str, results: list) -> list:
     places = [(r.start, r.end) for r in results if r.entity_type == "LOCATION"]
     for a, b in places:  # "Bolivia 52626", "Cameroon 28272": a place and its post code (not a year: "March 2010")
         code = re.match(rf"\s+{_POST_CODE}", text[b:])
-        if code and not re.fullmatch(r"\s+(?:19|20)\d\d", code.group()):
+        if code and not _is_year(code.group().strip()):
             blocks.append((a, b + code.end()))
     blocks += _places_with_post_codes(text)
     if not blocks:
@@ -314,8 +319,7 @@ def _places_with_post_codes(text: str) -> list[tuple[int, int]]:
     common = common_english_words()
     spans = []
     for match in _PLACE_THEN_POST_CODE.finditer(text):
-        code = text[match.end("place"):match.end()].strip()
-        if re.fullmatch(r"(?:19|20)\d\d", code):
+        if _is_year(text[match.end("place"):match.end()].strip()):
             continue
         words = list(re.finditer(r"[^\W\d_][\w'’.-]*", match.group("place")))
         # the longest run of place words before the code: "in the town of Kaster 8572" -> "Kaster 8572"
