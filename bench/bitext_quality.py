@@ -6,6 +6,7 @@
         --examples-seen 2400 --product-examples-seen 320 --eval-examples 24
     python -m bench.bitext_quality table    --home /tmp/bitext    # the markdown table of the evaluate rows
     python -m bench.bitext_quality nearest  --home /tmp/bitext    # a yardstick: the nearest training reply
+    python -m bench.bitext_quality decoding --home /tmp/bitext --products contact --split val  # greedy vs MBR
 
 `prepare` materializes raw_tickets .. dataset_splits per category with the embedded model's tokenizer.
 `search` trains one adapter over every product's train split per grid point, for the same number of
@@ -239,6 +240,9 @@ def evaluate(home: Path, training: dict, product_examples_seen: int, eval_exampl
                "max_new_tokens": report["generation"]["max_new_tokens"],
                "reference_tokens_p95": report["generation"]["reference_tokens_p95"],
                "rougeL_base": report["base"]["rougeL"], "rougeL_tuned": report["tuned"]["rougeL"],
+               "decoding": (report["tuned"].get("decoding") or {}).get("method", "greedy"),
+               "rougeL_tuned_greedy": report["tuned"].get("greedy_rougeL", report["tuned"]["rougeL"]),
+               "val_rougeL_greedy": adapter.get("val_rougeL_greedy"), "val_rougeL_mbr": adapter.get("val_rougeL_mbr"),
                "delta": ci["delta"], "ci": f"[{ci['ci_low']:+.3f}, {ci['ci_high']:+.3f}]",
                "eot_tuned": report["tuned"]["ended_with_eot"], "gate": report["gate"]["passed"],
                "run_ok": result.success, "seconds": round(time.perf_counter() - started, 1)}
@@ -306,6 +310,49 @@ def _shared_on(home: Path, product: str, max_new_tokens: int, eval_examples: int
             "eot_shared": report["tuned"]["ended_with_eot"]}
 
 
+def decoding_side_by_side(home: Path, products: list[str], split: str, samples: int, eval_examples: int) -> dict:
+    """Greedy and MBR replies of each product's served adapter on one split (the validation split chooses;
+    the test split only reports), budget sized as evaluation sizes it, scored by the same ROUGE-L."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tuneline.decoding import Decoding
+    from tuneline.evaluation import (
+        _prompt_and_reference,
+        decode_replies,
+        generation_budget,
+        load_tuned,
+        reference_reply_tokens,
+        rouge_per_example,
+    )
+    from tuneline.training import read_chat_jsonl
+
+    rows = {}
+    for product in products:
+        adapter = json.loads((home / "assets" / "lora_adapter" / f"{product}.json").read_text())
+        records = read_chat_jsonl(home / "exports" / product / f"{split}.jsonl")[:eval_examples]
+        folder = home / "exports" / product
+        every = [r for name in ("train", "val", "test") for r in read_chat_jsonl(folder / f"{name}.jsonl")]
+        tokenizer = AutoTokenizer.from_pretrained(adapter["base_model"])
+        budget = generation_budget(reference_reply_tokens(tokenizer, records), 0, 512,
+                                   reference_reply_tokens(tokenizer, every))["max_new_tokens"]
+        model = load_tuned(AutoModelForCausalLM.from_pretrained(adapter["base_model"], dtype=torch.float32),
+                           adapter["adapter_dir"])
+        references = [_prompt_and_reference(r)[1] for r in records]
+        started, greedy, finished = time.perf_counter(), [], []
+        mbr = decode_replies(model, tokenizer, records, budget, 8, Decoding(method="mbr", samples=samples),
+                             finished, greedy)
+        score = {name: round(sum(rouge_per_example(replies, references)["rougeL"]) / len(records), 4)
+                 for name, replies in (("greedy", greedy), ("mbr", mbr))}
+        rows[product] = {"split": split, "examples": len(records), "max_new_tokens": budget, "samples": samples,
+                         "rougeL_greedy": score["greedy"], "rougeL_mbr": score["mbr"],
+                         "mbr_ended_with_eot": sum(finished),
+                         "replies_changed": sum(a != b for a, b in zip(greedy, mbr, strict=True)),
+                         "seconds": round(time.perf_counter() - started, 1)}
+        print(json.dumps({"product": product, **rows[product]}), flush=True)
+    return rows
+
+
 def nearest_reply_rouge(home: Path, eval_examples: int) -> dict[str, dict]:
     """A yardstick no model beats by copying: each test ticket answered with the reply of the training ticket
     whose words overlap it most (Jaccard), scored by the same ROUGE-L, on the same first `eval_examples`."""
@@ -336,7 +383,7 @@ def nearest_reply_rouge(home: Path, eval_examples: int) -> dict[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("prepare", "search", "evaluate", "table", "nearest"))
+    parser.add_argument("command", choices=("prepare", "search", "evaluate", "table", "nearest", "decoding"))
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--examples-seen", type=int, default=640)
     parser.add_argument("--val-limit", type=int, default=176)
@@ -349,11 +396,15 @@ def main() -> None:
                         help="what a product keeps: its last step (shared or continued on validation loss), or the "
                              "best of the shared adapter and its snapshots by validation ROUGE-L")
     parser.add_argument("--candidate-every-examples", type=int, default=160)
+    parser.add_argument("--mbr-samples", type=int, default=None,
+                        help="with best_val_rougeL: try MBR decoding over this many samples on validation "
+                             "(0: greedy only; default: the product default)")
     parser.add_argument("--grid-learning-rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3])
     parser.add_argument("--grid-ranks", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--vary", nargs="+", metavar="NAME=VALUE",
                         help="search one factor at a time around the training defaults instead of a grid")
     parser.add_argument("--products", nargs="*", help="evaluate these products only (default: every product)")
+    parser.add_argument("--split", choices=("val", "test"), default="val", help="decoding: the split to compare on")
     parser.add_argument("--eval-only", action="store_true",
                         help="evaluate the products' latest adapters again without training them")
     parser.add_argument("--shared-too", action="store_true",
@@ -370,6 +421,10 @@ def main() -> None:
         return
     if ns.command == "prepare":
         results["sizes"] = prepare(home)
+    elif ns.command == "decoding":
+        found = decoding_side_by_side(home, ns.products or _products(home), ns.split, ns.mbr_samples or 8,
+                                      ns.eval_examples)
+        results.setdefault("decoding", {}).update({f"{p}/{ns.split}": row for p, row in found.items()})
     elif ns.command == "nearest":
         results["nearest_reply"] = nearest_reply_rouge(home, ns.eval_examples)
         print(json.dumps(results["nearest_reply"], indent=1))
@@ -400,7 +455,8 @@ def main() -> None:
 
         save(evaluate(home, training, ns.product_examples_seen, ns.eval_examples, ns.min_examples,
                       ns.products, ns.reuse_shared or ns.eval_only, ns.eval_only, ns.shared_too,
-                      {"keep": ns.keep, "candidate_every_examples": ns.candidate_every_examples}, on_row=save))
+                      {"keep": ns.keep, "candidate_every_examples": ns.candidate_every_examples,
+                       **({} if ns.mbr_samples is None else {"mbr_samples": ns.mbr_samples})}, on_row=save))
         return
     out.write_text(json.dumps(results, indent=1))
 

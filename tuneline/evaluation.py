@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
+from tuneline.decoding import GREEDY, Decoding, mbr_choice, recorded_decoding, sample_replies
 from tuneline.training import read_chat_jsonl
 
 PLACEHOLDER = re.compile(r"\[(EMAIL|PHONE|PERSON|CREDIT_CARD|IBAN|IP_ADDRESS|SSN|ADDRESS|ORDER_ID|ACCOUNT_NUMBER)\]")
@@ -117,6 +118,44 @@ def generate_replies(model, tokenizer, records: list[dict], max_new_tokens: int,
             if finished is not None:
                 finished.append(bool((row == tokenizer.eos_token_id).any()))
             replies.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+    return replies
+
+
+def mbr_replies(model, tokenizer, records: list[dict], greedy: list[str], greedy_finished: list[bool],
+                max_new_tokens: int, decoding: Decoding) -> tuple[list[str], list[bool]]:
+    """Per record, the reply MBR keeps among its greedy reply (first) and `decoding.samples` sampled ones,
+    and whether that reply ended with the end-of-turn token."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    replies, finished = [], []
+    model.eval()
+    for record, first, first_finished in zip(records, greedy, greedy_finished, strict=True):
+        prompt = tokenizer.apply_chat_template(_prompt_and_reference(record)[0], add_generation_prompt=True,
+                                               tokenize=False)
+        rows = sample_replies(model, tokenizer, tokenizer([prompt], return_tensors="pt", add_special_tokens=False),
+                              max_new_tokens, decoding)
+        candidates = [first] + [tokenizer.decode(row, skip_special_tokens=True).strip() for row in rows]
+        ended = [first_finished] + [bool((row == tokenizer.eos_token_id).any()) for row in rows]
+        kept = mbr_choice(candidates)
+        replies.append(candidates[kept])
+        finished.append(ended[kept])
+    return replies, finished
+
+
+def decode_replies(model, tokenizer, records: list[dict], max_new_tokens: int, batch_size: int,
+                   decoding: Decoding = GREEDY, finished: list[bool] | None = None,
+                   greedy: list[str] | None = None) -> list[str]:
+    """Replies decoded as `decoding` says: greedy, or MBR over the greedy reply and sampled ones. `finished`
+    receives whether each reply ended with the end-of-turn token, `greedy` the greedy replies."""
+    ended: list[bool] = []
+    replies = generate_replies(model, tokenizer, records, max_new_tokens, batch_size, ended)
+    if greedy is not None:
+        greedy += replies
+    if decoding.method == "mbr":
+        replies, ended = mbr_replies(model, tokenizer, records, replies, ended, max_new_tokens, decoding)
+    if finished is not None:
+        finished += ended
     return replies
 
 
@@ -249,14 +288,22 @@ def rouge_per_example(predictions: list[str], references: list[str]) -> dict[str
 
 
 
-def _measure(model, tokenizer, records, settings: EvalSettings) -> tuple[dict, list[str], dict[str, list[float]]]:
-    """Aggregate metrics, the replies, and per-example scores (for the bootstrap)."""
+def _measure(model, tokenizer, records, settings: EvalSettings,
+             decoding: Decoding = GREEDY) -> tuple[dict, list[str], dict[str, list[float]]]:
+    """Aggregate metrics, the replies, and per-example scores (for the bootstrap). With MBR decoding, the
+    greedy replies' ROUGE-L is reported beside (`greedy_rougeL`), so the decoding's part shows."""
     started = time.perf_counter()
     ppl = reply_perplexity(model, tokenizer, records, settings.max_length)
     finished: list[bool] = []
-    replies = generate_replies(model, tokenizer, records, settings.max_new_tokens, settings.batch_size, finished)
+    greedy: list[str] = []
+    replies = decode_replies(model, tokenizer, records, settings.max_new_tokens, settings.batch_size, decoding,
+                             finished, greedy)
     metrics, per = reply_metrics(records, replies, finished)
-    return {"perplexity": round(ppl, 4), **metrics, "seconds": round(time.perf_counter() - started, 2)}, replies, per
+    if decoding.method == "mbr":
+        greedy_rouge = rouge_per_example(greedy, [_prompt_and_reference(r)[1] for r in records])["rougeL"]
+        metrics["greedy_rougeL"] = round(sum(greedy_rouge) / max(len(records), 1), 4)
+    return {"perplexity": round(ppl, 4), **metrics, "decoding": decoding.to_dict(),
+            "seconds": round(time.perf_counter() - started, 2)}, replies, per
 
 
 def reply_metrics(records: list[dict], replies: list[str], finished: list[bool]) -> tuple[dict, dict]:
@@ -333,9 +380,10 @@ def evaluate_remote(client, base_model: str, tuned_model: str, records: list[dic
 
 def evaluate_adapter(base_model: str, adapter_dir: str | None, records: list[dict],
                      settings: EvalSettings = EvalSettings(), judge=None, seed: int = 0,
-                     sizing_records: list[dict] | None = None) -> dict:
+                     sizing_records: list[dict] | None = None, decoding: Decoding | None = None) -> dict:
     """Metrics for the base model and (when adapter_dir is given) base + adapter on the same records, with
-    paired bootstrap intervals and, when a judge is given, rubric scores and a pairwise preference."""
+    paired bootstrap intervals and, when a judge is given, rubric scores and a pairwise preference. The
+    adapter decodes as it serves (`decoding`, by default the one its metadata records); the base greedily."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -358,9 +406,11 @@ def evaluate_adapter(base_model: str, adapter_dir: str | None, records: list[dic
                for r, b in zip(records, base_replies, strict=True)]
     if adapter_dir:
         tuned = load_tuned(model, adapter_dir)
-        tuned_metrics, tuned_replies, tuned_per = _measure(tuned, tokenizer, records, settings)
+        tuned_metrics, tuned_replies, tuned_per = _measure(tuned, tokenizer, records, settings,
+                                                           decoding or recorded_decoding(adapter_dir))
         report["tuned"] = tuned_metrics
-        report["delta"] = {k: round(tuned_metrics[k] - base_metrics[k], 4) for k in tuned_metrics if k != "seconds"}
+        report["delta"] = {k: round(tuned_metrics[k] - base_metrics[k], 4) for k in tuned_metrics
+                           if k != "seconds" and isinstance(tuned_metrics[k], int | float) and k in base_metrics}
         report["bootstrap"] = {k: paired_bootstrap(tuned_per[k], base_per[k], seed=seed)
                                for k in tuned_per if k in base_per}
         for sample, reply in zip(samples, tuned_replies, strict=True):
@@ -372,11 +422,11 @@ def evaluate_adapter(base_model: str, adapter_dir: str | None, records: list[dic
     return report
 
 
-def validation_rouge(base_model: str, candidates: dict[int, str], records: list[dict],
+def validation_rouge(base_model: str, candidates: dict, records: list[dict],
                      sizing_records: list[dict] | None = None, batch_size: int = 8,
-                     settings: EvalSettings = EvalSettings()) -> tuple[dict[int, float], int]:
-    """Mean ROUGE-L of each candidate's greedy replies on `records`, generated as evaluation generates (same
-    budget rule, fp32 base), and the budget used: what training's keep="best_val_rougeL" chooses by."""
+                     settings: EvalSettings = EvalSettings(), decoding: Decoding = GREEDY) -> tuple[dict, int]:
+    """Mean ROUGE-L of each candidate's replies on `records`, generated as evaluation generates (same budget
+    rule, fp32 base, `decoding`), and the budget used: what training's keep="best_val_rougeL" chooses by."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -389,7 +439,7 @@ def validation_rouge(base_model: str, candidates: dict[int, str], records: list[
     scores = {}
     for key, tuned_dir in candidates.items():
         model = load_tuned(AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32), tuned_dir)
-        replies = generate_replies(model, tokenizer, records, budget, batch_size)
+        replies = decode_replies(model, tokenizer, records, budget, batch_size, decoding)
         per = rouge_per_example(replies, references)["rougeL"]
         scores[key] = round(sum(per) / max(len(per), 1), 4)
     return scores, budget

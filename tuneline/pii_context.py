@@ -269,8 +269,6 @@ def merge_address_blocks(text: str, results: list) -> list:
     STREET_ADDRESS over it, absorbing the detections inside; a place followed by a post code takes it."""
     anchors = street_anchors(text) + card_streets(text) + \
         [(r.start, r.end) for r in results if r.entity_type == "STREET_ADDRESS"]
-    if not anchors:
-        anchors = []
     locations = sorted((r.start, r.end) for r in results if r.entity_type in ("LOCATION", "ORGANIZATION"))
     line_based = "\n" in text or "|" in text
     blocks = []

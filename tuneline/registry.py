@@ -77,7 +77,10 @@ def _pyfunc_class():
             from peft import PeftModel
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
+            from tuneline.decoding import recorded_decoding
+
             adapter = context.artifacts["adapter_dir"]
+            self.decoding = recorded_decoding(adapter)  # as evaluation measured it and the server serves it
             self.tokenizer = AutoTokenizer.from_pretrained(adapter)
             config = Path(adapter) / "adapter_config.json"
             if not config.exists():  # method full: the directory is the whole fine-tuned model
@@ -88,11 +91,12 @@ def _pyfunc_class():
             self.model = PeftModel.from_pretrained(model, adapter).eval()
 
         def predict(self, context, model_input, params=None):
-            from tuneline.evaluation import generate_replies
+            from tuneline.evaluation import decode_replies
 
             rows = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)
             records = [{"messages": list(r["messages"]) + [{"role": "assistant", "content": ""}]} for r in rows]
-            return generate_replies(self.model, self.tokenizer, records, (params or {}).get("max_new_tokens", 64), 4)
+            return decode_replies(self.model, self.tokenizer, records, (params or {}).get("max_new_tokens", 64), 4,
+                                  self.decoding)
 
     return LoraAdapterModel
 

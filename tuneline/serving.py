@@ -26,6 +26,8 @@ from typing import Literal
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tuneline.decoding import GREEDY, mbr_choice, recorded_decoding, sample_replies
+
 MAX_BODY_BYTES = 64 * 1024
 MAX_NEW_TOKENS = 512
 MAX_WAITING = 8  # requests queued for the one generation worker beyond this are answered 429
@@ -216,6 +218,8 @@ class AdapterServer:
         self.adapter_dirs = {(p, "champion"): d for p, d in adapters.items()} | \
             {(p, "challenger"): d for p, d in challengers.items()}
         self._system_prompts = {key: trained_system_prompt(d, key[0]) for key, d in self.adapter_dirs.items()}
+        # each adapter decodes as its validation split chose (greedy or MBR), as evaluation measured it
+        self._decodings = {_adapter_name(*key): recorded_decoding(d) for key, d in self.adapter_dirs.items()}
         self.chat_template_sha256 = shared_chat_template(list(self.adapter_dirs.values()))
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuneline-generate")
         self._worker.submit(self._load, base_model, {_adapter_name(*key): d for key, d in self.adapter_dirs.items()}
@@ -265,13 +269,23 @@ class AdapterServer:
         if prompt_tokens + max_new_tokens > self.context_tokens:
             raise PromptTooLong(f"the prompt is {prompt_tokens} tokens and max_tokens {max_new_tokens}; this model's "
                                 f"context holds {self.context_tokens} tokens in all")
+        deadline = time.monotonic() + max_seconds
         with torch.no_grad():
             self.model.set_adapter(adapter)
             out = self.model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, max_time=max_seconds,
                                       pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
                                       eos_token_id=self.tokenizer.eos_token_id)
-        new = out[0, ids["input_ids"].shape[1]:]
-        finish = "stop" if (new == self.tokenizer.eos_token_id).any() else "length"
+            new = out[0, ids["input_ids"].shape[1]:]
+            decoding, left = self._decodings.get(adapter, GREEDY), deadline - time.monotonic()
+            if decoding.method == "mbr" and left > 0:  # the greedy reply is the first candidate
+                if self.tokenizer.pad_token_id is None:
+                    self.tokenizer.pad_token = self.tokenizer.eos_token
+                candidates = [new, *sample_replies(self.model, self.tokenizer, ids, max_new_tokens, decoding, left)]
+                new = candidates[mbr_choice([self.tokenizer.decode(c, skip_special_tokens=True).strip()
+                                             for c in candidates])]
+        ended = (new == self.tokenizer.eos_token_id).nonzero()
+        new = new[: int(ended[0, 0]) + 1] if len(ended) else new  # a sampled row is padded after its end
+        finish = "stop" if len(ended) else "length"
         text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
         return text, int(ids["input_ids"].shape[1]), int(new.shape[0]), finish
 

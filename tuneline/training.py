@@ -85,6 +85,9 @@ class TrainConfig:
     early_stopping_patience: int = 0  # stop after N evaluations without improvement; 0 = off
     keep: str = "last"  # or "best_val_rougeL" (needs val_file): see KEEP
     candidate_every_examples: int = 0  # with keep best_val_rougeL: a snapshot every N examples seen; 0 = none
+    # with keep best_val_rougeL: also score the kept adapter's replies decoded by MBR over this many samples
+    # (tuneline.decoding) and record whichever decoding replies better on validation; 0 = greedy, not tried
+    mbr_samples: int = 0
     save_steps: int = 0  # checkpoint every N steps into checkpoint_dir; 0 = no checkpoints
     checkpoint_dir: str | None = None  # stable across retries, so a killed run resumes
     mlflow_tracking_uri: str | None = None  # e.g. sqlite:///.../mlflow.db or http://host:5000
@@ -489,6 +492,7 @@ def main(config: TrainConfig, reporter=None) -> dict:
             "data_version": file_sha256(config.train_file),
             "chat_template_sha256": hashlib.sha256((tokenizer.chat_template or "").encode()).hexdigest(),
             "system_prompts": system_prompts(read_chat_jsonl(config.train_file)),
+            "decoding": choice.get("decoding"),  # chosen on validation; evaluation and serving decode so
             "summary": summary,
         }
         (staging / "training_args.json").write_text(json.dumps(asdict(config), indent=2))
@@ -540,10 +544,28 @@ def keep_best_on_validation(config: TrainConfig, staging: Path, snapshots: Path,
             source = candidates[kept] / name
             if source.exists():
                 shutil.copy2(source, staging / name)
-    return {"val_rougeL": {str(seen): score for seen, score in scores.items()}, "kept_examples_seen": kept,
-            "val_rougeL_before": scores.get(0) if config.init_adapter else None,
-            "val_rougeL_after": scores[kept], "val_max_new_tokens": budget,
-            "val_choice_seconds": round(time.perf_counter() - started, 1)}
+    choice = {"val_rougeL": {str(seen): score for seen, score in scores.items()}, "kept_examples_seen": kept,
+              "val_rougeL_before": scores.get(0) if config.init_adapter else None,
+              "val_rougeL_after": scores[kept], "val_max_new_tokens": budget,
+              "val_choice_seconds": round(time.perf_counter() - started, 1)}
+    if config.mbr_samples > 0:
+        choice.update(choose_decoding(config, staging, scores[kept]))
+    return choice
+
+
+def choose_decoding(config: TrainConfig, adapter: Path, greedy_score: float) -> dict:
+    """MBR or greedy for the kept adapter, whichever replies score the higher ROUGE-L on the validation split
+    (ties: greedy, the cheaper); recorded in its metadata.json, which evaluation and serving read."""
+    from tuneline.decoding import GREEDY, Decoding
+    from tuneline.evaluation import validation_rouge
+
+    started = time.perf_counter()
+    mbr = Decoding(method="mbr", samples=config.mbr_samples, seed=config.seed)
+    scores, _ = validation_rouge(config.model, {"mbr": str(adapter)}, read_chat_jsonl(config.val_file),
+                                 read_chat_jsonl(config.train_file), decoding=mbr)
+    chosen = mbr if scores["mbr"] > greedy_score else GREEDY
+    return {"decoding": chosen.to_dict(), "val_rougeL_greedy": greedy_score, "val_rougeL_mbr": scores["mbr"],
+            "val_decoding_seconds": round(time.perf_counter() - started, 1)}
 
 
 def _val_loss(trainer) -> float | None:

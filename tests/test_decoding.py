@@ -1,0 +1,104 @@
+"""MBR decoding: the choice rule, the choice on validation, and that evaluation and serving decode alike."""
+
+import json
+
+import pytest
+
+from tests.test_training import _chat_file
+from tuneline.decoding import GREEDY, Decoding, mbr_choice, recorded_decoding
+from tuneline.training import TrainConfig, main
+
+
+def test_mbr_keeps_the_reply_the_others_agree_with():
+    typical = "I am sorry for the delay, your refund was issued and arrives within five days"
+    candidates = ["Hello there, please send us a photo of the receipt first",  # the greedy reply, an outlier
+                  typical,
+                  "I am sorry for the delay, your refund was issued and will arrive in five days",
+                  "Sorry for the delay: the refund was issued and arrives within five business days",
+                  "We have shipped a new router to your address"]
+    assert mbr_choice(candidates) == 1
+
+
+def test_mbr_falls_back_to_the_greedy_reply():
+    assert mbr_choice(["greedy reply", "a sample"]) == 0, "two candidates agree equally: the greedy one stays"
+    assert mbr_choice(["same words here", "same words here", "same words here"]) == 0, "a tie: the first"
+
+
+def test_decoding_settings_are_checked():
+    with pytest.raises(ValueError, match="decoding method"):
+        Decoding(method="beam")
+    with pytest.raises(ValueError, match="at least one sample"):
+        Decoding(method="mbr", samples=0)
+
+
+def test_an_adapter_without_a_recorded_decoding_decodes_greedily(tmp_path):
+    assert recorded_decoding(None) == GREEDY and recorded_decoding(tmp_path) == GREEDY
+    (tmp_path / "metadata.json").write_text(json.dumps({"decoding": {"method": "mbr", "samples": 3}}))
+    assert recorded_decoding(tmp_path) == Decoding(method="mbr", samples=3)
+
+
+@pytest.fixture(scope="module")
+def mbr_adapter(tiny_model_dir, tmp_path_factory):
+    """A tiny adapter trained with the decoding choice on; its metadata then forced to MBR (the choice itself
+    is asserted separately), so evaluation and serving are seen decoding by MBR."""
+    tmp = tmp_path_factory.mktemp("mbr")
+    chats = _chat_file(tmp / "chats.jsonl")
+    summary = main(TrainConfig(model=str(tiny_model_dir), train_file=str(chats), val_file=str(chats),
+                               output_dir=str(tmp / "adapter"), max_steps=2, gradient_accumulation_steps=1,
+                               learning_rate=5e-2, keep="best_val_rougeL", candidate_every_examples=4,
+                               mbr_samples=3))
+    return {"summary": summary, "dir": tmp / "adapter", "chats": chats}
+
+
+def test_the_decoding_that_replies_better_on_validation_is_recorded(mbr_adapter):
+    summary = mbr_adapter["summary"]
+    metadata = json.loads((mbr_adapter["dir"] / "metadata.json").read_text())
+    assert summary["val_rougeL_greedy"] == summary["val_rougeL_after"]
+    better = "mbr" if summary["val_rougeL_mbr"] > summary["val_rougeL_greedy"] else "greedy"
+    assert metadata["decoding"]["method"] == summary["decoding"]["method"] == better
+    if better == "mbr":
+        assert metadata["decoding"]["samples"] == 3
+
+
+def test_evaluation_decodes_as_the_adapter_records(mbr_adapter, tiny_model_dir):
+    from tuneline.evaluation import EvalSettings, evaluate_adapter
+
+    records = [json.loads(line) for line in mbr_adapter["chats"].read_text().splitlines()][:3]
+    mbr = Decoding(method="mbr", samples=2)
+    report = evaluate_adapter(str(tiny_model_dir), str(mbr_adapter["dir"]), records,
+                              EvalSettings(max_new_tokens=6), decoding=mbr)
+    assert report["tuned"]["decoding"] == mbr.to_dict() and report["base"]["decoding"] == GREEDY.to_dict()
+    assert "greedy_rougeL" in report["tuned"] and "greedy_rougeL" not in report["base"]
+    assert "decoding" not in report["delta"]
+    again = evaluate_adapter(str(tiny_model_dir), str(mbr_adapter["dir"]), records,
+                             EvalSettings(max_new_tokens=6), decoding=mbr)
+    assert [s["tuned"] for s in again["all_samples"]] == [s["tuned"] for s in report["all_samples"]], \
+        "the sampler is seeded: the same prompts get the same replies"
+
+
+def test_serving_decodes_as_the_adapter_records(mbr_adapter, tiny_model_dir, tmp_path, monkeypatch):
+    import shutil
+
+    import tuneline.serving
+    from tuneline.serving import AdapterServer
+
+    mbr_dir = tmp_path / "mbr-adapter"
+    shutil.copytree(mbr_adapter["dir"], mbr_dir)
+    metadata = json.loads((mbr_dir / "metadata.json").read_text())
+    (mbr_dir / "metadata.json").write_text(json.dumps({**metadata, "decoding": {"method": "mbr", "samples": 4}}))
+    greedy_dir = tmp_path / "greedy-adapter"
+    shutil.copytree(mbr_adapter["dir"], greedy_dir)
+    (greedy_dir / "metadata.json").write_text(json.dumps({**metadata, "decoding": None}))
+    sampled = []
+    real_sample = tuneline.serving.sample_replies
+    monkeypatch.setattr(tuneline.serving, "sample_replies",
+                        lambda *a, **k: sampled.append(a[3]) or real_sample(*a, **k))
+    server = AdapterServer(str(tiny_model_dir), {"billing": str(mbr_dir), "shipping": str(greedy_dir)})
+    messages = [{"role": "user", "content": "Where is my refund number 3?"}]
+    server.complete("shipping", messages, max_new_tokens=8)
+    assert sampled == [], "an adapter with no recorded decoding is served greedily"
+    first = server.complete("billing", messages, max_new_tokens=8)
+    assert sampled == [8], "the MBR adapter samples its candidates with the request's budget"
+    assert server.complete("billing", messages, max_new_tokens=8) == first, "seeded: the same reply again"
+    _, _, completion_tokens, finish = first
+    assert 0 < completion_tokens <= 8 and (finish == "stop" or completion_tokens == 8)
