@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from bench.common import machine, today
+from tuneline.names import product_key
 from tuneline.training import DEFAULT_TARGET_MODULES
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bitext" / "tickets.csv"
@@ -313,40 +314,25 @@ def _shared_on(home: Path, product: str, max_new_tokens: int, eval_examples: int
 def decoding_side_by_side(home: Path, products: list[str], split: str, samples: int, eval_examples: int) -> dict:
     """Greedy and MBR replies of each product's served adapter on one split (the validation split chooses;
     the test split only reports), budget sized as evaluation sizes it, scored by the same ROUGE-L."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from tuneline.decoding import Decoding
-    from tuneline.evaluation import (
-        _prompt_and_reference,
-        decode_replies,
-        generation_budget,
-        load_tuned,
-        reference_reply_tokens,
-        rouge_per_example,
-    )
+    from tuneline.evaluation import _prompt_and_reference, rouge_per_example, validation_rouge
     from tuneline.training import read_chat_jsonl
 
     rows = {}
     for product in products:
         adapter = json.loads((home / "assets" / "lora_adapter" / f"{product}.json").read_text())
-        records = read_chat_jsonl(home / "exports" / product / f"{split}.jsonl")[:eval_examples]
         folder = home / "exports" / product
-        every = [r for name in ("train", "val", "test") for r in read_chat_jsonl(folder / f"{name}.jsonl")]
-        tokenizer = AutoTokenizer.from_pretrained(adapter["base_model"])
-        budget = generation_budget(reference_reply_tokens(tokenizer, records), 0, 512,
-                                   reference_reply_tokens(tokenizer, every))["max_new_tokens"]
-        model = load_tuned(AutoModelForCausalLM.from_pretrained(adapter["base_model"], dtype=torch.float32),
-                           adapter["adapter_dir"])
+        records = read_chat_jsonl(folder / f"{split}.jsonl")[:eval_examples]
+        others = [r for name in ("train", "val", "test") if name != split
+                  for r in read_chat_jsonl(folder / f"{name}.jsonl")]
+        started, out = time.perf_counter(), {}
+        scores, budget = validation_rouge(adapter["base_model"], {product: adapter["adapter_dir"]}, records, others,
+                                          decoding=Decoding(method="mbr", samples=samples), replies_out=out)
+        greedy, mbr, finished = out[product]["greedy"], out[product]["replies"], out[product]["finished"]
         references = [_prompt_and_reference(r)[1] for r in records]
-        started, greedy, finished = time.perf_counter(), [], []
-        mbr = decode_replies(model, tokenizer, records, budget, 8, Decoding(method="mbr", samples=samples),
-                             finished, greedy)
-        score = {name: round(sum(rouge_per_example(replies, references)["rougeL"]) / len(records), 4)
-                 for name, replies in (("greedy", greedy), ("mbr", mbr))}
         rows[product] = {"split": split, "examples": len(records), "max_new_tokens": budget, "samples": samples,
-                         "rougeL_greedy": score["greedy"], "rougeL_mbr": score["mbr"],
-                         "mbr_ended_with_eot": sum(finished),
+                         "rougeL_greedy": round(sum(rouge_per_example(greedy, references)["rougeL"]) / len(records), 4),
+                         "rougeL_mbr": scores[product], "mbr_ended_with_eot": sum(finished),
                          "replies_changed": sum(a != b for a, b in zip(greedy, mbr, strict=True)),
                          "seconds": round(time.perf_counter() - started, 1)}
         print(json.dumps({"product": product, **rows[product]}), flush=True)
@@ -354,8 +340,12 @@ def decoding_side_by_side(home: Path, products: list[str], split: str, samples: 
 
 
 def nearest_reply_rouge(home: Path, eval_examples: int) -> dict[str, dict]:
-    """A yardstick no model beats by copying: each test ticket answered with the reply of the training ticket
-    whose words overlap it most (Jaccard), scored by the same ROUGE-L, on the same first `eval_examples`."""
+    """Two yardsticks that need no model, on the same first `eval_examples` test tickets and the same ROUGE-L:
+    each ticket answered with the reply of the training ticket whose words overlap it most (Jaccard), and with
+    the most typical training reply of that ticket's request type (bitext's intent, `metadata.topic`): the one
+    with the highest summed ROUGE-L against the type's other training replies. The second shows how far a
+    reply that is typical, not tailored, goes on this metric."""
+    from tuneline.decoding import mbr_choice
     from tuneline.evaluation import rouge_per_example
     from tuneline.training import read_chat_jsonl
 
@@ -365,19 +355,30 @@ def nearest_reply_rouge(home: Path, eval_examples: int) -> dict[str, dict]:
     def user_text(record: dict) -> str:
         return " ".join(m["content"] for m in record["messages"] if m["role"] == "user")
 
+    def reply(record: dict) -> str:
+        return record["messages"][-1]["content"]
+
     rows = {}
     for product in _products(home):
         train = read_chat_jsonl(home / "exports" / product / "train.jsonl")
         test = read_chat_jsonl(home / "exports" / product / "test.jsonl")[:eval_examples]
         train_words = [words(user_text(r)) for r in train]
-        replies = []
+        by_type: dict[str, list[str]] = {}
+        for record in train:
+            by_type.setdefault(record["metadata"].get("topic") or "", []).append(reply(record))
+        typical = {kind: replies[mbr_choice(replies)] for kind, replies in by_type.items()}
+        nearest_replies, typical_replies = [], []
         for record in test:
             asked = words(user_text(record))
-            nearest = max(range(len(train)),
-                          key=lambda i: len(asked & train_words[i]) / (len(asked | train_words[i]) or 1))
-            replies.append(train[nearest]["messages"][-1]["content"])
-        scores = rouge_per_example(replies, [r["messages"][-1]["content"] for r in test])["rougeL"]
-        rows[product] = {"test": len(test), "rougeL_nearest_reply": round(sum(scores) / len(scores), 4)}
+            nearest = train[max(range(len(train)),
+                                key=lambda i: len(asked & train_words[i]) / (len(asked | train_words[i]) or 1))]
+            nearest_replies.append(reply(nearest))
+            typical_replies.append(typical[nearest["metadata"].get("topic") or ""])
+        references = [reply(r) for r in test]
+        near = rouge_per_example(nearest_replies, references)["rougeL"]
+        medoid = rouge_per_example(typical_replies, references)["rougeL"]
+        rows[product] = {"test": len(test), "rougeL_nearest_reply": round(sum(near) / len(near), 4),
+                         "rougeL_typical_reply": round(sum(medoid) / len(medoid), 4)}
     return rows
 
 
@@ -403,7 +404,8 @@ def main() -> None:
     parser.add_argument("--grid-ranks", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--vary", nargs="+", metavar="NAME=VALUE",
                         help="search one factor at a time around the training defaults instead of a grid")
-    parser.add_argument("--products", nargs="*", help="evaluate these products only (default: every product)")
+    parser.add_argument("--products", nargs="*", type=product_key,  # the one gate for names (tuneline.names)
+                        help="evaluate these products only (default: every product)")
     parser.add_argument("--split", choices=("val", "test"), default="val", help="decoding: the split to compare on")
     parser.add_argument("--eval-only", action="store_true",
                         help="evaluate the products' latest adapters again without training them")

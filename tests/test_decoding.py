@@ -79,7 +79,7 @@ def test_evaluation_decodes_as_the_adapter_records(mbr_adapter, tiny_model_dir):
 def test_serving_decodes_as_the_adapter_records(mbr_adapter, tiny_model_dir, tmp_path, monkeypatch):
     import shutil
 
-    import tuneline.serving
+    import tuneline.decoding
     from tuneline.serving import AdapterServer
 
     mbr_dir = tmp_path / "mbr-adapter"
@@ -90,8 +90,8 @@ def test_serving_decodes_as_the_adapter_records(mbr_adapter, tiny_model_dir, tmp
     shutil.copytree(mbr_adapter["dir"], greedy_dir)
     (greedy_dir / "metadata.json").write_text(json.dumps({**metadata, "decoding": None}))
     sampled = []
-    real_sample = tuneline.serving.sample_replies
-    monkeypatch.setattr(tuneline.serving, "sample_replies",
+    real_sample = tuneline.decoding.sample_replies
+    monkeypatch.setattr(tuneline.decoding, "sample_replies",
                         lambda *a, **k: sampled.append(a[3]) or real_sample(*a, **k))
     server = AdapterServer(str(tiny_model_dir), {"billing": str(mbr_dir), "shipping": str(greedy_dir)})
     messages = [{"role": "user", "content": "Where is my refund number 3?"}]

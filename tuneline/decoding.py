@@ -58,9 +58,11 @@ def mbr_choice(candidates: list[str]) -> int:
 def sample_replies(model, tokenizer, inputs: dict, max_new_tokens: int, decoding: Decoding,
                    max_time: float | None = None):
     """`decoding.samples` sampled continuations of one prompt (`inputs`: a batch of one), seeded by
-    `decoding.seed`; the generated token rows."""
+    `decoding.seed`; the generated token rows (a row that ended early is padded after its end)."""
     import torch
 
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
     torch.manual_seed(decoding.seed)
     extra = {"max_time": max_time} if max_time else {}
     with torch.no_grad():
@@ -69,6 +71,21 @@ def sample_replies(model, tokenizer, inputs: dict, max_new_tokens: int, decoding
                              num_return_sequences=decoding.samples, pad_token_id=tokenizer.pad_token_id,
                              eos_token_id=tokenizer.eos_token_id, **extra)
     return out[:, inputs["input_ids"].shape[1]:]
+
+
+def up_to_end(row, eos_token_id: int):
+    """A generated token row cut after its first end-of-turn token (what follows is padding)."""
+    ended = (row == eos_token_id).nonzero()
+    return row[: int(ended[0, 0]) + 1] if len(ended) else row
+
+
+def mbr_row(model, tokenizer, inputs: dict, greedy_row, max_new_tokens: int, decoding: Decoding,
+            max_time: float | None = None):
+    """The token row MBR keeps for one prompt among its greedy row (the first candidate) and
+    `decoding.samples` sampled rows, cut after its end-of-turn token."""
+    candidates = [greedy_row, *sample_replies(model, tokenizer, inputs, max_new_tokens, decoding, max_time)]
+    kept = candidates[mbr_choice([tokenizer.decode(c, skip_special_tokens=True).strip() for c in candidates])]
+    return up_to_end(kept, tokenizer.eos_token_id)
 
 
 def recorded_decoding(adapter_dir: str | Path | None) -> Decoding:

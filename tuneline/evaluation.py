@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
-from tuneline.decoding import GREEDY, Decoding, mbr_choice, recorded_decoding, sample_replies
+from tuneline.decoding import GREEDY, Decoding, mbr_row, recorded_decoding
 from tuneline.training import read_chat_jsonl
 
 PLACEHOLDER = re.compile(r"\[(EMAIL|PHONE|PERSON|CREDIT_CARD|IBAN|IP_ADDRESS|SSN|ADDRESS|ORDER_ID|ACCOUNT_NUMBER)\]")
@@ -96,16 +96,15 @@ def reply_perplexity(model, tokenizer, records: list[dict], max_length: int = 51
 
 
 def generate_replies(model, tokenizer, records: list[dict], max_new_tokens: int, batch_size: int,
-                     finished: list[bool] | None = None) -> list[str]:
+                     finished: list[bool] | None = None, rows: list | None = None) -> list[str]:
     """Batched greedy generation with left padding; `finished` receives whether each reply emitted the
-    end-of-turn token before the length limit."""
+    end-of-turn token before the length limit, `rows` each reply's generated token row."""
     import torch
 
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    prompts = [tokenizer.apply_chat_template(_prompt_and_reference(r)[0], add_generation_prompt=True, tokenize=False)
-               for r in records]
+    prompts = [_generation_prompt(tokenizer, r) for r in records]
     replies: list[str] = []
     model.eval()
     for start in range(0, len(prompts), batch_size):
@@ -117,29 +116,28 @@ def generate_replies(model, tokenizer, records: list[dict], max_new_tokens: int,
         for row in out[:, batch["input_ids"].shape[1]:]:
             if finished is not None:
                 finished.append(bool((row == tokenizer.eos_token_id).any()))
+            if rows is not None:
+                rows.append(row)
             replies.append(tokenizer.decode(row, skip_special_tokens=True).strip())
     return replies
 
 
-def mbr_replies(model, tokenizer, records: list[dict], greedy: list[str], greedy_finished: list[bool],
-                max_new_tokens: int, decoding: Decoding) -> tuple[list[str], list[bool]]:
-    """Per record, the reply MBR keeps among its greedy reply (first) and `decoding.samples` sampled ones,
-    and whether that reply ended with the end-of-turn token."""
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+def _generation_prompt(tokenizer, record: dict) -> str:
+    return tokenizer.apply_chat_template(_prompt_and_reference(record)[0], add_generation_prompt=True,
+                                         tokenize=False)
+
+
+def mbr_replies(model, tokenizer, records: list[dict], greedy_rows: list, max_new_tokens: int,
+                decoding: Decoding) -> tuple[list[str], list[bool]]:
+    """Per record, the reply MBR keeps among its greedy reply (`greedy_rows`, first) and `decoding.samples`
+    sampled ones, and whether that reply ended with the end-of-turn token."""
     replies, finished = [], []
     model.eval()
-    for record, first, first_finished in zip(records, greedy, greedy_finished, strict=True):
-        prompt = tokenizer.apply_chat_template(_prompt_and_reference(record)[0], add_generation_prompt=True,
-                                               tokenize=False)
-        rows = sample_replies(model, tokenizer, tokenizer([prompt], return_tensors="pt", add_special_tokens=False),
-                              max_new_tokens, decoding)
-        candidates = [first] + [tokenizer.decode(row, skip_special_tokens=True).strip() for row in rows]
-        ended = [first_finished] + [bool((row == tokenizer.eos_token_id).any()) for row in rows]
-        kept = mbr_choice(candidates)
-        replies.append(candidates[kept])
-        finished.append(ended[kept])
+    for record, greedy_row in zip(records, greedy_rows, strict=True):
+        inputs = tokenizer([_generation_prompt(tokenizer, record)], return_tensors="pt", add_special_tokens=False)
+        kept = mbr_row(model, tokenizer, inputs, greedy_row, max_new_tokens, decoding)
+        replies.append(tokenizer.decode(kept, skip_special_tokens=True).strip())
+        finished.append(bool((kept == tokenizer.eos_token_id).any()))
     return replies, finished
 
 
@@ -149,11 +147,12 @@ def decode_replies(model, tokenizer, records: list[dict], max_new_tokens: int, b
     """Replies decoded as `decoding` says: greedy, or MBR over the greedy reply and sampled ones. `finished`
     receives whether each reply ended with the end-of-turn token, `greedy` the greedy replies."""
     ended: list[bool] = []
-    replies = generate_replies(model, tokenizer, records, max_new_tokens, batch_size, ended)
+    rows: list = []
+    replies = generate_replies(model, tokenizer, records, max_new_tokens, batch_size, ended, rows)
     if greedy is not None:
         greedy += replies
     if decoding.method == "mbr":
-        replies, ended = mbr_replies(model, tokenizer, records, replies, ended, max_new_tokens, decoding)
+        replies, ended = mbr_replies(model, tokenizer, records, rows, max_new_tokens, decoding)
     if finished is not None:
         finished += ended
     return replies
@@ -424,9 +423,11 @@ def evaluate_adapter(base_model: str, adapter_dir: str | None, records: list[dic
 
 def validation_rouge(base_model: str, candidates: dict, records: list[dict],
                      sizing_records: list[dict] | None = None, batch_size: int = 8,
-                     settings: EvalSettings = EvalSettings(), decoding: Decoding = GREEDY) -> tuple[dict, int]:
+                     settings: EvalSettings = EvalSettings(), decoding: Decoding = GREEDY,
+                     replies_out: dict | None = None) -> tuple[dict, int]:
     """Mean ROUGE-L of each candidate's replies on `records`, generated as evaluation generates (same budget
-    rule, fp32 base, `decoding`), and the budget used: what training's keep="best_val_rougeL" chooses by."""
+    rule, fp32 base, `decoding`), and the budget used: what training's keep="best_val_rougeL" chooses by.
+    `replies_out` receives per candidate its replies, greedy replies and end-of-turn flags."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -439,7 +440,10 @@ def validation_rouge(base_model: str, candidates: dict, records: list[dict],
     scores = {}
     for key, tuned_dir in candidates.items():
         model = load_tuned(AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32), tuned_dir)
-        replies = decode_replies(model, tokenizer, records, budget, batch_size, decoding)
+        greedy, finished = [], []
+        replies = decode_replies(model, tokenizer, records, budget, batch_size, decoding, finished, greedy)
+        if replies_out is not None:
+            replies_out[key] = {"replies": replies, "greedy": greedy, "finished": finished}
         per = rouge_per_example(replies, references)["rougeL"]
         scores[key] = round(sum(per) / max(len(per), 1), 4)
     return scores, budget

@@ -26,7 +26,7 @@ from typing import Literal
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tuneline.decoding import GREEDY, mbr_choice, recorded_decoding, sample_replies
+from tuneline.decoding import GREEDY, mbr_row, recorded_decoding, up_to_end
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_NEW_TOKENS = 512
@@ -277,15 +277,10 @@ class AdapterServer:
                                       eos_token_id=self.tokenizer.eos_token_id)
             new = out[0, ids["input_ids"].shape[1]:]
             decoding, left = self._decodings.get(adapter, GREEDY), deadline - time.monotonic()
-            if decoding.method == "mbr" and left > 0:  # the greedy reply is the first candidate
-                if self.tokenizer.pad_token_id is None:
-                    self.tokenizer.pad_token = self.tokenizer.eos_token
-                candidates = [new, *sample_replies(self.model, self.tokenizer, ids, max_new_tokens, decoding, left)]
-                new = candidates[mbr_choice([self.tokenizer.decode(c, skip_special_tokens=True).strip()
-                                             for c in candidates])]
-        ended = (new == self.tokenizer.eos_token_id).nonzero()
-        new = new[: int(ended[0, 0]) + 1] if len(ended) else new  # a sampled row is padded after its end
-        finish = "stop" if len(ended) else "length"
+            if decoding.method == "mbr" and left > 0:
+                new = mbr_row(self.model, self.tokenizer, ids, new, max_new_tokens, decoding, left)
+        new = up_to_end(new, self.tokenizer.eos_token_id)
+        finish = "stop" if bool((new == self.tokenizer.eos_token_id).any()) else "length"
         text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
         return text, int(ids["input_ids"].shape[1]), int(new.shape[0]), finish
 
