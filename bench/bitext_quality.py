@@ -5,7 +5,7 @@
     python -m bench.bitext_quality evaluate --home /tmp/bitext --learning-rate 3e-4 --lora-r 16 \
         --examples-seen 2400 --product-examples-seen 320 --eval-examples 24
     python -m bench.bitext_quality table    --home /tmp/bitext    # the markdown table of the evaluate rows
-    python -m bench.bitext_quality nearest  --home /tmp/bitext    # a yardstick: the nearest training reply
+    python -m bench.bitext_quality nearest  --home /tmp/bitext    # yardsticks: nearest reply, typical reply of its type
     python -m bench.bitext_quality decoding --home /tmp/bitext --products contact --split val  # greedy vs MBR
 
 `prepare` materializes raw_tickets .. dataset_splits per category with the embedded model's tokenizer.
@@ -267,9 +267,9 @@ def markdown_table(rows: list[dict], nearest: dict | None = None) -> str:
     for r in done:  # rows written before eot_count was recorded carry the share only
         r.setdefault("eot_count", round(r["eot_tuned"] * r["test"]))
     lines = ["| product | served by (examples seen) | train | test | max_new_tokens | ROUGE-L base | nearest reply "
-             "| shared | served "
+             "| typical reply | shared | served "
              "| delta [95% CI] | CI width | ended with EOT | leaks / broken | gate | train s + choice s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|---:|"]
     for r in done:  # "[+0.155, +0.263]" -> (0.155, 0.263)
         r["ci_bounds"] = tuple(float(x) for x in r["ci"].strip("[]").split(","))
     for r in sorted(done, key=lambda r: r["product"]):
@@ -279,6 +279,7 @@ def markdown_table(rows: list[dict], nearest: dict | None = None) -> str:
         lines.append(
             f"| {r['product']} | {served} | {r['train']} | {r['test']} | {r['max_new_tokens']} | "
             f"{num(r['rougeL_base'])} | {num(nearest.get(r['product'], {}).get('rougeL_nearest_reply'))} | "
+            f"{num(nearest.get(r['product'], {}).get('rougeL_typical_reply'))} | "
             f"{num(r.get('rougeL_shared'))} | **{num(r['rougeL_tuned'])}** | "
             f"{r['delta']:+.3f} {r['ci']} | {high - low:.3f} | {r['eot_count']}/{r['test']} | "
             f"{num(r.get('leak_rate'), 2)} / {num(r.get('broken_placeholders'), 2)} | "
@@ -289,8 +290,11 @@ def markdown_table(rows: list[dict], nearest: dict | None = None) -> str:
         shared = [r["rougeL_shared"] for r in done if r.get("rougeL_shared") is not None]
         ended = sum(r["eot_count"] for r in done)
         near = [nearest[r["product"]]["rougeL_nearest_reply"] for r in done if r["product"] in nearest]
+        typical = [nearest[r["product"]].get("rougeL_typical_reply") for r in done if r["product"] in nearest]
         lines.append(f"\nMean over {n} products: base {sum(r['rougeL_base'] for r in done) / n:.3f}, "
                      + (f"nearest reply {sum(near) / n:.3f}, " if len(near) == n else "")
+                     + (f"typical reply {sum(typical) / n:.3f}, " if len(typical) == n and None not in typical
+                        else "")
                      + (f"shared {sum(shared) / len(shared):.3f}, " if len(shared) == n else "")
                      + f"served {sum(r['rougeL_tuned'] for r in done) / n:.3f}; every interval above 0: "
                      f"{all(r['ci_bounds'][0] > 0 for r in done)}; ended with EOT "
