@@ -60,6 +60,18 @@ def test_the_decoding_that_replies_better_on_validation_is_recorded(mbr_adapter)
         assert metadata["decoding"]["samples"] == 3
 
 
+def test_the_decoding_is_chosen_when_there_is_one_candidate_only(tiny_model_dir, tmp_path):
+    """No starting adapter and no snapshot: nothing to choose between for the weights, but MBR against greedy
+    is still a choice to make and record."""
+    chats = _chat_file(tmp_path / "chats.jsonl")
+    summary = main(TrainConfig(model=str(tiny_model_dir), train_file=str(chats), val_file=str(chats),
+                               output_dir=str(tmp_path / "adapter"), max_steps=1, gradient_accumulation_steps=1,
+                               keep="best_val_rougeL", mbr_samples=2))
+    metadata = json.loads((tmp_path / "adapter" / "metadata.json").read_text())
+    assert summary["kept_examples_seen"] == 4 and list(summary["val_rougeL"]) == ["4"]
+    assert metadata["decoding"]["method"] in ("greedy", "mbr") and "val_rougeL_mbr" in summary
+
+
 def test_evaluation_decodes_as_the_adapter_records(mbr_adapter, tiny_model_dir):
     from tuneline.evaluation import EvalSettings, evaluate_adapter
 

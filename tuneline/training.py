@@ -533,8 +533,8 @@ def keep_best_on_validation(config: TrainConfig, staging: Path, snapshots: Path,
     for folder in snapshots.glob("step-*"):
         candidates[int(folder.name.split("-")[1]) * per_step] = folder
     candidates[last_step * per_step] = staging
-    if len(candidates) == 1:  # nothing to choose between: no starting adapter, no snapshot
-        return {"kept_examples_seen": last_step * per_step}
+    if len(candidates) == 1 and config.mbr_samples <= 0:  # nothing to choose: no starting adapter, no snapshot
+        return {"kept_examples_seen": last_step * per_step}  # (with mbr_samples the decoding is still chosen)
     started = time.perf_counter()
     scores, budget = validation_rouge(config.model, {k: str(v) for k, v in sorted(candidates.items())},
                                       read_chat_jsonl(config.val_file), read_chat_jsonl(config.train_file))
