@@ -158,6 +158,14 @@ def test_a_unit_takes_its_city_not_the_words_after_it(redactor):
 
 def test_timestamps_are_dates_not_phone_numbers(redactor):
     assert redacted(redactor, "log: 2015-01-04 02:28:11 sync failed") == "log: [DATE] sync failed"
+    # a date with a two-digit year (day and month up to 31) is not a phone, nor is it personal enough to mask
+    for text in ("LIVESTRONG day is 10-02-10 around the world", "the party on 10.02.10 was great",
+                 "log at 10-02-10 14:30:11 sync failed"):
+        assert redacted(redactor, text) == text
+    # digit groups that cannot be a date, or with a phone's context, still are one
+    assert redacted(redactor, "it is 20-45-67 now") == "it is [PHONE] now"
+    assert redacted(redactor, "call me at 12-20-30 tonight") == "call me at [PHONE] tonight"
+    assert redacted(redactor, "10-20-30 45 is the line") == "[PHONE] is the line"
 
 
 def test_a_value_found_once_is_masked_everywhere_in_the_ticket(redactor):

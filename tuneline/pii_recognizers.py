@@ -42,7 +42,11 @@ def support_recognizers() -> list[EntityRecognizer]:
         Pattern("plus country code", r"(?<![\w+])\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}(?![\w-])", 0.55),
         Pattern("dotted or dashed groups",
                 r"(?<![\w.-])\d{3}[.-]\d{3}[.-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w.-])", 0.5),
-        Pattern("spaced digit groups", r"(?<![\w.,+:-])(?!(?:19|20)\d\d-\d\d?-\d\d?)(?:\+?\d{1,3}[\s.-])?\d{2,4}"
+        # not a date: "2015-01-04", "10-02-10", "10.02.2010" (day and month up to 31, one separator), unless
+        # another group of digits follows ("10-20-30 45" is a number; "10-02-10 14:30" a date and a time)
+        Pattern("spaced digit groups", r"(?<![\w.,+:-])(?!(?:19|20)\d\d-\d\d?-\d\d?|"
+                r"(?:[0-2]?\d|3[01])([.-])(?:[0-2]?\d|3[01])\1(?:(?:19|20)\d\d|\d\d)(?![\w.,:-]|[ .-]\d{2,4}(?![\d:])))"
+                r"(?:\+?\d{1,3}[\s.-])?\d{2,4}"
                 r"(?:[ .-]\d{2,4}){2,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w.,:-])", 0.4),
     ], context=["phone", "call", "number", "mobile", "cell", "tel", "reach"])
     person_context = PatternRecognizer(supported_entity="PERSON", name="PersonContextRecognizer", patterns=[
