@@ -168,6 +168,13 @@ def test_timestamps_are_dates_not_phone_numbers(redactor):
     assert redacted(redactor, "10-20-30 45 is the line") == "[PHONE] is the line"
 
 
+def test_an_age_range_is_no_ones_age(redactor):
+    for text in ("places left in our class for 3-5 year olds", "a camp for kids 8 to 12 years old"):
+        assert redacted(redactor, text) == text
+    assert redacted(redactor, "my son is 5 years old") == "my son is [AGE] years old"
+    assert redacted(redactor, "a 19-year-old customer") == "a [AGE]-year-old customer"
+
+
 def test_a_value_found_once_is_masked_everywhere_in_the_ticket(redactor):
     """The name in the greeting is detected; the bare first name in the reply and the surname in the
     signature are masked too, with the same placeholder; customer columns are matched exactly."""

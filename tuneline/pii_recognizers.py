@@ -383,7 +383,8 @@ def context_recognizers() -> list[EntityRecognizer]:
     """Values that only context makes personal: ages, dates of birth, local phone numbers, licence and
     account numbers, obfuscated emails, spelled-out digits, cards by Luhn, personal web addresses."""
     age = RegexValueRecognizer("AGE", "AgeRecognizer", [
-        r"(?i)\b(?P<v>\d{1,3})(?:[- ](?:years?|yrs?)[- ]old|[- ]year[- ]old|\s?y/?o\b)",
+        # not the end of a range: "a class for 3-5 year olds", "ages 8 to 12 years old" is no one's age
+        r"(?i)\b(?<!\d-)(?<!\d–)(?<!\d to )(?P<v>\d{1,3})(?:[- ](?:years?|yrs?)[- ]old|[- ]year[- ]old|\s?y/?o\b)",
         r"(?i)\bat the age of\s+(?P<v>\d{1,3})\b",
         r"(?i)\b(?:aged?|age:|age is|i am|i'm|im|turn|turns|turned|turning)\s+(?P<v>\d{1,3})\b(?=\s*(?:years?|yrs?|$|"
         r"[.,!;)]|and|but|so|now))",
