@@ -7,6 +7,8 @@
     python -m bench.bitext_quality table    --home /tmp/bitext    # the markdown table of the evaluate rows
     python -m bench.bitext_quality nearest  --home /tmp/bitext    # yardsticks: nearest reply, typical reply of its type
     python -m bench.bitext_quality decoding --home /tmp/bitext --products contact --split val  # greedy vs MBR
+    python -m bench.bitext_quality shared-start --home /tmp/bitext --learning-rate 1e-3 --products contact
+        # a product's LoRA on the LoRA shared adapter vs on a fully fine-tuned shared model
 
 `prepare` materializes raw_tickets .. dataset_splits per category with the embedded model's tokenizer.
 `search` trains one adapter over every product's train split per grid point, for the same number of
@@ -386,9 +388,92 @@ def nearest_reply_rouge(home: Path, eval_examples: int) -> dict[str, dict]:
     return rows
 
 
+def _trained(config, done: Path) -> Path:
+    """Train `config` unless its output already holds a finished run (metadata.json): runs are kept and reused."""
+    from tuneline.training import main as train
+
+    if not (done / "metadata.json").exists():
+        summary = train(config)
+        print(json.dumps({"trained": str(done), **{k: summary.get(k) for k in (
+            "global_steps", "best_eval_loss", "train_seconds", "kept_examples_seen", "val_rougeL")}}), flush=True)
+    return done
+
+
+def shared_start_side_by_side(home: Path, products: list[str], shared_examples: int, product_examples: int,
+                              eval_examples: int, lora_rate: float, lora_r: int, full_rate: float,
+                              every: int) -> dict:
+    """Two starting points for a product's own LoRA run, side by side: the LoRA shared adapter (continued, as
+    `lora_adapter` does) and a fully fine-tuned shared model (a new adapter on it as base). Both shared runs see
+    the same pooled training splits for the same examples; each product keeps, of its start as is, its snapshots
+    every `every` examples and its last step, what replies best on its validation split; the test split
+    (base, both routes) is scored once, with one budget, by the same ROUGE-L, and the routes' difference gets a
+    paired interval."""
+    from tuneline.evaluation import _prompt_and_reference, paired_bootstrap, rouge_per_example, validation_rouge
+    from tuneline.training import TrainConfig, read_chat_jsonl
+
+    resources = _resources(home)
+    base = resources["base_model"].resolve(resources["storage"].model_cache)
+    side = home / "shared_start"
+    side.mkdir(exist_ok=True)
+    train_file, val_file = side / "pooled_train.jsonl", side / "pooled_val.jsonl"
+    train_file.write_text("".join(json.dumps(r) + "\n" for r in _pooled(home, "train")))
+    val_file.write_text("".join(json.dumps(r) + "\n" for r in _pooled(home, "val", 176)))
+    steps = -(-shared_examples // 16)
+    lora_shared = _trained(TrainConfig(model=base, train_file=str(train_file), val_file=str(val_file),
+                                       output_dir=str(side / "lora_shared"), learning_rate=lora_rate, lora_r=lora_r,
+                                       lora_alpha=2 * lora_r, examples_seen=shared_examples, eval_steps=steps),
+                           side / "lora_shared")
+    full_shared = _trained(TrainConfig(model=base, train_file=str(train_file), val_file=str(val_file),
+                                       output_dir=str(side / "full_shared"), method="full", learning_rate=full_rate,
+                                       examples_seen=shared_examples, eval_steps=steps), side / "full_shared")
+    rows = {}
+    for product in products:
+        folder = home / "exports" / product
+        common = {"train_file": str(folder / "train.jsonl"), "val_file": str(folder / "val.jsonl"),
+                  "learning_rate": lora_rate, "lora_r": lora_r, "lora_alpha": 2 * lora_r,
+                  "examples_seen": product_examples, "keep": "best_val_rougeL", "candidate_every_examples": every}
+        started = time.perf_counter()
+        on_lora = _trained(TrainConfig(model=base, init_adapter=str(lora_shared),
+                                       output_dir=str(side / product / "on_lora_shared"), **common),
+                           side / product / "on_lora_shared")
+        on_full = _trained(TrainConfig(model=str(full_shared), output_dir=str(side / product / "on_full_shared"),
+                                       **common), side / product / "on_full_shared")
+        train_seconds = round(time.perf_counter() - started, 1)
+        val, train = read_chat_jsonl(folder / "val.jsonl"), read_chat_jsonl(folder / "train.jsonl")
+        # the full shared model as is: the candidate a continued run has for free (its starting adapter)
+        as_is, _ = validation_rouge(str(full_shared), {"as_is": str(full_shared)}, val, train)
+        on_full_meta = json.loads((on_full / "metadata.json").read_text())["summary"]
+        on_lora_meta = json.loads((on_lora / "metadata.json").read_text())["summary"]
+        full_kept = on_full if on_full_meta["val_rougeL_after"] >= as_is["as_is"] else full_shared
+        test = read_chat_jsonl(folder / "test.jsonl")[:eval_examples]
+        references = [_prompt_and_reference(r)[1] for r in test]
+        started, replies = time.perf_counter(), {}
+        scores, budget = validation_rouge(base, {"base": base, "lora_route": str(on_lora)}, test, train,
+                                          replies_out=replies)
+        full_scores, full_budget = validation_rouge(str(full_shared), {"full_route": str(full_kept)}, test, train,
+                                                    replies_out=replies)
+        assert budget == full_budget, (budget, full_budget)  # one tokenizer, one budget rule
+        per = {k: rouge_per_example(v["replies"], references)["rougeL"] for k, v in replies.items()}
+        interval = paired_bootstrap(per["full_route"], per["lora_route"])
+        rows[product] = {
+            "train": len(train), "val": len(val), "test": len(test), "max_new_tokens": budget,
+            "val_lora_route": on_lora_meta["val_rougeL"], "val_full_route": {"0": as_is["as_is"],
+                                                                             **on_full_meta["val_rougeL"]},
+            "kept_lora_route": on_lora_meta["kept_examples_seen"],
+            "kept_full_route": on_full_meta["kept_examples_seen"] if full_kept == on_full else 0,
+            "rougeL_base": scores["base"], "rougeL_lora_route": scores["lora_route"],
+            "rougeL_full_route": full_scores["full_route"],
+            "full_minus_lora": f"{interval['delta']:+.3f} [{interval['ci_low']:+.3f}, {interval['ci_high']:+.3f}]",
+            "ended_with_eot": {k: sum(v["finished"]) for k, v in replies.items()},
+            "train_seconds": train_seconds, "test_seconds": round(time.perf_counter() - started, 1)}
+        print(json.dumps({"product": product, **rows[product]}), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("prepare", "search", "evaluate", "table", "nearest", "decoding"))
+    parser.add_argument("command", choices=("prepare", "search", "evaluate", "table", "nearest", "decoding",
+                                                "shared-start"))
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--examples-seen", type=int, default=640)
     parser.add_argument("--val-limit", type=int, default=176)
@@ -404,6 +489,8 @@ def main() -> None:
     parser.add_argument("--mbr-samples", type=int, default=None,
                         help="with best_val_rougeL: try MBR decoding over this many samples on validation "
                              "(0: greedy only; default: the product default)")
+    parser.add_argument("--full-learning-rate", type=float, default=3e-4,
+                        help="shared-start: the fully fine-tuned shared model's rate (3e-4: section 6's search)")
     parser.add_argument("--grid-learning-rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3])
     parser.add_argument("--grid-ranks", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--vary", nargs="+", metavar="NAME=VALUE",
@@ -431,6 +518,11 @@ def main() -> None:
         found = decoding_side_by_side(home, ns.products or _products(home), ns.split, ns.mbr_samples or 8,
                                       ns.eval_examples)
         results.setdefault("decoding", {}).update({f"{p}/{ns.split}": row for p, row in found.items()})
+    elif ns.command == "shared-start":
+        found = shared_start_side_by_side(home, ns.products or _products(home), ns.examples_seen,
+                                          ns.product_examples_seen, ns.eval_examples, ns.learning_rate, ns.lora_r,
+                                          ns.full_learning_rate, ns.candidate_every_examples)
+        results.setdefault("shared_start", {"date": today(), "machine": machine()}).update(found)
     elif ns.command == "nearest":
         results["nearest_reply"] = nearest_reply_rouge(home, ns.eval_examples)
         print(json.dumps(results["nearest_reply"], indent=1))
