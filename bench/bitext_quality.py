@@ -388,10 +388,11 @@ def nearest_reply_rouge(home: Path, eval_examples: int) -> dict[str, dict]:
     return rows
 
 
-def _trained(config, done: Path) -> Path:
+def _trained(config) -> Path:
     """Train `config` unless its output already holds a finished run (metadata.json): runs are kept and reused."""
     from tuneline.training import main as train
 
+    done = Path(config.output_dir)
     if not (done / "metadata.json").exists():
         summary = train(config)
         print(json.dumps({"trained": str(done), **{k: summary.get(k) for k in (
@@ -409,6 +410,7 @@ def shared_start_side_by_side(home: Path, products: list[str], shared_examples: 
     (base, both routes) is scored once, with one budget, by the same ROUGE-L, and the routes' difference gets a
     paired interval."""
     from tuneline.evaluation import _prompt_and_reference, paired_bootstrap, rouge_per_example, validation_rouge
+    from tuneline.storage import atomic_write_jsonl
     from tuneline.training import TrainConfig, read_chat_jsonl
 
     resources = _resources(home)
@@ -416,16 +418,16 @@ def shared_start_side_by_side(home: Path, products: list[str], shared_examples: 
     side = home / "shared_start"
     side.mkdir(exist_ok=True)
     train_file, val_file = side / "pooled_train.jsonl", side / "pooled_val.jsonl"
-    train_file.write_text("".join(json.dumps(r) + "\n" for r in _pooled(home, "train")))
-    val_file.write_text("".join(json.dumps(r) + "\n" for r in _pooled(home, "val", 176)))
-    steps = -(-shared_examples // 16)
+    atomic_write_jsonl(train_file, _pooled(home, "train"))
+    atomic_write_jsonl(val_file, _pooled(home, "val", 176))
+    defaults = TrainConfig(model=base, train_file="", output_dir="")
+    steps = -(-shared_examples // (defaults.per_device_batch_size * defaults.gradient_accumulation_steps))
     lora_shared = _trained(TrainConfig(model=base, train_file=str(train_file), val_file=str(val_file),
                                        output_dir=str(side / "lora_shared"), learning_rate=lora_rate, lora_r=lora_r,
-                                       lora_alpha=2 * lora_r, examples_seen=shared_examples, eval_steps=steps),
-                           side / "lora_shared")
+                                       lora_alpha=2 * lora_r, examples_seen=shared_examples, eval_steps=steps))
     full_shared = _trained(TrainConfig(model=base, train_file=str(train_file), val_file=str(val_file),
                                        output_dir=str(side / "full_shared"), method="full", learning_rate=full_rate,
-                                       examples_seen=shared_examples, eval_steps=steps), side / "full_shared")
+                                       examples_seen=shared_examples, eval_steps=steps))
     rows = {}
     for product in products:
         folder = home / "exports" / product
@@ -434,10 +436,9 @@ def shared_start_side_by_side(home: Path, products: list[str], shared_examples: 
                   "examples_seen": product_examples, "keep": "best_val_rougeL", "candidate_every_examples": every}
         started = time.perf_counter()
         on_lora = _trained(TrainConfig(model=base, init_adapter=str(lora_shared),
-                                       output_dir=str(side / product / "on_lora_shared"), **common),
-                           side / product / "on_lora_shared")
+                                       output_dir=str(side / product / "on_lora_shared"), **common))
         on_full = _trained(TrainConfig(model=str(full_shared), output_dir=str(side / product / "on_full_shared"),
-                                       **common), side / product / "on_full_shared")
+                                       **common))
         train_seconds = round(time.perf_counter() - started, 1)
         val, train = read_chat_jsonl(folder / "val.jsonl"), read_chat_jsonl(folder / "train.jsonl")
         # the full shared model as is: the candidate a continued run has for free (its starting adapter)
