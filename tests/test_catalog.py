@@ -115,3 +115,14 @@ def test_the_freshness_sensor_reports_a_check_result_per_product():
     verdicts = {r.event.dagster_event.event_specific_data.partition: r.event.dagster_event.event_specific_data.passed
                 for r in history}
     assert verdicts == {"billing": True, "shipping": False}
+
+
+def test_every_job_forks_its_steps_from_a_process_that_imported_the_definitions_once():
+    """Spawned steps re-import presidio, transformers and torch each (~13-18 s a step on this machine kind)."""
+    jobs = [defs.resolve_implicit_global_asset_job_def(),
+            *(defs.resolve_job_def(name) for name in ("ingest_product", "product_pipeline", "retrain_product"))]
+    for job in jobs:
+        executor = job.executor_def
+        assert executor.name == "forkserver_executor", job.name
+        assert executor.config_schema.resolve_config({}).value["config"]["start_method"] == {
+            "forkserver": {"preload_modules": ["ft_assets.definitions"]}}, job.name
