@@ -7,6 +7,7 @@
     python -m bench.bitext_quality table    --home /tmp/bitext    # the markdown table of the evaluate rows
     python -m bench.bitext_quality nearest  --home /tmp/bitext    # yardsticks: nearest reply, typical reply of its type
     python -m bench.bitext_quality decoding --home /tmp/bitext --products contact --split val  # greedy vs MBR
+    python -m bench.bitext_quality decoding --home /tmp/bitext --products refund --split val --beams 4  # vs beam
     python -m bench.bitext_quality shared-start --home /tmp/bitext --learning-rate 1e-3 --products contact
         # a product's LoRA on the LoRA shared adapter vs on a fully fine-tuned shared model
 
@@ -35,6 +36,7 @@ import time
 from pathlib import Path
 
 from bench.common import machine, today
+from tuneline.decoding import Decoding
 from tuneline.names import product_key
 from tuneline.training import DEFAULT_TARGET_MODULES
 
@@ -246,6 +248,7 @@ def evaluate(home: Path, training: dict, product_examples_seen: int, eval_exampl
                "decoding": (report["tuned"].get("decoding") or {}).get("method", "greedy"),
                "rougeL_tuned_greedy": report["tuned"].get("greedy_rougeL", report["tuned"]["rougeL"]),
                "val_rougeL_greedy": adapter.get("val_rougeL_greedy"), "val_rougeL_mbr": adapter.get("val_rougeL_mbr"),
+               "val_rougeL_beam": adapter.get("val_rougeL_beam"),
                "delta": ci["delta"], "ci": f"[{ci['ci_low']:+.3f}, {ci['ci_high']:+.3f}]",
                "eot_tuned": report["tuned"]["ended_with_eot"], "gate": report["gate"]["passed"],
                "run_ok": result.success, "seconds": round(time.perf_counter() - started, 1)}
@@ -317,10 +320,10 @@ def _shared_on(home: Path, product: str, max_new_tokens: int, eval_examples: int
             "eot_shared": report["tuned"]["ended_with_eot"]}
 
 
-def decoding_side_by_side(home: Path, products: list[str], split: str, samples: int, eval_examples: int) -> dict:
-    """Greedy and MBR replies of each product's served adapter on one split (the validation split chooses;
-    the test split only reports), budget sized as evaluation sizes it, scored by the same ROUGE-L."""
-    from tuneline.decoding import Decoding
+def decoding_side_by_side(home: Path, products: list[str], split: str, decoding, eval_examples: int) -> dict:
+    """Greedy and `decoding`'s (beam or MBR) replies of each product's served adapter on one split (the
+    validation split chooses; the test split only reports), budget sized as evaluation sizes it, scored by the
+    same ROUGE-L."""
     from tuneline.evaluation import _prompt_and_reference, rouge_per_example, validation_rouge
     from tuneline.training import read_chat_jsonl
 
@@ -333,13 +336,16 @@ def decoding_side_by_side(home: Path, products: list[str], split: str, samples: 
                   for r in read_chat_jsonl(folder / f"{name}.jsonl")]
         started, out = time.perf_counter(), {}
         scores, budget = validation_rouge(adapter["base_model"], {product: adapter["adapter_dir"]}, records, others,
-                                          decoding=Decoding(method="mbr", samples=samples), replies_out=out)
-        greedy, mbr, finished = out[product]["greedy"], out[product]["replies"], out[product]["finished"]
+                                          decoding=decoding, replies_out=out)
+        greedy, other, finished = out[product]["greedy"], out[product]["replies"], out[product]["finished"]
         references = [_prompt_and_reference(r)[1] for r in records]
-        rows[product] = {"split": split, "examples": len(records), "max_new_tokens": budget, "samples": samples,
+        words = [sum(len(t.split()) for t in texts) / len(records) for texts in (greedy, other, references)]
+        rows[product] = {"split": split, "examples": len(records), "max_new_tokens": budget,
+                         "decoding": decoding.to_dict(),
                          "rougeL_greedy": round(sum(rouge_per_example(greedy, references)["rougeL"]) / len(records), 4),
-                         "rougeL_mbr": scores[product], "mbr_ended_with_eot": sum(finished),
-                         "replies_changed": sum(a != b for a, b in zip(greedy, mbr, strict=True)),
+                         f"rougeL_{decoding.method}": scores[product], "ended_with_eot": sum(finished),
+                         "mean_words_greedy_decoded_reference": [round(w) for w in words],
+                         "replies_changed": sum(a != b for a, b in zip(greedy, other, strict=True)),
                          "seconds": round(time.perf_counter() - started, 1)}
         print(json.dumps({"product": product, **rows[product]}), flush=True)
     return rows
@@ -490,6 +496,9 @@ def main() -> None:
     parser.add_argument("--mbr-samples", type=int, default=None,
                         help="with best_val_rougeL: try MBR decoding over this many samples on validation "
                              "(0: greedy only; default: the product default)")
+    parser.add_argument("--beams", type=int, default=None,
+                        help="with best_val_rougeL: try beam search with this many beams on validation (0: not "
+                             "tried; default: the product default); decoding: compare greedy with it, not MBR")
     parser.add_argument("--full-learning-rate", type=float, default=3e-4,
                         help="shared-start: the fully fine-tuned shared model's rate (3e-4: section 6's search)")
     parser.add_argument("--grid-learning-rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3])
@@ -516,9 +525,11 @@ def main() -> None:
     if ns.command == "prepare":
         results["sizes"] = prepare(home)
     elif ns.command == "decoding":
-        found = decoding_side_by_side(home, ns.products or _products(home), ns.split, ns.mbr_samples or 8,
-                                      ns.eval_examples)
-        results.setdefault("decoding", {}).update({f"{p}/{ns.split}": row for p, row in found.items()})
+        decoding = Decoding(method="beam", beams=ns.beams) if ns.beams else \
+            Decoding(method="mbr", samples=ns.mbr_samples or 8)
+        found = decoding_side_by_side(home, ns.products or _products(home), ns.split, decoding, ns.eval_examples)
+        results.setdefault("decoding", {}).update({f"{p}/{ns.split}/{decoding.method}": row
+                                                   for p, row in found.items()})
     elif ns.command == "shared-start":
         found = shared_start_side_by_side(home, ns.products or _products(home), ns.examples_seen,
                                           ns.product_examples_seen, ns.eval_examples, ns.learning_rate, ns.lora_r,
@@ -555,7 +566,8 @@ def main() -> None:
         save(evaluate(home, training, ns.product_examples_seen, ns.eval_examples, ns.min_examples,
                       ns.products, ns.reuse_shared or ns.eval_only, ns.eval_only, ns.shared_too,
                       {"keep": ns.keep, "candidate_every_examples": ns.candidate_every_examples,
-                       **({} if ns.mbr_samples is None else {"mbr_samples": ns.mbr_samples})}, on_row=save))
+                       **({} if ns.mbr_samples is None else {"mbr_samples": ns.mbr_samples}),
+                       **({} if ns.beams is None else {"beams": ns.beams})}, on_row=save))
         return
     out.write_text(json.dumps(results, indent=1))
 

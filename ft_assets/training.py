@@ -36,7 +36,7 @@ TrainingRunConfig = derived_config(
     only=("method", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate", "lr_scheduler_type",
           "warmup_ratio", "per_device_batch_size", "gradient_accumulation_steps", "num_epochs", "max_steps",
           "examples_seen", "max_length", "seed", "eval_steps", "early_stopping_patience", "save_steps", "keep",
-          "candidate_every_examples", "mbr_samples"))
+          "candidate_every_examples", "mbr_samples", "beams"))
 
 
 class ProductAdapterConfig(TrainingRunConfig):

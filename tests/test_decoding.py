@@ -1,11 +1,12 @@
-"""MBR decoding: the choice rule, the choice on validation, and that evaluation and serving decode alike."""
+"""Beam and MBR decoding: the choice rule, the choice on validation, and that evaluation and serving decode
+alike."""
 
 import json
 
 import pytest
 
 from tests.test_training import _chat_file
-from tuneline.decoding import GREEDY, Decoding, mbr_choice, recorded_decoding
+from tuneline.decoding import GREEDY, Decoding, mbr_choice, recorded_decoding, search_settings
 from tuneline.training import TrainConfig, main
 
 
@@ -26,9 +27,46 @@ def test_mbr_falls_back_to_the_greedy_reply():
 
 def test_decoding_settings_are_checked():
     with pytest.raises(ValueError, match="decoding method"):
-        Decoding(method="beam")
+        Decoding(method="nucleus")
     with pytest.raises(ValueError, match="at least one sample"):
         Decoding(method="mbr", samples=0)
+    with pytest.raises(ValueError, match="at least two beams"):
+        Decoding(method="beam", beams=1)
+    assert search_settings(Decoding(method="beam", beams=3)) == {"num_beams": 3, "early_stopping": True}
+    assert search_settings(GREEDY) == search_settings(Decoding(method="mbr")) == {}
+
+
+def _direct_replies(model, tokenizer, prompts: list[str], max_new_tokens: int, **search) -> list[str]:
+    """What transformers' own generate replies, one prompt at a time: the yardstick for the project's paths."""
+    replies = []
+    for prompt in prompts:
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                            return_tensors="pt", return_dict=True)
+        out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=tokenizer.eos_token_id,
+                             pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id, **search)
+        replies.append(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+    return replies
+
+
+def test_beam_decoding_is_transformers_beam_search_and_greedy_is_reported_beside(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tuneline.evaluation import decode_replies
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    prompts = ["Where is my refund number 3?", "My router is broken"]
+    records = [{"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": "ok"}]}
+               for p in prompts]
+    beam = Decoding(method="beam", beams=4)
+    greedy, finished = [], []
+    replies = decode_replies(model, tokenizer, records, 12, 1, beam, finished, greedy)
+    assert replies == _direct_replies(model, tokenizer, prompts, 12, num_beams=4, early_stopping=True)
+    assert greedy == _direct_replies(model, tokenizer, prompts, 12)
+    assert replies != greedy, "on this model beam search and greedy reply differently: the test can tell them apart"
+    assert len(finished) == len(prompts)
+    assert decode_replies(model, tokenizer, records, 12, 1, beam) == replies, "without greedy asked for: one pass"
 
 
 def test_an_adapter_without_a_recorded_decoding_decodes_greedily(tmp_path):
@@ -46,7 +84,7 @@ def mbr_adapter(tiny_model_dir, tmp_path_factory):
     summary = main(TrainConfig(model=str(tiny_model_dir), train_file=str(chats), val_file=str(chats),
                                output_dir=str(tmp / "adapter"), max_steps=2, gradient_accumulation_steps=1,
                                learning_rate=5e-2, keep="best_val_rougeL", candidate_every_examples=4,
-                               mbr_samples=3))
+                               mbr_samples=3, beams=2))
     return {"summary": summary, "dir": tmp / "adapter", "chats": chats}
 
 
@@ -54,10 +92,11 @@ def test_the_decoding_that_replies_better_on_validation_is_recorded(mbr_adapter)
     summary = mbr_adapter["summary"]
     metadata = json.loads((mbr_adapter["dir"] / "metadata.json").read_text())
     assert summary["val_rougeL_greedy"] == summary["val_rougeL_after"]
-    better = "mbr" if summary["val_rougeL_mbr"] > summary["val_rougeL_greedy"] else "greedy"
-    assert metadata["decoding"]["method"] == summary["decoding"]["method"] == better
-    if better == "mbr":
-        assert metadata["decoding"]["samples"] == 3
+    tried = ["greedy", "beam", "mbr"]  # in the order ties are broken
+    best = max(tried, key=lambda method: (summary[f"val_rougeL_{method}"], -tried.index(method)))
+    assert metadata["decoding"]["method"] == summary["decoding"]["method"] == best
+    assert metadata["decoding"]["samples"] == 3 or best != "mbr"
+    assert metadata["decoding"]["beams"] == 2 or best != "beam"
 
 
 def test_the_decoding_is_chosen_when_there_is_one_candidate_only(tiny_model_dir, tmp_path):
@@ -101,14 +140,23 @@ def test_serving_decodes_as_the_adapter_records(mbr_adapter, tiny_model_dir, tmp
     greedy_dir = tmp_path / "greedy-adapter"
     shutil.copytree(mbr_adapter["dir"], greedy_dir)
     (greedy_dir / "metadata.json").write_text(json.dumps({**metadata, "decoding": None}))
+    beam_dir = tmp_path / "beam-adapter"
+    shutil.copytree(mbr_adapter["dir"], beam_dir)
+    (beam_dir / "metadata.json").write_text(json.dumps({**metadata, "decoding": {"method": "beam", "beams": 3}}))
     sampled = []
     real_sample = tuneline.decoding.sample_replies
     monkeypatch.setattr(tuneline.decoding, "sample_replies",
                         lambda *a, **k: sampled.append(a[3]) or real_sample(*a, **k))
-    server = AdapterServer(str(tiny_model_dir), {"billing": str(mbr_dir), "shipping": str(greedy_dir)})
+    server = AdapterServer(str(tiny_model_dir), {"billing": str(mbr_dir), "shipping": str(greedy_dir),
+                                                 "returns": str(beam_dir)})
+    searched = []
+    real_generate = server.model.generate
+    server.model.generate = lambda *a, **k: searched.append(k.get("num_beams", 1)) or real_generate(*a, **k)
     messages = [{"role": "user", "content": "Where is my refund number 3?"}]
     server.complete("shipping", messages, max_new_tokens=8)
-    assert sampled == [], "an adapter with no recorded decoding is served greedily"
+    assert sampled == [] and searched == [1], "an adapter with no recorded decoding is served greedily"
+    server.complete("returns", messages, max_new_tokens=8)
+    assert sampled == [] and searched == [1, 3], "the beam adapter is served by beam search, its own beam count"
     first = server.complete("billing", messages, max_new_tokens=8)
     assert sampled == [8], "the MBR adapter samples its candidates with the request's budget"
     assert server.complete("billing", messages, max_new_tokens=8) == first, "seeded: the same reply again"

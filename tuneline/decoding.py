@@ -1,10 +1,13 @@
-"""How a reply is decoded: greedy, or minimum Bayes risk (MBR) over sampled replies.
+"""How a reply is decoded: greedy, beam search, or minimum Bayes risk (MBR) over sampled replies.
 
 Support replies are variations on a few shapes per request type. Greedy decoding takes the likeliest token
 at each step, which can settle on an unusual opening and follow it; MBR samples several replies and keeps
 the one that agrees most with the others (ROUGE-L as the agreement), the reply closest to the model's
 typical answer: the one a reference is most likely to resemble. The greedy reply is one of the candidates,
-so MBR falls back to it when the samples scatter. Which decoding an adapter serves with is chosen on its
+so MBR falls back to it when the samples scatter. Beam search keeps the `beams` likeliest partial replies at
+each step and returns the likeliest whole one: a reply that opens with a less likely token but continues
+confidently can win, and greedy replies, which run shorter than the references, come closer to their
+length (BENCHMARKS.md section 6). Which decoding an adapter serves with is chosen on its
 validation split and recorded in its metadata.json, so evaluation and serving decode the same way.
 """
 
@@ -14,13 +17,14 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-METHODS = ("greedy", "mbr")
+METHODS = ("greedy", "beam", "mbr")
 
 
 @dataclass(frozen=True)
 class Decoding:
     method: str = "greedy"
     samples: int = 8  # sampled replies besides the greedy one (mbr only)
+    beams: int = 4  # partial replies kept at each step (beam only)
     temperature: float = 0.7
     top_p: float = 0.95
     seed: int = 0  # the sampler is seeded per prompt: the same prompt gets the same reply on a machine
@@ -30,12 +34,22 @@ class Decoding:
             raise ValueError(f"decoding method must be one of {METHODS}, got {self.method!r}")
         if self.method == "mbr" and self.samples < 1:
             raise ValueError("mbr decoding needs at least one sample")
+        if self.method == "beam" and self.beams < 2:
+            raise ValueError("beam decoding needs at least two beams (one is greedy)")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 GREEDY = Decoding()
+
+
+def search_settings(decoding: Decoding) -> dict:
+    """The `generate` arguments of the deterministic decodings: beam search's for beam, none for greedy (and
+    for MBR, whose first candidate is the greedy reply)."""
+    if decoding.method == "beam":  # early_stopping: done when `beams` replies have ended, none can beat them
+        return {"num_beams": decoding.beams, "early_stopping": True}
+    return {}
 
 
 def mbr_choice(candidates: list[str]) -> int:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
-from tuneline.decoding import GREEDY, Decoding, mbr_row, recorded_decoding
+from tuneline.decoding import GREEDY, Decoding, mbr_row, recorded_decoding, search_settings
 from tuneline.training import read_chat_jsonl
 
 PLACEHOLDER = re.compile(r"\[(EMAIL|PHONE|PERSON|CREDIT_CARD|IBAN|IP_ADDRESS|SSN|ADDRESS|ORDER_ID|ACCOUNT_NUMBER)\]")
@@ -96,9 +96,11 @@ def reply_perplexity(model, tokenizer, records: list[dict], max_length: int = 51
 
 
 def generate_replies(model, tokenizer, records: list[dict], max_new_tokens: int, batch_size: int,
-                     finished: list[bool] | None = None, rows: list | None = None) -> list[str]:
-    """Batched greedy generation with left padding; `finished` receives whether each reply emitted the
-    end-of-turn token before the length limit, `rows` each reply's generated token row."""
+                     finished: list[bool] | None = None, rows: list | None = None,
+                     decoding: Decoding = GREEDY) -> list[str]:
+    """Batched greedy (or, with a beam `decoding`, beam search) generation with left padding; `finished`
+    receives whether each reply emitted the end-of-turn token before the length limit, `rows` each reply's
+    generated token row."""
     import torch
 
     tokenizer.padding_side = "left"
@@ -112,7 +114,8 @@ def generate_replies(model, tokenizer, records: list[dict], max_new_tokens: int,
                           add_special_tokens=False)
         with torch.no_grad():
             out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                                 **search_settings(decoding))
         for row in out[:, batch["input_ids"].shape[1]:]:
             if finished is not None:
                 finished.append(bool((row == tokenizer.eos_token_id).any()))
@@ -144,14 +147,19 @@ def mbr_replies(model, tokenizer, records: list[dict], greedy_rows: list, max_ne
 def decode_replies(model, tokenizer, records: list[dict], max_new_tokens: int, batch_size: int,
                    decoding: Decoding = GREEDY, finished: list[bool] | None = None,
                    greedy: list[str] | None = None) -> list[str]:
-    """Replies decoded as `decoding` says: greedy, or MBR over the greedy reply and sampled ones. `finished`
-    receives whether each reply ended with the end-of-turn token, `greedy` the greedy replies."""
+    """Replies decoded as `decoding` says: greedy, beam search, or MBR over the greedy reply and sampled ones.
+    `finished` receives whether each reply ended with the end-of-turn token, `greedy` the greedy replies
+    (generated besides the beam replies only when asked for)."""
     ended: list[bool] = []
     rows: list = []
-    replies = generate_replies(model, tokenizer, records, max_new_tokens, batch_size, ended, rows)
+    first = decoding if decoding.method == "beam" and greedy is None else GREEDY
+    replies = generate_replies(model, tokenizer, records, max_new_tokens, batch_size, ended, rows, first)
     if greedy is not None:
         greedy += replies
-    if decoding.method == "mbr":
+    if decoding.method == "beam" and first is GREEDY:  # the greedy replies were wanted beside the beam ones
+        ended = []
+        replies = generate_replies(model, tokenizer, records, max_new_tokens, batch_size, ended, None, decoding)
+    elif decoding.method == "mbr":
         replies, ended = mbr_replies(model, tokenizer, records, rows, max_new_tokens, decoding)
     if finished is not None:
         finished += ended
@@ -289,8 +297,8 @@ def rouge_per_example(predictions: list[str], references: list[str]) -> dict[str
 
 def _measure(model, tokenizer, records, settings: EvalSettings,
              decoding: Decoding = GREEDY) -> tuple[dict, list[str], dict[str, list[float]]]:
-    """Aggregate metrics, the replies, and per-example scores (for the bootstrap). With MBR decoding, the
-    greedy replies' ROUGE-L is reported beside (`greedy_rougeL`), so the decoding's part shows."""
+    """Aggregate metrics, the replies, and per-example scores (for the bootstrap). With beam or MBR decoding,
+    the greedy replies' ROUGE-L is reported beside (`greedy_rougeL`), so the decoding's part shows."""
     started = time.perf_counter()
     ppl = reply_perplexity(model, tokenizer, records, settings.max_length)
     finished: list[bool] = []
@@ -298,7 +306,7 @@ def _measure(model, tokenizer, records, settings: EvalSettings,
     replies = decode_replies(model, tokenizer, records, settings.max_new_tokens, settings.batch_size, decoding,
                              finished, greedy)
     metrics, per = reply_metrics(records, replies, finished)
-    if decoding.method == "mbr":
+    if decoding.method != "greedy":
         greedy_rouge = rouge_per_example(greedy, [_prompt_and_reference(r)[1] for r in records])["rougeL"]
         metrics["greedy_rougeL"] = round(sum(greedy_rouge) / max(len(records), 1), 4)
     return {"perplexity": round(ppl, 4), **metrics, "decoding": decoding.to_dict(),
@@ -440,7 +448,8 @@ def validation_rouge(base_model: str, candidates: dict, records: list[dict],
     scores = {}
     for key, tuned_dir in candidates.items():
         model = load_tuned(AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32), tuned_dir)
-        greedy, finished = [], []
+        greedy = [] if replies_out is not None else None  # beside beam replies, greedy ones cost a pass more
+        finished: list[bool] = []
         replies = decode_replies(model, tokenizer, records, budget, batch_size, decoding, finished, greedy)
         if replies_out is not None:
             replies_out[key] = {"replies": replies, "greedy": greedy, "finished": finished}

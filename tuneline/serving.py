@@ -26,7 +26,7 @@ from typing import Literal
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tuneline.decoding import GREEDY, mbr_row, recorded_decoding, up_to_end
+from tuneline.decoding import GREEDY, mbr_row, recorded_decoding, search_settings, up_to_end
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_NEW_TOKENS = 512
@@ -218,7 +218,7 @@ class AdapterServer:
         self.adapter_dirs = {(p, "champion"): d for p, d in adapters.items()} | \
             {(p, "challenger"): d for p, d in challengers.items()}
         self._system_prompts = {key: trained_system_prompt(d, key[0]) for key, d in self.adapter_dirs.items()}
-        # each adapter decodes as its validation split chose (greedy or MBR), as evaluation measured it
+        # each adapter decodes as its validation split chose (greedy, beam or MBR), as evaluation measured it
         self._decodings = {_adapter_name(*key): recorded_decoding(d) for key, d in self.adapter_dirs.items()}
         self.chat_template_sha256 = shared_chat_template(list(self.adapter_dirs.values()))
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuneline-generate")
@@ -270,13 +270,14 @@ class AdapterServer:
             raise PromptTooLong(f"the prompt is {prompt_tokens} tokens and max_tokens {max_new_tokens}; this model's "
                                 f"context holds {self.context_tokens} tokens in all")
         deadline = time.monotonic() + max_seconds
+        decoding = self._decodings.get(adapter, GREEDY)
         with torch.no_grad():
             self.model.set_adapter(adapter)
             out = self.model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, max_time=max_seconds,
                                       pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-                                      eos_token_id=self.tokenizer.eos_token_id)
+                                      eos_token_id=self.tokenizer.eos_token_id, **search_settings(decoding))
             new = out[0, ids["input_ids"].shape[1]:]
-            decoding, left = self._decodings.get(adapter, GREEDY), deadline - time.monotonic()
+            left = deadline - time.monotonic()
             if decoding.method == "mbr" and left > 0:
                 new = mbr_row(self.model, self.tokenizer, ids, new, max_new_tokens, decoding, left)
         new = up_to_end(new, self.tokenizer.eos_token_id)

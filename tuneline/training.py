@@ -85,9 +85,11 @@ class TrainConfig:
     early_stopping_patience: int = 0  # stop after N evaluations without improvement; 0 = off
     keep: str = "last"  # or "best_val_rougeL" (needs val_file): see KEEP
     candidate_every_examples: int = 0  # with keep best_val_rougeL: a snapshot every N examples seen; 0 = none
-    # with keep best_val_rougeL: also score the kept adapter's replies decoded by MBR over this many samples
-    # (tuneline.decoding) and record whichever decoding replies better on validation; 0 = greedy, not tried
+    # with keep best_val_rougeL: also score the kept adapter's replies decoded by MBR over this many samples,
+    # and by beam search with this many beams (tuneline.decoding), and record whichever decoding replies best on
+    # validation (ties: greedy); 0 = not tried
     mbr_samples: int = 0
+    beams: int = 0
     save_steps: int = 0  # checkpoint every N steps into checkpoint_dir; 0 = no checkpoints
     checkpoint_dir: str | None = None  # stable across retries, so a killed run resumes
     mlflow_tracking_uri: str | None = None  # e.g. sqlite:///.../mlflow.db or http://host:5000
@@ -533,8 +535,8 @@ def keep_best_on_validation(config: TrainConfig, staging: Path, snapshots: Path,
     for folder in snapshots.glob("step-*"):
         candidates[int(folder.name.split("-")[1]) * per_step] = folder
     candidates[last_step * per_step] = staging
-    if len(candidates) == 1 and config.mbr_samples <= 0:  # nothing to choose: no starting adapter, no snapshot
-        return {"kept_examples_seen": last_step * per_step}  # (with mbr_samples the decoding is still chosen)
+    if len(candidates) == 1 and not decodings_to_try(config):  # nothing to choose: no starting adapter, no
+        return {"kept_examples_seen": last_step * per_step}  # snapshot (with decodings to try, one is chosen)
     started = time.perf_counter()
     scores, budget = validation_rouge(config.model, {k: str(v) for k, v in sorted(candidates.items())},
                                       read_chat_jsonl(config.val_file), read_chat_jsonl(config.train_file))
@@ -548,24 +550,36 @@ def keep_best_on_validation(config: TrainConfig, staging: Path, snapshots: Path,
               "val_rougeL_before": scores.get(0) if config.init_adapter else None,
               "val_rougeL_after": scores[kept], "val_max_new_tokens": budget,
               "val_choice_seconds": round(time.perf_counter() - started, 1)}
-    if config.mbr_samples > 0:
+    if decodings_to_try(config):
         choice.update(choose_decoding(config, staging, scores[kept]))
     return choice
 
 
+def decodings_to_try(config: TrainConfig) -> list:
+    """The decodings besides greedy that the kept adapter is scored with on validation (none by default)."""
+    from tuneline.decoding import Decoding
+
+    tried = [Decoding(method="beam", beams=config.beams)] if config.beams > 0 else []
+    return tried + ([Decoding(method="mbr", samples=config.mbr_samples, seed=config.seed)]
+                    if config.mbr_samples > 0 else [])
+
+
 def choose_decoding(config: TrainConfig, adapter: Path, greedy_score: float) -> dict:
-    """MBR or greedy for the kept adapter, whichever replies score the higher ROUGE-L on the validation split
-    (ties: greedy, the cheaper); recorded in its metadata.json, which evaluation and serving read."""
-    from tuneline.decoding import GREEDY, Decoding
+    """Of greedy and the decodings to try, the one whose replies of the kept adapter score the highest ROUGE-L
+    on the validation split (ties: greedy, the cheapest, then the one tried first); recorded in its
+    metadata.json, which evaluation, serving and the registered model read."""
+    from tuneline.decoding import GREEDY
     from tuneline.evaluation import validation_rouge
 
     started = time.perf_counter()
-    mbr = Decoding(method="mbr", samples=config.mbr_samples, seed=config.seed)
-    scores, _ = validation_rouge(config.model, {"mbr": str(adapter)}, read_chat_jsonl(config.val_file),
-                                 read_chat_jsonl(config.train_file), decoding=mbr)
-    chosen = mbr if scores["mbr"] > greedy_score else GREEDY
-    return {"decoding": chosen.to_dict(), "val_rougeL_greedy": greedy_score, "val_rougeL_mbr": scores["mbr"],
-            "val_decoding_seconds": round(time.perf_counter() - started, 1)}
+    chosen, best, found = GREEDY, greedy_score, {"val_rougeL_greedy": greedy_score}
+    for decoding in decodings_to_try(config):
+        scores, _ = validation_rouge(config.model, {decoding.method: str(adapter)}, read_chat_jsonl(config.val_file),
+                                     read_chat_jsonl(config.train_file), decoding=decoding)
+        found[f"val_rougeL_{decoding.method}"] = scores[decoding.method]
+        if scores[decoding.method] > best:
+            chosen, best = decoding, scores[decoding.method]
+    return {"decoding": chosen.to_dict(), **found, "val_decoding_seconds": round(time.perf_counter() - started, 1)}
 
 
 def _val_loss(trainer) -> float | None:
