@@ -36,6 +36,16 @@ def test_decoding_settings_are_checked():
     assert search_settings(GREEDY) == search_settings(Decoding(method="mbr")) == {}
 
 
+def test_a_beam_count_of_one_is_refused_before_training(tiny_model_dir, tmp_path):
+    from tuneline.training import TrainingConfigError
+
+    chats = _chat_file(tmp_path / "chats.jsonl")
+    with pytest.raises(TrainingConfigError, match="beams must be 0"):
+        main(TrainConfig(model=str(tiny_model_dir), train_file=str(chats), val_file=str(chats),
+                         output_dir=str(tmp_path / "adapter"), max_steps=1, keep="best_val_rougeL", beams=1))
+    assert not (tmp_path / "adapter").exists(), "refused before any training"
+
+
 def _direct_replies(model, tokenizer, prompts: list[str], max_new_tokens: int, **search) -> list[str]:
     """What transformers' own generate replies, one prompt at a time: the yardstick for the project's paths."""
     replies = []

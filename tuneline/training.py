@@ -363,6 +363,9 @@ def build_trainer(config: TrainConfig, output_dir: Path):
         raise TrainingConfigError("early stopping needs eval_steps > 0 and a non-empty val_file")
     if config.keep not in KEEP:
         raise TrainingConfigError(f"keep must be one of {KEEP}, got {config.keep!r}")
+    if config.beams == 1 or config.beams < 0 or config.mbr_samples < 0:  # refused before training, not after it
+        raise TrainingConfigError(f"beams must be 0 (not tried) or at least 2, mbr_samples 0 or more; got "
+                                  f"{config.beams} and {config.mbr_samples}")
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
