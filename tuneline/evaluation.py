@@ -151,16 +151,17 @@ def decode_replies(model, tokenizer, records: list[dict], max_new_tokens: int, b
     `finished` receives whether each reply ended with the end-of-turn token, `greedy` the greedy replies
     (generated besides the beam replies only when asked for)."""
     ended: list[bool] = []
-    rows: list = []
-    first = decoding if decoding.method == "beam" and greedy is None else GREEDY
-    replies = generate_replies(model, tokenizer, records, max_new_tokens, batch_size, ended, rows, first)
-    if greedy is not None:
-        greedy += replies
-    if decoding.method == "beam" and first is GREEDY:  # the greedy replies were wanted beside the beam ones
-        ended = []
-        replies = generate_replies(model, tokenizer, records, max_new_tokens, batch_size, ended, None, decoding)
-    elif decoding.method == "mbr":
-        replies, ended = mbr_replies(model, tokenizer, records, rows, max_new_tokens, decoding)
+    if decoding.method == "beam":
+        replies = generate_replies(model, tokenizer, records, max_new_tokens, batch_size, ended, decoding=decoding)
+        if greedy is not None:
+            greedy += generate_replies(model, tokenizer, records, max_new_tokens, batch_size)
+    else:
+        rows: list = []
+        replies = generate_replies(model, tokenizer, records, max_new_tokens, batch_size, ended, rows)
+        if greedy is not None:
+            greedy += replies
+        if decoding.method == "mbr":  # the greedy reply is MBR's first candidate
+            replies, ended = mbr_replies(model, tokenizer, records, rows, max_new_tokens, decoding)
     if finished is not None:
         finished += ended
     return replies
