@@ -499,6 +499,8 @@ def main() -> None:
     parser.add_argument("--beams", type=int, default=None,
                         help="with best_val_rougeL: try beam search with this many beams on validation (0: not "
                              "tried; default: the product default); decoding: compare greedy with it, not MBR")
+    parser.add_argument("--length-penalty", type=float, default=1.0,
+                        help="decoding with --beams: the beam search's length penalty (above 1 favours longer replies)")
     parser.add_argument("--full-learning-rate", type=float, default=3e-4,
                         help="shared-start: the fully fine-tuned shared model's rate (3e-4: section 6's search)")
     parser.add_argument("--grid-learning-rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3])
@@ -525,10 +527,11 @@ def main() -> None:
     if ns.command == "prepare":
         results["sizes"] = prepare(home)
     elif ns.command == "decoding":
-        decoding = Decoding(method="beam", beams=ns.beams) if ns.beams else \
+        decoding = Decoding(method="beam", beams=ns.beams, length_penalty=ns.length_penalty) if ns.beams else \
             Decoding(method="mbr", samples=ns.mbr_samples or 8)
         found = decoding_side_by_side(home, ns.products or _products(home), ns.split, decoding, ns.eval_examples)
-        results.setdefault("decoding", {}).update({f"{p}/{ns.split}/{decoding.method}": row
+        penalty = f"/lp{ns.length_penalty:g}" if ns.beams and ns.length_penalty != 1 else ""
+        results.setdefault("decoding", {}).update({f"{p}/{ns.split}/{decoding.method}{penalty}": row
                                                    for p, row in found.items()})
     elif ns.command == "shared-start":
         found = shared_start_side_by_side(home, ns.products or _products(home), ns.examples_seen,

@@ -32,17 +32,21 @@ def test_decoding_settings_are_checked():
         Decoding(method="mbr", samples=0)
     with pytest.raises(ValueError, match="at least two beams"):
         Decoding(method="beam", beams=1)
-    assert search_settings(Decoding(method="beam", beams=3)) == {"num_beams": 3, "early_stopping": True}
+    assert search_settings(Decoding(method="beam", beams=3)) == {"num_beams": 3, "early_stopping": True,
+                                                                 "length_penalty": 1.0}
+    assert search_settings(Decoding(method="beam", length_penalty=0.5))["length_penalty"] == 0.5
     assert search_settings(GREEDY) == search_settings(Decoding(method="mbr")) == {}
 
 
-def test_a_beam_count_of_one_is_refused_before_training(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("tried, refusal", [({"beams": 1}, "at least two beams"), ({"beams": -2}, "at least two beams"),
+                                            ({"mbr_samples": -1}, "at least one sample")])
+def test_a_decoding_to_try_that_decoding_refuses_is_refused_before_training(tiny_model_dir, tmp_path, tried, refusal):
     from tuneline.training import TrainingConfigError
 
     chats = _chat_file(tmp_path / "chats.jsonl")
-    with pytest.raises(TrainingConfigError, match="beams must be 0"):
+    with pytest.raises(TrainingConfigError, match=refusal):
         main(TrainConfig(model=str(tiny_model_dir), train_file=str(chats), val_file=str(chats),
-                         output_dir=str(tmp_path / "adapter"), max_steps=1, keep="best_val_rougeL", beams=1))
+                         output_dir=str(tmp_path / "adapter"), max_steps=1, keep="best_val_rougeL", **tried))
     assert not (tmp_path / "adapter").exists(), "refused before any training"
 
 

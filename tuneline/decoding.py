@@ -25,6 +25,9 @@ class Decoding:
     method: str = "greedy"
     samples: int = 8  # sampled replies besides the greedy one (mbr only)
     beams: int = 4  # partial replies kept at each step (beam only)
+    # beam only: a finished reply's score is its summed log-probability / length ** length_penalty, so above 1
+    # longer replies win more often, below 1 shorter ones (transformers' own setting, passed through)
+    length_penalty: float = 1.0
     temperature: float = 0.7
     top_p: float = 0.95
     seed: int = 0  # the sampler is seeded per prompt: the same prompt gets the same reply on a machine
@@ -48,7 +51,7 @@ def search_settings(decoding: Decoding) -> dict:
     """The `generate` arguments of the deterministic decodings: beam search's for beam, none for greedy (and
     for MBR, whose first candidate is the greedy reply)."""
     if decoding.method == "beam":  # early_stopping: done when `beams` replies have ended, none can beat them
-        return {"num_beams": decoding.beams, "early_stopping": True}
+        return {"num_beams": decoding.beams, "early_stopping": True, "length_penalty": decoding.length_penalty}
     return {}
 
 

@@ -363,9 +363,10 @@ def build_trainer(config: TrainConfig, output_dir: Path):
         raise TrainingConfigError("early stopping needs eval_steps > 0 and a non-empty val_file")
     if config.keep not in KEEP:
         raise TrainingConfigError(f"keep must be one of {KEEP}, got {config.keep!r}")
-    if config.beams == 1 or config.beams < 0 or config.mbr_samples < 0:  # refused before training, not after it
-        raise TrainingConfigError(f"beams must be 0 (not tried) or at least 2, mbr_samples 0 or more; got "
-                                  f"{config.beams} and {config.mbr_samples}")
+    try:  # a decoding to try that Decoding refuses is refused before training, not after it
+        decodings_to_try(config)
+    except ValueError as error:
+        raise TrainingConfigError(f"beams {config.beams}, mbr_samples {config.mbr_samples}: {error}") from error
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -562,9 +563,9 @@ def decodings_to_try(config: TrainConfig) -> list:
     """The decodings besides greedy that the kept adapter is scored with on validation (none by default)."""
     from tuneline.decoding import Decoding
 
-    tried = [Decoding(method="beam", beams=config.beams)] if config.beams > 0 else []
+    tried = [Decoding(method="beam", beams=config.beams)] if config.beams else []  # Decoding checks the count
     return tried + ([Decoding(method="mbr", samples=config.mbr_samples, seed=config.seed)]
-                    if config.mbr_samples > 0 else [])
+                    if config.mbr_samples else [])
 
 
 def choose_decoding(config: TrainConfig, adapter: Path, greedy_score: float) -> dict:
