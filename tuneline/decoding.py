@@ -50,7 +50,8 @@ GREEDY = Decoding()
 def search_settings(decoding: Decoding) -> dict:
     """The `generate` arguments of the deterministic decodings: beam search's for beam, none for greedy (and
     for MBR, whose first candidate is the greedy reply)."""
-    if decoding.method == "beam":  # early_stopping: done when `beams` replies have ended, none can beat them
+    if decoding.method == "beam":  # early_stopping: done as soon as `beams` replies have ended (a longer reply
+        # that might score higher is not searched for; so the length penalty only orders those: BENCHMARKS.md)
         return {"num_beams": decoding.beams, "early_stopping": True, "length_penalty": decoding.length_penalty}
     return {}
 
