@@ -293,6 +293,7 @@ def test_shared_adapter_serves_a_small_product_and_a_larger_one_continues_it(gra
     before, after = continued.get("val_rougeL_shared", continued.get("val_rougeL_before")), \
         continued.get("val_rougeL_continued", continued.get("val_rougeL_after"))
     assert before is not None and after is not None, "by default a product chooses on its replies' ROUGE-L"
+    assert continued.get("val_rougeL_beam") is not None, "by default a product also tries beam search"
     assert continued["source"] == ("product" if after > before else "shared")
     trained = next((home / "adapters" / "shipping").glob("v-*"))
     assert json.loads((trained / "training_args.json").read_text())["init_adapter"] == str(shared_dir)
