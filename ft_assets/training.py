@@ -51,8 +51,8 @@ class ProductAdapterConfig(TrainingRunConfig):
     keep: str = "best_val_rougeL"
     candidate_every_examples: int = 160
     # the kept adapter's validation replies are also decoded by 4-beam search, and the product serves whichever
-    # decoding scores higher (ties: greedy). On bitext validation chose beam for 6 of 10 products and the test
-    # split agreed for 5 (BENCHMARKS.md section 6); a beam reply costs about twice a greedy one: 0 turns it off
+    # decoding scores higher (ties: greedy). On bitext validation chose beam for 7 of 11 products and the test
+    # split agreed for 6 (BENCHMARKS.md section 6); a beam reply costs about twice a greedy one: 0 turns it off
     beams: int = 4
 
 
