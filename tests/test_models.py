@@ -1,6 +1,6 @@
 import pytest
 
-from tuneline.models import ModelSourceError, embedded_gguf_path, resolve_model
+from tuneline.models import ModelSourceError, dequantize_gguf, embedded_gguf_path, resolve_model
 
 
 def test_embedded_gguf_is_found_without_importing_the_package():
@@ -44,3 +44,20 @@ def test_embedded_model_dequantizes_caches_and_trains_a_few_steps(tmp_path):
                                max_steps=2, gradient_accumulation_steps=1, logging_steps=1))
     assert summary["global_steps"] == 2
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_a_gguf_without_a_chat_format_gets_the_one_given(tmp_path):
+    """A base model's GGUF (bench/gemma_base.py) carries no chat template: the given template and end token
+    replace the file's, in the tokenizer and in the model's generation config, so generation stops there."""
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}<|endoftext|>{% endfor %}"
+    path = dequantize_gguf(embedded_gguf_path(), tmp_path / "base", "test-base", template, "<|endoftext|>")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    assert tokenizer.eos_token == "<|endoftext|>"
+    assert tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False) == (
+        "<user>hi<|endoftext|>")
+    eos_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    assert AutoConfig.from_pretrained(path).eos_token_id == eos_id
+    assert GenerationConfig.from_pretrained(path).eos_token_id == eos_id

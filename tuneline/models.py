@@ -39,12 +39,24 @@ def materialize_embedded_model(cache_dir: Path) -> Path:
     target = Path(cache_dir) / EMBEDDED_NAME
     if (target / "config.json").exists() and (target / "tuneline_source.json").exists():
         return target
+    return dequantize_gguf(embedded_gguf_path(), target, EMBEDDED_NAME)
+
+
+def dequantize_gguf(gguf: Path, target: Path, name: str, chat_template: str | None = None,
+                    end_of_turn: str | None = None) -> Path:
+    """A GGUF file as a normal HF directory (fp32 weights, its tokenizer) at `target`, written atomically.
+    `chat_template` and `end_of_turn` replace the file's own (a base model's GGUF may carry none): the end
+    token is what generation stops at and what the end-of-turn share counts."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = embedded_gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    if chat_template:
+        tokenizer.chat_template = chat_template
+    if end_of_turn:
+        tokenizer.eos_token = end_of_turn
+        model.config.eos_token_id = model.generation_config.eos_token_id = tokenizer.eos_token_id
     # The weights are already fp32 after loading; drop the GGUF quantizer marker so it can be saved.
     model.hf_quantizer = None
     model.is_quantized = False
@@ -53,7 +65,7 @@ def materialize_embedded_model(cache_dir: Path) -> Path:
     with atomic_directory(target) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        (staging / "tuneline_source.json").write_text(json.dumps({"gguf": str(gguf), "name": EMBEDDED_NAME}))
+        (staging / "tuneline_source.json").write_text(json.dumps({"gguf": str(gguf), "name": name}))
     return target
 
 
