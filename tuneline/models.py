@@ -37,9 +37,14 @@ def embedded_gguf_path() -> Path:
 def materialize_embedded_model(cache_dir: Path) -> Path:
     """Dequantize the embedded GGUF into a HF directory under cache_dir once; later calls reuse it."""
     target = Path(cache_dir) / EMBEDDED_NAME
-    if (target / "config.json").exists() and (target / "tuneline_source.json").exists():
+    if is_dequantized(target):
         return target
     return dequantize_gguf(embedded_gguf_path(), target, EMBEDDED_NAME)
+
+
+def is_dequantized(target: Path) -> bool:
+    """Whether `dequantize_gguf` finished writing `target` (it writes atomically, the source file last)."""
+    return (target / "config.json").exists() and (target / "tuneline_source.json").exists()
 
 
 def dequantize_gguf(gguf: Path, target: Path, name: str, chat_template: str | None = None,
