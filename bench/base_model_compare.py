@@ -18,6 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
+from bench.bitext_quality import finished_rows
 from tuneline.evaluation import paired_bootstrap, rouge_per_example
 
 COLUMNS = ("| product | base model | train / test | val ROUGE-L greedy / beam | chosen | test base | test greedy | "
@@ -26,9 +27,9 @@ COLUMNS = ("| product | base model | train / test | val ROUGE-L greedy / beam | 
 
 
 def evaluated_rows(home: Path) -> dict[str, dict]:
-    """The latest evaluate row per product of one home."""
+    """The latest finished evaluate row per product of one home (a failed run has no scores to compare)."""
     results = json.loads((home / "bitext_quality.json").read_text())
-    return {row["product"]: row for row in results.get("evaluate", {}).get("rows", [])}
+    return {row["product"]: row for row in finished_rows(results.get("evaluate", {}).get("rows", []))}
 
 
 def served_scores(home: Path, product: str) -> dict[tuple[str, str], float]:

@@ -260,6 +260,11 @@ def evaluate(home: Path, training: dict, product_examples_seen: int, eval_exampl
     return rows
 
 
+def finished_rows(rows: list[dict]) -> list[dict]:
+    """The `evaluate` rows of products whose run finished with scores (a failed run is recorded too)."""
+    return [r for r in rows if r.get("run_ok") is not False and "rougeL_tuned" in r]
+
+
 def markdown_table(rows: list[dict], nearest: dict | None = None) -> str:
     """The issue's table from `evaluate` rows: per product base / shared / served adapter on its test split,
     the interval of served minus base, end-of-turn share, hygiene, gate and times; then the means. With
@@ -268,7 +273,7 @@ def markdown_table(rows: list[dict], nearest: dict | None = None) -> str:
     def num(value, digits=3):
         return "-" if value is None else f"{value:.{digits}f}"
 
-    done = [r for r in rows if r.get("run_ok") is not False and "rougeL_tuned" in r]
+    done = finished_rows(rows)
     for r in done:  # rows written before eot_count was recorded carry the share only
         r.setdefault("eot_count", round(r["eot_tuned"] * r["test"]))
     lines = ["| product | served by (examples seen) | train | test | max_new_tokens | ROUGE-L base | nearest reply "

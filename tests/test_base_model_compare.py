@@ -35,3 +35,18 @@ def test_homes_with_other_splits_are_refused(tmp_path):
     second = _home(tmp_path / "b", ["a", "b"], references=("another ticket", "refunds take five days"))
     with pytest.raises(SystemExit, match="same pseudonym key"):
         compare(first, "small", second, "large")
+
+
+def test_a_failed_run_is_not_compared(tmp_path):
+    """`evaluate` records a failed product run without scores; the comparison leaves that product out."""
+    from bench.base_model_compare import compare
+
+    first = _home(tmp_path / "a", ["reset your password now", "no"])
+    results = json.loads((first / "bitext_quality.json").read_text())
+    results["evaluate"]["rows"].append({"product": "order", "run_ok": False, "failed_steps": ["lora_adapter"]})
+    (first / "bitext_quality.json").write_text(json.dumps(results))
+    second = _home(tmp_path / "b", ["reset your password now", "refunds take five days"])
+    (second / "bitext_quality.json").write_text(json.dumps(results | {"evaluate": {"rows": [
+        {"product": "account", **ROW}, {"product": "order", **ROW}]}}))
+    text = compare(first, "small", second, "large")
+    assert "| order |" not in text and "Products in both homes: 1;" in text
