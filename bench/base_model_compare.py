@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bench.bitext_quality import finished_rows
 from tuneline.evaluation import paired_bootstrap, rouge_per_example
+from tuneline.names import product_key
 
 COLUMNS = ("| product | base model | train / test | val ROUGE-L greedy / beam | chosen | test base | test greedy | "
            "**test served** | delta [95% CI] | ended with EOT | gate | train s + choice s + eval s |\n"
@@ -33,8 +34,9 @@ def evaluated_rows(home: Path) -> dict[str, dict]:
 
 
 def served_scores(home: Path, product: str) -> dict[tuple[str, str], float]:
-    """Served ROUGE-L per test ticket, keyed by (prompt, reference) so two homes' tickets pair exactly."""
-    samples = json.loads((home / "reports" / product / "generations.json").read_text())
+    """Served ROUGE-L per test ticket, keyed by (prompt, reference) so two homes' tickets pair exactly. The
+    product name comes from a file, so it passes the one name gate before it becomes a path."""
+    samples = json.loads((home / "reports" / product_key(product) / "generations.json").read_text())
     scores = rouge_per_example([s["tuned"] for s in samples], [s["reference"] for s in samples])["rougeL"]
     return {(s["prompt"], s["reference"]): score for s, score in zip(samples, scores, strict=True)}
 

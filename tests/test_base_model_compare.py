@@ -50,3 +50,11 @@ def test_a_failed_run_is_not_compared(tmp_path):
         {"product": "account", **ROW}, {"product": "order", **ROW}]}}))
     text = compare(first, "small", second, "large")
     assert "| order |" not in text and "Products in both homes: 1;" in text
+
+
+def test_a_product_name_from_the_results_file_never_leaves_the_home(tmp_path):
+    from bench.base_model_compare import served_scores
+    from tuneline.names import InvalidName
+
+    with pytest.raises(InvalidName):
+        served_scores(_home(tmp_path / "a", ["a", "b"]), "../../etc")
