@@ -32,6 +32,17 @@ def test_scoring_counts_tp_fn_fp_and_pii_free_flags():
     assert report.by_type["PERSON"].f2 == pytest.approx(5 * 0.5 * 1 / (4 * 0.5 + 1))
 
 
+def test_pii_free_flags_are_counted_once_per_text_under_each_type_that_made_them():
+    records = [{"full_text": "Ann and Bob, 555 1234", "spans": []}, {"full_text": "quiet", "spans": []},
+               {"full_text": "Eve", "spans": [{"entity_type": "PERSON", "start_position": 0, "end_position": 3}]}]
+    detections = [[Detection(entity_type="PERSON", start=0, end=3), Detection(entity_type="PERSON", start=8, end=11),
+                   Detection(entity_type="PHONE_NUMBER", start=13, end=21)], [],
+                  [Detection(entity_type="PERSON", start=0, end=3)]]  # a text with PII is not counted
+    report = score_detections(records, detections)
+    assert (report.pii_free_texts, report.pii_free_flagged) == (2, 1)
+    assert report.to_dict()["pii_free_flagged_by_type"] == {"PERSON": 1, "PHONE_NUMBER": 1}
+
+
 def test_masked_recall_counts_any_type_and_half_the_characters():
     """The privacy reviewer's view: a span is found when >= half its characters are masked, by any type."""
     records = [{"full_text": "Mrs Teresa Lopez, 64 years old, works at Acme Corp in Paris", "spans": [

@@ -220,7 +220,10 @@ def _cmd_pii_eval(ns: argparse.Namespace) -> int:
         rate = report.to_dict()["pii_free_false_positive_rate"]
         if rate is not None:
             flagged = f"{report.pii_free_flagged}/{report.pii_free_texts}"
-            print(f"texts without PII that were flagged: {flagged} ({rate:.1%})")
+            by_type = ", ".join(f"{t} {n}" for t, n in sorted(report.pii_free_flagged_by.items(),
+                                                               key=lambda item: (-item[1], item[0])))
+            print(f"texts without PII that were flagged: {flagged} ({rate:.1%})" + (f"; by type: {by_type}"
+                                                                                   if by_type else ""))
         results[file] = report.to_dict()
     if ns.output:
         from tuneline.storage import atomic_write_json

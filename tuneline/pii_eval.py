@@ -94,6 +94,9 @@ class PiiReport:
     texts: int = 0
     pii_free_texts: int = 0
     pii_free_flagged: int = 0
+    # per detected type, the texts without PII it flagged (a text flagged by two types counts under both):
+    # a gold set that labels only names and places cannot say whether a phone or age found there is a leak
+    pii_free_flagged_by: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def overall(self) -> TypeScore:
         total = TypeScore()
@@ -130,6 +133,7 @@ class PiiReport:
             "pii_free_texts": self.pii_free_texts,
             "pii_free_false_positive_rate": (self.pii_free_flagged / self.pii_free_texts
                                              if self.pii_free_texts else None),
+            "pii_free_flagged_by_type": dict(sorted(self.pii_free_flagged_by.items())),
         }
 
 
@@ -146,6 +150,8 @@ def score_detections(records: list[dict], detections: list[list], report: PiiRep
         if not [s for s in spans if s["entity_type"] not in NOT_PII]:
             report.pii_free_texts += 1
             report.pii_free_flagged += bool(found)
+            for entity_type in {d.entity_type for d in found}:
+                report.pii_free_flagged_by[entity_type] += 1
         masked_positions = {i for d in found for i in range(d.start, d.end)}
         for span in spans:
             gold = GOLD_ALIASES.get(span["entity_type"], span["entity_type"])
