@@ -95,6 +95,15 @@ def redacted(redactor, text: str) -> str:
     ("My sister lives in Puerto Quellón and never got the parcel", ["Quellón"]),
     ("I flew to Villanueva del Pardillo on Friday and lost the bag", ["Villanueva", "Pardillo"]),
     ("We're based in Netherlands, is shipping free?", ["Netherlands"]),
+    # the name under a sign-off, whole, in any spelling, not into the next line
+    ("It still fails.\nThanks, Siobhán Ní Bhriain\nSent from my iPhone", ["Siobhán", "Bhriain"]),
+    ("Best regards,\nMaría José García López", ["María", "José", "García", "López"]),
+    ("Best, Juan de la Cruz", ["Juan", "Cruz"]),
+    # a handle or user name the writer states; a post code after "was"
+    ("My blog is https://janedoe-photography.net and my Twitter is @jane_doe88.", ["jane_doe88", "janedoe"]),
+    ("Username: kdoe_77\nPassword reset please", ["kdoe_77"]),
+    ("my github username is octocat", ["octocat"]),
+    ("I moved last month; my old zip was 10001.", ["10001"]),
 ])
 def test_personal_data_in_tickets_is_masked(redactor, text, left_readable):
     out = redacted(redactor, text)
@@ -137,9 +146,28 @@ def test_line_breaks_escaped_by_an_export_are_read_as_line_breaks(redactor):
     "Where: Settings page, top right\nLocation: Billing tab",
     "The crash is in Module 4306 and in Room 1204 of the docs; fixed in March 2010 or in Windows 8572.",
     "Maybe I Love this app. Visit A Place like Team B Rocks. He lives on Level 3 of the mall.",
+    "It works now. Thanks, Everyone\nBest, The Support Team",
+    "THANKS, BYE",
+    "my username is not working and my login is broken; my Steam is a mess",
 ])
 def test_ordinary_sentences_stay_as_they_are(redactor, text):
     assert redacted(redactor, text) == text
+
+
+def test_a_signature_keeps_the_next_line_readable(redactor):
+    assert redacted(redactor, "Thanks, Siobhán Ní Bhriain\nSent from my iPhone") == \
+        "Thanks, [PERSON]\nSent from my iPhone"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("I need assistance cancelling purchase 3707955617", "I need assistance cancelling purchase [ORDER_ID]"),
+    ("cancelling order 113542617735902 please", "cancelling order [ORDER_ID] please"),  # passes Luhn
+    ("account no. 4111111111111111 and my visa 4111-1111-1111-1111",
+     "account no. [ACCOUNT_NUMBER] and my visa [CREDIT_CARD]"),
+    ("call me on 3707955617 about it", "call me on [PHONE] about it"),
+])
+def test_a_number_the_text_calls_an_order_or_account_number_is_one(redactor, text, expected):
+    assert redacted(redactor, text) == expected
 
 
 def test_a_name_a_label_states_is_vouched_for(redactor):

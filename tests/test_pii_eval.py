@@ -146,5 +146,6 @@ def test_support_conversations_without_pii_stay_unflagged(redactor, shared_data)
     from tuneline.pii_eval import abcd_records, evaluate_records
 
     report = evaluate_records(redactor, abcd_records(shared_data / "abcd" / "abcd_sample.json"))
-    assert report.pii_free_texts == 57 and report.pii_free_flagged <= 3, report.pii_free_flagged  # README: 2 (+1)
+    assert report.pii_free_texts == 57 and report.pii_free_flagged <= 4, report.pii_free_flagged  # README: 3 (+1)
+    assert report.pii_free_flagged_by["USERNAME"] == 1  # "Username: cminh730": personal, though ABCD has no label
     assert report.by_type["EMAIL_ADDRESS"].masked == 2 and report.by_type["PHONE_NUMBER"].masked == 1

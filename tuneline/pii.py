@@ -30,6 +30,7 @@ from tuneline.pii_recognizers import (
     drop_implausible_names,
     everyday,
     labeled_name_recognizer,
+    prefer_stated_identifiers,
     support_recognizers,
 )
 
@@ -49,6 +50,7 @@ PLACEHOLDERS: dict[str, str] = {
     "AGE": "[AGE]",
     "DATE_TIME": "[DATE]",
     "URL": "[URL]",
+    "USERNAME": "[USERNAME]",
     "US_DRIVER_LICENSE": "[ID_NUMBER]",
 }
 # Types whose presence after cleaning is a hard failure (pattern-based, near-certain detections).
@@ -137,8 +139,12 @@ def line_joined_variants(text: str) -> list[str]:
 # a signature: a sign-off, then the name that ends the line or the text or comes before a comma
 # ("Regards, Liam Brown, liam@...", "Best,\nTomasz"); a new sentence after "Thanks!" is not one
 _SIGN_OFF_WORDS = "regards|sincerely|cheers|thanks|thank you|best|yours|warmly|respectfully"
+# ("Thanks,\nSiobhán Ní Bhriain", "Best, Juan de la Cruz"): up to four capitalised words, with the
+# lowercase particles of surnames between them
+_SURNAME_PARTICLES = "de|del|della|der|den|di|da|das|do|dos|du|la|le|van|von|ter|ten|bin|ibn|al|el|y"
 _SIGNED_OFF = re.compile(rf"\b(?i:{_SIGN_OFF_WORDS}),?\s+(?!(?i:{_SIGN_OFF_WORDS})\b)"
-                         r"([A-Z][\w'’-]+(?:[ \t][A-Z][\w'’-]+)?)(?=[ \t]*(?:[,\n]|$))")
+                         rf"([A-Z][\w'’-]+(?:[ \t](?:(?:{_SURNAME_PARTICLES})[ \t])*[A-Z][\w'’-]+){{0,3}})"
+                         r"(?=[ \t]*(?:[,\n]|$))")
 # "I am Kalle Ruusunen.", "Hi, I'm Oddny Lindqvist and ...": a self-introduction with a full name; it vouches
 # only when a word of the name is not everyday English ("I'm Still Here", "I am So Done" do not)
 _SELF_INTRODUCED = re.compile(r"\b(?:I am|I'm|I’m)[ \t]+([A-Z][\w'’-]+(?:[ \t][A-Z][\w'’-]+){1,2})"
@@ -318,6 +324,35 @@ def with_initialed_names(text: str, results: list) -> list:
     return results
 
 
+def with_signed_names(text: str, results: list) -> list:
+    """The name under a sign-off ("Thanks,\nSiobhán Ní Bhriain", "Regards, Liam Brown,") is one person: a
+    PERSON found inside it grows over all of it, and where nothing was found it is added when a word of it is
+    not everyday English ("Thanks, Everyone", "Best, The Team" stay) or a census list knows it as a first and
+    a last name."""
+    from presidio_analyzer import RecognizerResult
+
+    from tuneline.pii_recognizers import name_lexicon
+
+    for m in _SIGNED_OFF.finditer(text):
+        words = [w for w in m.group(1).split() if w[0].isupper()]
+        if m.group(1).isupper() and len(m.group(1)) > 1:  # shouted words ("THANKS, BYE") are not a signature
+            continue
+        start, end = m.span(1)
+        inside = [r for r in results if r.start < end and start < r.end]
+        if any(r.entity_type != "PERSON" for r in inside):
+            continue
+        first_names, _, last_names = name_lexicon()
+        known = len(words) > 1 and words[0].lower() in first_names and words[-1].lower() in last_names
+        if inside or known or any(not everyday(w.lower()) for w in words):
+            line_start, line_end = text.rfind("\n", 0, start) + 1, text.find("\n", end) % (len(text) + 1)
+            # grown over what NER found there, but not into the next line ("Bhriain\nSent from my iPhone")
+            start = max(line_start, min([start, *(r.start for r in inside)]))
+            end = min(line_end, max([end, *(r.end for r in inside)]))
+            score = max([0.6, *(r.score for r in inside)])
+            results = [r for r in results if r not in inside] + [RecognizerResult("PERSON", start, end, score)]
+    return results
+
+
 class PiiRedactor:
     """Finds PII with presidio and replaces each span by its type's placeholder."""
 
@@ -451,9 +486,10 @@ class PiiRedactor:
                        for kind, start, end, score in found(text[a:b])]
             if "PERSON" in entities:  # a label and its answer may be two sentences: read on the whole text
                 results += self.labeled_names(text)
-            results = drop_company_names(text, drop_implausible_names(text, results), vocabulary)
+            results = prefer_stated_identifiers(drop_company_names(text, drop_implausible_names(text, results),
+                                                                   vocabulary))
             if "PERSON" in entities:
-                results = with_initialed_names(text, extend_name_lists(text, results))
+                results = with_signed_names(text, with_initialed_names(text, extend_name_lists(text, results)))
             out.append(merge_address_blocks(text, results) if "STREET_ADDRESS" in entities else results)
         if self.name_filter is not None and any(kind in entities for kind in NER_TYPES):
             out = self.name_filter.keep(texts, out, self.analyzer.nlp_engine.nlp["en"].vocab, self.vouched_names)

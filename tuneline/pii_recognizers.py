@@ -31,7 +31,8 @@ def support_recognizers() -> list[EntityRecognizer]:
     ], context=["address", "street", "ship", "deliver", "live", "billing"])
     order = PatternRecognizer(supported_entity="ORDER_ID", name="OrderIdRecognizer", patterns=[
         Pattern("order id after keyword",
-                r"(?i)(?<=\border(?:\s+(?:id|number|no\.?))?\s*[:#]?\s*)(?=[A-Z-]*\d)[A-Z0-9][A-Z0-9-]{5,}\b", 0.6),
+                r"(?i)(?<=\b(?:order|purchase)(?:\s+(?:id|number|no\.?))?\s*[:#]?\s*)(?=[A-Z-]*\d)[A-Z0-9][A-Z0-9-]{5,}\b",
+                0.6),
     ])
     account = PatternRecognizer(supported_entity="ACCOUNT_NUMBER", name="AccountNumberRecognizer", patterns=[
         Pattern("account number after keyword",
@@ -339,6 +340,21 @@ def drop_company_names(text: str, results: list, vocabulary: frozenset[str]) -> 
     return kept
 
 
+STATED_IDENTIFIERS = ("ORDER_ID", "ACCOUNT_NUMBER")
+GUESSED_NUMBERS = ("PHONE_NUMBER", "CREDIT_CARD")
+
+
+def prefer_stated_identifiers(results: list) -> list:
+    """A number the text calls an order or account number ("order 3707955617", "purchase 113542617735902")
+    is that, even when its digits could dial or pass Luhn: a phone or card detection inside it is dropped,
+    so one number gets one placeholder and a model trained on the text learns [ORDER_ID] after "order"."""
+    stated = [r for r in results if r.entity_type in STATED_IDENTIFIERS]
+    if not stated:
+        return results
+    return [r for r in results if r.entity_type not in GUESSED_NUMBERS
+            or not any(s.start <= r.start and r.end <= s.end for s in stated)]
+
+
 class RegexValueRecognizer(EntityRecognizer):
     """Patterns whose named group `v` is the value and whose rest is the context that makes it PII
     ("my driver's license number is (v)", "(v) office"): Python's lookbehind cannot vary in width."""
@@ -432,10 +448,20 @@ def context_recognizers() -> list[EntityRecognizer]:
         r"(?i)\bshared (?:[\w-]+ ){0,3}with you:?\s+(?P<v>https?://[^\s<>\"'|]+)",
     ], 0.6)
     post_code = RegexValueRecognizer("STREET_ADDRESS", "PostCodeRecognizer", [
-        r"(?i)\b(?:zip|postal|post|postcode)(?:\s*code)?\s*(?:is|:|#)?\s*(?P<v>\d{3,6}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s?"
+        r"(?i)\b(?:zip|postal|post|postcode)(?:\s*code)?\s*(?:is|was|:|#)?\s*(?P<v>\d{3,6}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s?"
         r"\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d|\d{2}-\d{3}|\d{4,5}-\d{3}|\d{3}\s\d{2})(?![\w-])",
     ], 0.6)
-    return [age, date, phone, licence, card, obfuscated_email, url, post_code, *organization_recognizers()]
+    # a handle or user name the writer states as theirs: "my Twitter is @jane_doe88", "username: kdoe_77";
+    # a value that is an everyday word ("my username is not working") is not one
+    handle = RegexValueRecognizer("USERNAME", "UsernameRecognizer", [
+        r"(?i)\bmy (?:twitter|instagram|insta|ig|tiktok|snapchat|snap|telegram|discord|github|gitlab|reddit|"
+        r"skype|twitch|youtube|mastodon|threads|steam|xbox|psn|gamer ?tag)(?: (?:handle|username|user name|"
+        r"account|name|id|tag))? is:? (?P<v>@?[\w.-]*\w)",
+        r"(?i)\b(?:user ?name|handle|login|gamer ?tag)(?: is|:)[ \t]*(?P<v>@?[\w.-]*\w)",
+    ], 0.6, validate=lambda v: len(v) > 2 and (v.startswith("@") or any(c.isdigit() or c in "_." for c in v)
+                                               or not everyday(v.lower())))
+    return [age, date, phone, licence, card, obfuscated_email, url, post_code, handle,
+            *organization_recognizers()]
 
 
 # where a form's or a chat's name label may stand: a line's start, after punctuation, or after whose name it is
