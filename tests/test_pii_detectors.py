@@ -104,6 +104,9 @@ def redacted(redactor, text: str) -> str:
     ("Username: kdoe_77\nPassword reset please", ["kdoe_77"]),
     ("my github username is octocat", ["octocat"]),
     ("I moved last month; my old zip was 10001.", ["10001"]),
+    # a phone number that ends the sentence keeps its last group masked; digits said the British way
+    ("Mi número es 612 34 56 78.", ["612", "78"]),
+    ("my number is oh seven seven double nine, four five six, one two three", ["seven", "double", "nine"]),
 ])
 def test_personal_data_in_tickets_is_masked(redactor, text, left_readable):
     out = redacted(redactor, text)

@@ -42,13 +42,14 @@ def support_recognizers() -> list[EntityRecognizer]:
         Pattern("parenthesised area code", r"(?<![\w(])\(\d{2,4}\)\s?\d{2,4}[\s.-]?\d{3,4}(?![\w-])", 0.5),
         Pattern("plus country code", r"(?<![\w+])\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}(?![\w-])", 0.55),
         Pattern("dotted or dashed groups",
-                r"(?<![\w.-])\d{3}[.-]\d{3}[.-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w.-])", 0.5),
+                r"(?<![\w.-])\d{3}[.-]\d{3}[.-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w-]|\.\w)", 0.5),
         # not a date: "2015-01-04", "10-02-10", "10.02.2010" (day and month up to 31, one separator), unless
         # another group of digits follows ("10-20-30 45" is a number; "10-02-10 14:30" a date and a time)
         Pattern("spaced digit groups", r"(?<![\w.,+:-])(?!(?:19|20)\d\d-\d\d?-\d\d?|"
                 r"(?:[0-2]?\d|3[01])([.-])(?:[0-2]?\d|3[01])\1(?:(?:19|20)\d\d|\d\d)(?![\w.,:-]|[ .-]\d{2,4}(?![\d:])))"
                 r"(?:\+?\d{1,3}[\s.-])?\d{2,4}"
-                r"(?:[ .-]\d{2,4}){2,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w.,:-])", 0.4),
+                # a sentence's full stop or comma may end it ("... es 612 34 56 78."), a decimal point may not
+                r"(?:[ .-]\d{2,4}){2,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w:-]|[.,]\w)", 0.4),
     ], context=["phone", "call", "number", "mobile", "cell", "tel", "reach"])
     person_context = PatternRecognizer(supported_entity="PERSON", name="PersonContextRecognizer", patterns=[
         Pattern("honorific", r"(?<=\b(?:[Mm]r|[Mm]rs|[Mm]s|[Mm]iss|[Dd]r)\.?\s)[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.6),
@@ -388,7 +389,8 @@ def luhn_valid(value: str) -> bool:
     return total % 10 == 0
 
 
-_DIGIT_WORD = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|\d)"
+# "double nine", "triple oh": British ways of saying a repeated digit
+_DIGIT_WORD = r"(?:(?:double|triple)[\s-]+)?(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|\d)"
 _PHONE_CONTEXT = (r"(?i:\b(?:call(?:ed|ing)?|phone|tel(?:ephone)?|mobile|cell|reach(?: me)?|text(?: me)?|"
                   r"whatsapp|answering at|fax|dial|contact(?: number)?|sms|messages? (?:to|on)|registered)\b)")
 _TLDS = (r"com|net|org|edu|gov|io|co|uk|de|fr|es|it|nl|be|ch|at|se|no|dk|fi|pl|cz|ru|jp|cn|in|au|ca|br|mx|info|"
