@@ -99,6 +99,7 @@ def redacted(redactor, text: str) -> str:
     ("It still fails.\nThanks, Siobhán Ní Bhriain\nSent from my iPhone", ["Siobhán", "Bhriain"]),
     ("Best regards,\nMaría José García López", ["María", "José", "García", "López"]),
     ("Best, Juan de la Cruz", ["Juan", "Cruz"]),
+    ("It arrived broken.\nThanks!\n\nDaniel", ["Daniel"]),
     # a handle or user name the writer states; a post code after "was"
     ("My blog is https://janedoe-photography.net and my Twitter is @jane_doe88.", ["jane_doe88", "janedoe"]),
     ("Username: kdoe_77\nPassword reset please", ["kdoe_77"]),
@@ -151,10 +152,16 @@ def test_line_breaks_escaped_by_an_export_are_read_as_line_breaks(redactor):
     "Maybe I Love this app. Visit A Place like Team B Rocks. He lives on Level 3 of the mall.",
     "It works now. Thanks, Everyone\nBest, The Support Team",
     "THANKS, BYE",
+    "Thanks! Great job, it works now.\nBest.\nThe app is fine",
     "my username is not working and my login is broken; my Steam is a mess",
 ])
 def test_ordinary_sentences_stay_as_they_are(redactor, text):
     assert redacted(redactor, text) == text
+
+
+def test_a_web_address_ends_before_the_sentences_punctuation(redactor):
+    assert redacted(redactor, "Check my portfolio at www.lenaphotos.de, my email is lena at lenaphotos dot de") \
+        == "Check my portfolio at [URL], my email is [EMAIL]"
 
 
 def test_a_signature_keeps_the_next_line_readable(redactor):

@@ -137,12 +137,13 @@ def line_joined_variants(text: str) -> list[str]:
 
 
 # a signature: a sign-off, then the name that ends the line or the text or comes before a comma
-# ("Regards, Liam Brown, liam@...", "Best,\nTomasz"); a new sentence after "Thanks!" is not one
+# ("Regards, Liam Brown, liam@...", "Best,\nTomasz"); after "Thanks!" or "Best." only a name on its own line
+# ("Thanks!\n\nDaniel"), not a new sentence ("Thanks! Great job")
 _SIGN_OFF_WORDS = "regards|sincerely|cheers|thanks|thank you|best|yours|warmly|respectfully"
 # ("Thanks,\nSiobhán Ní Bhriain", "Best, Juan de la Cruz"): up to four capitalised words, with the
 # lowercase particles of surnames between them
 _SURNAME_PARTICLES = "de|del|della|der|den|di|da|das|do|dos|du|la|le|van|von|ter|ten|bin|ibn|al|el|y"
-_SIGNED_OFF = re.compile(rf"\b(?i:{_SIGN_OFF_WORDS}),?\s+(?!(?i:{_SIGN_OFF_WORDS})\b)"
+_SIGNED_OFF = re.compile(rf"\b(?i:{_SIGN_OFF_WORDS})(?:,?\s+|[!.][ \t]*\n\s*)(?!(?i:{_SIGN_OFF_WORDS})\b)"
                          rf"([A-Z][\w'’-]+(?:[ \t](?:(?:{_SURNAME_PARTICLES})[ \t])*[A-Z][\w'’-]+){{0,3}})"
                          r"(?=[ \t]*(?:[,\n]|$))")
 # "I am Kalle Ruusunen.", "Hi, I'm Oddny Lindqvist and ...": a self-introduction with a full name; it vouches
@@ -342,7 +343,9 @@ def with_signed_names(text: str, results: list) -> list:
         if any(r.entity_type != "PERSON" for r in inside):
             continue
         first_names, _, last_names = name_lexicon()
-        known = len(words) > 1 and words[0].lower() in first_names and words[-1].lower() in last_names
+        alone = text.rfind("\n", 0, start) > m.start() and re.match(r"[ \t]*(?:\n|$)", text[end:])
+        # a known first name alone on the line under the sign-off ("Thanks!\n\nDaniel"), or a first and a last name
+        known = words[0].lower() in first_names and (words[-1].lower() in last_names if len(words) > 1 else alone)
         if inside or known or any(not everyday(w.lower()) for w in words):
             line_start, line_end = text.rfind("\n", 0, start) + 1, text.find("\n", end) % (len(text) + 1)
             # grown over what NER found there, but not into the next line ("Bhriain\nSent from my iPhone")

@@ -397,6 +397,10 @@ _TLDS = (r"com|net|org|edu|gov|io|co|uk|de|fr|es|it|nl|be|ch|at|se|no|dk|fi|pl|c
          r"biz|me|us|eu|hu|is|si|tn|nz|za|pt|gr|ie|tv|app|dev|mail")
 
 
+# the rest of a web address, not the sentence's punctuation after it ("at www.lenaphotos.de, my email ...")
+_URL_TAIL = r"(?:[^\s<>\"'|]*[^\s<>\"'|.,;:!?)])?"
+
+
 def context_recognizers() -> list[EntityRecognizer]:
     """Values that only context makes personal: ages, dates of birth, local phone numbers, licence and
     account numbers, obfuscated emails, spelled-out digits, cards by Luhn, personal web addresses."""
@@ -442,12 +446,12 @@ def context_recognizers() -> list[EntityRecognizer]:
     url = RegexValueRecognizer("URL", "WebAddressRecognizer", [
         # a web address the writer owns or a label states: "my website is ...", "posted a photo https://...",
         # "Website:\nhttps://...", "files shared with you https://..."
-        r"(?i)\bmy (?:website|site|blog|page|homepage|portfolio|shop|store|profile) is "
-        r"(?P<v>(?:https?://)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:" + _TLDS + r")\b[^\s<>\"'|]*)",
-        r"(?i)\bposted a (?:photo|picture|video) (?P<v>https?://[^\s<>\"'|]+)",
+        r"(?i)\bmy (?:website|site|blog|page|homepage|portfolio|shop|store|profile) (?:is|at|on)[ \t:]+"
+        r"(?P<v>(?:https?://)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:" + _TLDS + r")\b" + _URL_TAIL + ")",
+        r"(?i)\bposted a (?:photo|picture|video) (?P<v>https?://" + _URL_TAIL + ")",
         r"(?i)\b(?:website|web site|homepage|home page|blog|portfolio)[ \t]*:[ \t]*(?:\n[ \t]*)?"
-        r"(?P<v>(?:https?://|www\.)[^\s<>\"'|]+)",
-        r"(?i)\bshared (?:[\w-]+ ){0,3}with you:?\s+(?P<v>https?://[^\s<>\"'|]+)",
+        r"(?P<v>(?:https?://|www\.)" + _URL_TAIL + ")",
+        r"(?i)\bshared (?:[\w-]+ ){0,3}with you:?\s+(?P<v>https?://" + _URL_TAIL + ")",
     ], 0.6)
     post_code = RegexValueRecognizer("STREET_ADDRESS", "PostCodeRecognizer", [
         r"(?i)\b(?:zip|postal|post|postcode)(?:\s*code)?\s*(?:is|was|:|#)?\s*(?P<v>\d{3,6}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s?"
