@@ -247,6 +247,9 @@ def test_the_companys_own_names_are_not_redacted_but_customers_names_are(redacto
     assert "Freemium account" in named[0]["content"], "a canonical product name is the company's own"
     mixed = redactor.redact_groups([["Freemium Kowalski wrote to us"]], company_names=["Freemium"])[0][0]
     assert mixed.text == "[PERSON] wrote to us"
+    signed = redactor.redact_groups([["It works now.\nBest,\nFreemium Zelkova", "Thanks,\nZelkova Support"]],
+                                    company_names=["Freemium Zelkova"])[0]
+    assert [r.text for r in signed] == ["It works now.\nBest,\nFreemium Zelkova", "Thanks,\nZelkova Support"]
 
 
 def test_a_known_value_inside_a_detection_never_unmasks_the_rest_of_it():

@@ -492,7 +492,9 @@ class PiiRedactor:
             results = prefer_stated_identifiers(drop_company_names(text, drop_implausible_names(text, results),
                                                                    vocabulary))
             if "PERSON" in entities:
-                results = with_signed_names(text, with_initialed_names(text, extend_name_lists(text, results)))
+                results = drop_company_names(  # a sign-off's name may be the company's own ("Best,\nFreemium Team")
+                    text, with_signed_names(text, with_initialed_names(text, extend_name_lists(text, results))),
+                    vocabulary)
             out.append(merge_address_blocks(text, results) if "STREET_ADDRESS" in entities else results)
         if self.name_filter is not None and any(kind in entities for kind in NER_TYPES):
             out = self.name_filter.keep(texts, out, self.analyzer.nlp_engine.nlp["en"].vocab, self.vouched_names)

@@ -316,7 +316,8 @@ def drop_implausible_names(text: str, results: list) -> list:
 
 # words a company puts after its own product or plan name ("Freemium account", "Acme Pro plan")
 PRODUCT_WORDS = frozenset("plan plans account accounts tier subscription edition membership package app profile "
-                          "option version pro plus premium basic free business enterprise team".split())
+                          "option version pro plus premium basic free business enterprise team support care "
+                          "service services helpdesk desk customer".split())  # and a signature's "Acme Support"
 
 
 def company_vocabulary(names) -> frozenset[str]:
