@@ -302,8 +302,6 @@ def with_initialed_names(text: str, results: list) -> list:
     """A full name with a middle initial ("Beltran A Urbina", "Marzhan K. Chichigov") is one person: a PERSON
     found inside it grows over all of it, and where nothing was found it is added when a census list knows
     either name or neither is a common English word."""
-    from presidio_analyzer import RecognizerResult
-
     from tuneline.pii_recognizers import common_english_words, name_lexicon
 
     if not _INITIALED_NAME.search(text):
@@ -319,10 +317,20 @@ def with_initialed_names(text: str, results: list) -> list:
         if any(r.entity_type != "PERSON" for r in inside):
             continue
         if inside or first in first_names or last in last_names or not (first in common or last in common):
-            start, end = min([start, *(r.start for r in inside)]), max([end, *(r.end for r in inside)])
-            score = max([0.6, *(r.score for r in inside)])
-            results = [r for r in results if r not in inside] + [RecognizerResult("PERSON", start, end, score)]
+            results = _one_person(results, inside, start, end)
     return results
+
+
+def _one_person(results: list, inside: list, start: int, end: int, bounds: tuple[int, int] | None = None) -> list:
+    """`results` with the PERSON detections in `inside` replaced by one PERSON over them and start..end,
+    kept within `bounds` when given."""
+    from presidio_analyzer import RecognizerResult
+
+    start, end = min([start, *(r.start for r in inside)]), max([end, *(r.end for r in inside)])
+    if bounds:
+        start, end = max(bounds[0], start), min(bounds[1], end)
+    score = max([0.6, *(r.score for r in inside)])
+    return [r for r in results if r not in inside] + [RecognizerResult("PERSON", start, end, score)]
 
 
 def with_signed_names(text: str, results: list) -> list:
@@ -330,10 +338,9 @@ def with_signed_names(text: str, results: list) -> list:
     PERSON found inside it grows over all of it, and where nothing was found it is added when a word of it is
     not everyday English ("Thanks, Everyone", "Best, The Team" stay) or a census list knows it as a first and
     a last name."""
-    from presidio_analyzer import RecognizerResult
-
     from tuneline.pii_recognizers import name_lexicon
 
+    first_names, _, last_names = name_lexicon()
     for m in _SIGNED_OFF.finditer(text):
         words = [w for w in m.group(1).split() if w[0].isupper()]
         if m.group(1).isupper() and len(m.group(1)) > 1:  # shouted words ("THANKS, BYE") are not a signature
@@ -342,17 +349,13 @@ def with_signed_names(text: str, results: list) -> list:
         inside = [r for r in results if r.start < end and start < r.end]
         if any(r.entity_type != "PERSON" for r in inside):
             continue
-        first_names, _, last_names = name_lexicon()
         alone = text.rfind("\n", 0, start) > m.start() and re.match(r"[ \t]*(?:\n|$)", text[end:])
         # a known first name alone on the line under the sign-off ("Thanks!\n\nDaniel"), or a first and a last name
         known = words[0].lower() in first_names and (words[-1].lower() in last_names if len(words) > 1 else alone)
         if inside or known or any(not everyday(w.lower()) for w in words):
-            line_start, line_end = text.rfind("\n", 0, start) + 1, text.find("\n", end) % (len(text) + 1)
             # grown over what NER found there, but not into the next line ("Bhriain\nSent from my iPhone")
-            start = max(line_start, min([start, *(r.start for r in inside)]))
-            end = min(line_end, max([end, *(r.end for r in inside)]))
-            score = max([0.6, *(r.score for r in inside)])
-            results = [r for r in results if r not in inside] + [RecognizerResult("PERSON", start, end, score)]
+            line = (text.rfind("\n", 0, start) + 1, text.find("\n", end) % (len(text) + 1))
+            results = _one_person(results, inside, start, end, line)
     return results
 
 

@@ -399,7 +399,7 @@ _TLDS = (r"com|net|org|edu|gov|io|co|uk|de|fr|es|it|nl|be|ch|at|se|no|dk|fi|pl|c
 
 
 # the rest of a web address, not the sentence's punctuation after it ("at www.lenaphotos.de, my email ...")
-_URL_TAIL = r"(?:[^\s<>\"'|]*[^\s<>\"'|.,;:!?)])?"
+_URL_TAIL = r"[^\s<>\"'|]*[^\s<>\"'|.,;:!?)]"
 
 
 def context_recognizers() -> list[EntityRecognizer]:
@@ -448,7 +448,7 @@ def context_recognizers() -> list[EntityRecognizer]:
         # a web address the writer owns or a label states: "my website is ...", "posted a photo https://...",
         # "Website:\nhttps://...", "files shared with you https://..."
         r"(?i)\bmy (?:website|site|blog|page|homepage|portfolio|shop|store|profile) (?:is|at|on)[ \t:]+"
-        r"(?P<v>(?:https?://)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:" + _TLDS + r")\b" + _URL_TAIL + ")",
+        r"(?P<v>(?:https?://)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:" + _TLDS + r")\b(?:" + _URL_TAIL + ")?)",
         r"(?i)\bposted a (?:photo|picture|video) (?P<v>https?://" + _URL_TAIL + ")",
         r"(?i)\b(?:website|web site|homepage|home page|blog|portfolio)[ \t]*:[ \t]*(?:\n[ \t]*)?"
         r"(?P<v>(?:https?://|www\.)" + _URL_TAIL + ")",
