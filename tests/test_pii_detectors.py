@@ -108,6 +108,21 @@ def redacted(redactor, text: str) -> str:
     # a phone number that ends the sentence keeps its last group masked; digits said the British way
     ("Mi número es 612 34 56 78.", ["612", "78"]),
     ("my number is oh seven seven double nine, four five six, one two three", ["seven", "double", "nine"]),
+    # a relative's or a person's age as a bare number
+    ("My daughter is 6 and she loves the app.", ["6"]),
+    ("It is for my father, who is 81, and he can't read small text.", ["81"]),
+    ("Our kids are 4 and 7, is the tablet safe?", ["4", "7"]),
+    ("She is 45 and lives alone; my mom's 74.", ["45", "74"]),
+    ("I turned 65 last month, do you have senior discounts?", ["65"]),
+    # addresses of other countries: Japan's block numbers and post code, Spain's floor and door
+    ("My address is 3-14-2 Shibuya, Shibuya-ku, Tokyo 150-0002, Japan.", ["3-14-2", "Shibuya", "150-0002"]),
+    ("Address: 〒150-0002 Tokyo, Shibuya-ku, Shibuya 3-14-2", ["150-0002", "Shibuya", "3-14-2"]),
+    ("Ship to Calle de Alcalá 45, 3º B, 28014 Madrid, España.", ["Alcalá", "3º", "28014", "Madrid"]),
+    # identifiers a label names, national numbers of their own shape, a wallet checked by its checksum
+    ("My NI number is QQ 12 34 56 C, my SIN is 046 454 286.", ["QQ", "56 C", "046"]),
+    ("Tax ID: 12-3456789\nAadhaar: 2345 6789 0123", ["3456789", "6789"]),
+    ("My license plate is KA-01-HH-1234 and the car was towed; patient MRN 00482913.", ["HH-1234", "00482913"]),
+    ("Refund it to my BTC wallet 1BoatSLRHtKNngkdXEeobR76b53LETtpyT", ["1Boat"]),
 ])
 def test_personal_data_in_tickets_is_masked(redactor, text, left_readable):
     out = redacted(redactor, text)
@@ -154,6 +169,9 @@ def test_line_breaks_escaped_by_an_export_are_read_as_line_breaks(redactor):
     "THANKS, BYE",
     "Thanks! Great job, it works now.\nBest.\nThe app is fine",
     "my username is not working and my login is broken; my Steam is a mess",
+    "He is 5 minutes away; my son was 2 hours late and she was 3 in the queue. The kids are 3 hours in.",
+    "The frying pan is 28 cm, the tin is 400 g and registration is open until March 2025.",
+    "Set it to 21° and rotate it 90° left. Step 2-3-1 of the guide; the score is 3-1. My order is 100 dollars.",
 ])
 def test_ordinary_sentences_stay_as_they_are(redactor, text):
     assert redacted(redactor, text) == text
@@ -164,9 +182,14 @@ def test_a_web_address_ends_before_the_sentences_punctuation(redactor):
         == "Check my portfolio at [URL], my email is [EMAIL]"
 
 
+def test_a_name_read_across_a_line_break_leaves_the_next_lines_label(redactor):
+    assert redacted(redactor, "Customer: Zhang Wei\nPhone: 138 0013 8000") == "Customer: [PERSON]\nPhone: [PHONE]"
+
+
 def test_a_signature_keeps_the_next_line_readable(redactor):
     assert redacted(redactor, "Thanks, Siobhán Ní Bhriain\nSent from my iPhone") == \
         "Thanks, [PERSON]\nSent from my iPhone"
+    assert redacted(redactor, "Regards,\nOlumide Adeyemi-Bakare") == "Regards,\n[PERSON]"  # NER: a place
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -175,6 +198,8 @@ def test_a_signature_keeps_the_next_line_readable(redactor):
     ("account no. 4111111111111111 and my visa 4111-1111-1111-1111",
      "account no. [ACCOUNT_NUMBER] and my visa [CREDIT_CARD]"),
     ("call me on 3707955617 about it", "call me on [PHONE] about it"),
+    ("My account number is 00123456789, my order is A-778124", "My account number is [ACCOUNT_NUMBER], my order is "
+     "[ORDER_ID]"),
 ])
 def test_a_number_the_text_calls_an_order_or_account_number_is_one(redactor, text, expected):
     assert redacted(redactor, text) == expected

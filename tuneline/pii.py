@@ -52,6 +52,8 @@ PLACEHOLDERS: dict[str, str] = {
     "URL": "[URL]",
     "USERNAME": "[USERNAME]",
     "US_DRIVER_LICENSE": "[ID_NUMBER]",
+    "UK_NINO": "[ID_NUMBER]",
+    "CRYPTO": "[CRYPTO_WALLET]",
 }
 # Types whose presence after cleaning is a hard failure (pattern-based, near-certain detections).
 HIGH_CONFIDENCE_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN")
@@ -314,7 +316,9 @@ def with_initialed_names(text: str, results: list) -> list:
         first, last = m.group(1).lower(), m.group(2).lower()
         start, end = m.start(1), m.end(2)
         inside = [r for r in results if r.start < end and start < r.end]
-        if any(r.entity_type != "PERSON" for r in inside):
+        # a place NER read into the name ("Regards,\nOlumide Adeyemi-Bakare" as LOCATION) is the person too; a
+        # firm or a value of another type there is not a signature
+        if any(r.entity_type not in ("PERSON", "LOCATION") for r in inside):
             continue
         if inside or first in first_names or last in last_names or not (first in common or last in common):
             results = _one_person(results, inside, start, end)
@@ -333,6 +337,27 @@ def _one_person(results: list, inside: list, start: int, end: int, bounds: tuple
     return [r for r in results if r not in inside] + [RecognizerResult("PERSON", start, end, score)]
 
 
+_LINE_PIECE = re.compile(r"[^\n]+")
+
+
+def split_names_at_line_breaks(text: str, results: list) -> list:
+    """A name NER read across a line break ("Zhang Wei\nPhone: ...") is one detection per line; a piece that
+    is the next line's field label ("Phone" before its colon) is not a name and stays readable."""
+    from presidio_analyzer import RecognizerResult
+
+    out = []
+    for r in results:
+        if r.entity_type not in NER_TYPES or "\n" not in text[r.start:r.end]:
+            out.append(r)
+            continue
+        for piece in _LINE_PIECE.finditer(text, r.start, r.end):
+            start, end = piece.start() + len(piece.group()) - len(piece.group().lstrip()), piece.end()
+            end -= len(piece.group()) - len(piece.group().rstrip())
+            if end > start and not (piece.start() > r.start and re.match(r"[ \t]*:", text[end:])):
+                out.append(RecognizerResult(r.entity_type, start, end, r.score))
+    return out
+
+
 def with_signed_names(text: str, results: list) -> list:
     """The name under a sign-off ("Thanks,\nSiobhán Ní Bhriain", "Regards, Liam Brown,") is one person: a
     PERSON found inside it grows over all of it, and where nothing was found it is added when a word of it is
@@ -347,7 +372,9 @@ def with_signed_names(text: str, results: list) -> list:
             continue
         start, end = m.span(1)
         inside = [r for r in results if r.start < end and start < r.end]
-        if any(r.entity_type != "PERSON" for r in inside):
+        # a place NER read into the name ("Regards,\nOlumide Adeyemi-Bakare" as LOCATION) is the person too; a
+        # firm or a value of another type there is not a signature
+        if any(r.entity_type not in ("PERSON", "LOCATION") for r in inside):
             continue
         alone = text.rfind("\n", 0, start) > m.start() and re.match(r"[ \t]*(?:\n|$)", text[end:])
         # a known first name alone on the line under the sign-off ("Thanks!\n\nDaniel"), or a first and a last name
@@ -423,6 +450,7 @@ class PiiRedactor:
         import spacy.util
         from presidio_analyzer import AnalyzerEngine
         from presidio_analyzer.nlp_engine import NlpEngineProvider
+        from presidio_analyzer.predefined_recognizers import UkNinoRecognizer
 
         _disable_tldextract_network()
         model = spacy_model_path(self.spacy_model)
@@ -449,6 +477,9 @@ class PiiRedactor:
                                 context_aware_enhancer=_patterns_carry_their_context())
         for name in REPLACED_RECOGNIZERS:
             engine.registry.remove_recognizer(name)
+        # presidio ships these but leaves them off by default: a UK National Insurance number has its own
+        # shape ("QQ 12 34 56 C"); a crypto wallet is checked by its checksum (on by default)
+        engine.registry.add_recognizer(UkNinoRecognizer())
         engine.registry.add_recognizer(digit_gated_phone_recognizer())
         for recognizer in [*support_recognizers(), *context_recognizers(), TitledNameRecognizer(),
                            PlaceNameRecognizer(), StatedPlaceRecognizer()]:
@@ -501,6 +532,8 @@ class PiiRedactor:
             out.append(merge_address_blocks(text, results) if "STREET_ADDRESS" in entities else results)
         if self.name_filter is not None and any(kind in entities for kind in NER_TYPES):
             out = self.name_filter.keep(texts, out, self.analyzer.nlp_engine.nlp["en"].vocab, self.vouched_names)
+        # last, so each line's piece keeps the decision made on the whole ("Drenka Ambroželi\nKOWA CO.LTD.")
+        out = [split_names_at_line_breaks(text, results) for text, results in zip(texts, out, strict=True)]
         if len(cache) + len(fresh) > self.cache_size:
             cache.clear()
         cache.update(list(fresh.items())[:self.cache_size])

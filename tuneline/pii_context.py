@@ -29,10 +29,11 @@ STREET_ENDINGS = ("vej|gade|gata|gatan|vägen|veien|vegen|laan|straat|strasse|st
                   "brücke|damm|ufer|markt|gränd|stræde|allé|alléen|vænget|parken|haugen|svingen|lia")
 _WORD = r"[^\W\d_][\w'’.-]*"  # a word of letters in any script, with inner apostrophes, dots, hyphens
 _NUM = r"\d{1,5}[a-zA-Z]?\b\.?"
-_UNIT = (r"(?i:suite|ste\.?|apt\.?|apartment|unit|flat|floor|fl\.?|room|rm\.?|building|bldg\.?|#)"
-         r"\s*#?\s*\d+[a-zA-Z]?\b\.?")
+_UNIT = (r"(?:(?i:suite|ste\.?|apt\.?|apartment|unit|flat|floor|fl\.?|room|rm\.?|building|bldg\.?|piso|puerta|"
+         r"planta|#)\s*#?\s*\d+[a-zA-Z]?\b\.?|\d{1,2}[ \t]?[ºª°](?:[ \t]?[A-Za-z]{1,4}\b\.?)?)")  # Spain's "3º B"
 _STREET_WORD = rf"(?i:(?:{STREET_WORDS})\b\.?|[^\W\d_][\w'’-]*(?:{STREET_ENDINGS})\b)"
-_POST_CODE = (r"(?:\d{4,6}(?:-\d{3,4})?|\d{2}-\d{3}|\d{3}\s\d{2}|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|"
+_POST_CODE = (r"(?:\d{4,6}(?:-\d{3,4})?|\d{2}-\d{3}|〒?[ \t]?\d{3}-\d{4}|\d{3}\s\d{2}|"
+              r"[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|"
               r"[A-Z]\d[A-Z]\s?\d[A-Z]\d)(?![\w-])")
 _ADDRESS_CONTEXT = re.compile(r"(?i)\b(?:address(?:es)?|lives? at|living at|located at|ship(?:ped)? to|send (?:it )?to|"
                               r"sent to|deliver(?:ed)? to|office is at|moved to|mail(?:ed)? to)\W{0,3}$")
@@ -42,6 +43,8 @@ PREFIX_STREET_WORDS = ("rue|place|avenue|av|boulevard|bd|chemin|allée|impasse|q
                        "largo|vicolo|rua|travessa|avenida|estrada|praça|alameda|calle|c/|carrera|paseo|plaza|"
                        "camino|ronda|carrer|avinguda|avda|passeig|ulica|ul\\.|utca|odos|leoforos")
 _NAME_RUN = r"(?:[^\W\d_][\w'’.-]*)(?:\s+(?:[^\W\d_][\w'’.-]*)){0,4}"
+_JP_WORD = r"[^\W\d_][\w'’]*"
+_JP_AREA = r"(?i:ku|shi|cho|chō|machi|mura|gun|ken|chome)\b"
 STREET_PATTERNS = [
     re.compile(rf"(?<![\w.,-])(?:{_NUM}\s+){{1,2}}(?i:{PREFIX_STREET_WORDS})\.?\s+{_NAME_RUN}(?:\s+{_NUM})?(?![\w-])"),
     # number, up to five words, a house number or a street word: "64 Rua Papoula 1998", "12 Oak St"
@@ -51,6 +54,13 @@ STREET_PATTERNS = [
     re.compile(r"\b(?:USNS|USS|USCGC)\s+[^\W\d_][\w'-]+"),
     re.compile(r"\b(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b"),
     re.compile(r"(?i)\b(?:the )?corner of [^.!?\n{}]{3,80}?(?=[.!?\n]|$)"),  # an intersection is the address
+    # Japanese block addresses, block numbers first or last beside a ward, city or town ("-ku", "-shi", "-cho"):
+    # "3-14-2 Shibuya, Shibuya-ku", "〒150-0002 Tokyo, Shibuya-ku, Shibuya 3-14-2", "Shibuya 3-chome 14-2"
+    re.compile(rf"(?<![\w.,-])\d{{1,4}}(?:-\d{{1,4}}){{1,2}},?[ \t]+(?:{_JP_WORD},?[ \t]+){{0,2}}"
+               rf"{_JP_WORD}-{_JP_AREA}"),
+    re.compile(rf"(?:〒[ \t]?\d{{3}}-\d{{4}},?[ \t]+)?(?:{_JP_WORD},[ \t]+)?{_JP_WORD}-{_JP_AREA},?[ \t]+"
+               rf"(?:{_JP_WORD}-?,?[ \t]+){{0,2}}\d{{1,4}}(?:-\d{{1,4}}){{1,2}}(?![\w-])"),
+    re.compile(rf"(?:{_JP_WORD}[ \t]+)?\d{{1,2}}-chome,?[ \t]+\d{{1,4}}(?:-\d{{1,4}})?(?![\w-])"),
 ]
 # between the parts of an address: a comma, a line break (with a list bullet), or spaces
 _SEPARATOR = re.compile(r"\s*(?:,|\n|\|)\s*(?:[^\w\s\d]{1,3}\s*)?(?:,\s*)?|\s+")

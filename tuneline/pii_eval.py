@@ -38,7 +38,9 @@ GOLD_TO_PREDICTED: dict[str, tuple[str, ...]] = {
     "DATE_TIME": ("DATE_TIME",),
     "DOMAIN_NAME": ("URL",),
     "URL": ("URL",),
-    "US_DRIVER_LICENSE": ("US_DRIVER_LICENSE", "ACCOUNT_NUMBER"),
+    "US_DRIVER_LICENSE": ("US_DRIVER_LICENSE", "ACCOUNT_NUMBER", "UK_NINO"),
+    "UK_NINO": ("UK_NINO", "US_DRIVER_LICENSE"),
+    "CRYPTO": ("CRYPTO",),
     "ZIP_CODE": ("STREET_ADDRESS",),
 }
 

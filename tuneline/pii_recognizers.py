@@ -31,12 +31,12 @@ def support_recognizers() -> list[EntityRecognizer]:
     ], context=["address", "street", "ship", "deliver", "live", "billing"])
     order = PatternRecognizer(supported_entity="ORDER_ID", name="OrderIdRecognizer", patterns=[
         Pattern("order id after keyword",
-                r"(?i)(?<=\b(?:order|purchase)(?:\s+(?:id|number|no\.?))?\s*[:#]?\s*)(?=[A-Z-]*\d)[A-Z0-9][A-Z0-9-]{5,}\b",
+                r"(?i)(?<=\b(?:order|purchase)(?:\s+(?:id|number|no\.?))?(?:\s+is)?\s*[:#]?\s*)(?=[A-Z-]*\d)[A-Z0-9][A-Z0-9-]{5,}\b",
                 0.6),
     ])
     account = PatternRecognizer(supported_entity="ACCOUNT_NUMBER", name="AccountNumberRecognizer", patterns=[
         Pattern("account number after keyword",
-                r"(?i)(?<=\b(?:account|acct)(?:\s+(?:number|no\.?|#))?\s*[:#]?\s*)\d[\d -]{5,}\d\b", 0.6),
+                r"(?i)(?<=\b(?:account|acct)(?:\s+(?:number|no\.?|#))?(?:\s+is)?\s*[:#]?\s*)\d[\d -]{5,}\d\b", 0.6),
     ])
     phone = PatternRecognizer(supported_entity="PHONE_NUMBER", name="InternationalPhoneRecognizer", patterns=[
         Pattern("parenthesised area code", r"(?<![\w(])\(\d{2,4}\)\s?\d{2,4}[\s.-]?\d{3,4}(?![\w-])", 0.5),
@@ -402,6 +402,13 @@ _TLDS = (r"com|net|org|edu|gov|io|co|uk|de|fr|es|it|nl|be|ch|at|se|no|dk|fi|pl|c
 _URL_TAIL = r"[^\s<>\"'|]*[^\s<>\"'|.,;:!?)]"
 
 
+_RELATIVES = ("daughter|son|kid|child|children|baby|boy|girl|mother|mom|mum|mommy|father|dad|daddy|parent|"
+              "husband|wife|partner|grandson|granddaughter|grandchild|grandchildren|grandmother|grandma|granny|"
+              "grandfather|grandpa|brother|sister|sibling|niece|nephew|aunt|uncle|cousin|toddler|teen|teenager")
+# an age ends its clause or is followed by years: not "he is 5 minutes away", "my son was 2 hours late"
+_AGE_END = r"(?=\s*(?:years?|yrs?|$|[.!;)]|,\s|and\b|but\b|so\b|now\b|next\b|this\b|last\b))"
+
+
 def context_recognizers() -> list[EntityRecognizer]:
     """Values that only context makes personal: ages, dates of birth, local phone numbers, licence and
     account numbers, obfuscated emails, spelled-out digits, cards by Luhn, personal web addresses."""
@@ -413,7 +420,16 @@ def context_recognizers() -> list[EntityRecognizer]:
         r"[.,!;)]|and|but|so|now))",
         # "written when he was 61.", "when I was 12,": a person's age at a moment of their life
         r"(?i)\bwhen (?:i|he|she|they|we|you) (?:was|were)\s+(?P<v>\d{1,3})\b(?=\s*(?:years?|yrs?|$|[.,!;)]))",
-    ], 0.6, validate=lambda v: 0 < int(v) < 125)
+        # a relative's age as a bare number: "my daughter is 6", "our kids are 4 and 7", "my dad just turned 70"
+        r"(?i)\b(?:my|our|his|her|their)\s+(?:(?:little|baby|young|younger|old|older|eldest|oldest|youngest|elder|"
+        r"step|twin|two|three)\s+)?(?:" + _RELATIVES + r")s?"
+        r"(?:'s|,?\s+(?:who\s+)?(?:is|are|was|were|will be|(?:just\s+)?turn(?:s|ed)?))"
+        r"\s+(?P<v>\d{1,3}(?:(?:,\s*|\s+and\s+|\s*&\s*)\d{1,3})*)\b" + _AGE_END,
+        # "my father, who is 81,", "she is 45 and lives in Leeds", "I turned 65 last month"
+        r"(?i),\s*who(?:\s+is|\s+was|\s+just\s+turned|\s+turned|'s)\s+(?P<v>\d{1,3})\b" + _AGE_END,
+        r"(?i)\b(?:he|she)(?:\s+is|\s+was|'s|\s+just\s+turned|\s+turned)\s+(?P<v>\d{1,3})\b" + _AGE_END,
+        r"(?i)\b(?:i|we)\s+(?:just\s+)?turned\s+(?P<v>\d{1,3})\b(?=\s+(?:last|this|in|on|today|yesterday|recently)\b)",
+    ], 0.6, validate=lambda v: all(0 < int(n) < 125 for n in re.findall(r"\d+", v)))
     date = PatternRecognizer(supported_entity="DATE_TIME", name="PersonalDateRecognizer", patterns=[
         # a whole calendar date in a customer's ticket is theirs: a birth, a purchase, a visit. A day and month
         # alone (a reply's schedule) and times of day stay readable.
@@ -436,6 +452,15 @@ def context_recognizers() -> list[EntityRecognizer]:
         r"(?i)\b(?:licen[cs]e|passport|dl|id|identity card|national id|tax id|member(?:ship)?|customer|policy|"
         r"loyalty|employee)\s*(?:number|no\.?|#|id)\s*(?:is|:|#)?\s*(?P<v>[A-Z0-9][A-Z0-9-]{4,19})\b",
     ], 0.6, validate=lambda v: any(c.isdigit() for c in v))
+    labelled_id = RegexValueRecognizer("US_DRIVER_LICENSE", "LabelledIdRecognizer", [
+        # identifiers a label names on its own: "Tax ID: 12-3456789", "my SIN is 046 454 286", "license plate is
+        # KA-01-HH-1234", "patient MRN 00482913", "NI number QQ 12 34 56 C" (the value in capitals and digits)
+        r"(?i)\b(?:tax id|tin|ein|sin|nin|ni number|national insurance(?: number)?|aadhaar|pan|nhs number|"
+        r"mrn|medical record(?: number)?|patient id|licen[cs]e plate|number plate|plate number|"
+        r"(?:vehicle )?registration(?: number| no\.?)?|reg(?: number| no\.?)|vin)\b\s*(?:is|:|#)?\s*"
+        # groups of capitals and digits, joined by hyphens or by spaces before short groups ("AB12 CDE")
+        r"(?P<v>(?-i:[A-Z0-9]{1,20}(?:-[A-Z0-9]{1,20})*(?: [A-Z0-9]{1,4}(?:-[A-Z0-9]{1,20})*){0,4}))(?![\w-])",
+    ], 0.6, validate=lambda v: sum(c.isdigit() for c in v) >= 2 and sum(c.isalnum() for c in v) >= 5)
     card = RegexValueRecognizer("CREDIT_CARD", "LuhnCardRecognizer", [
         r"(?<![\w-])(?P<v>\d(?:[ -]?\d){11,18})(?![\w-])",
     ], 0.6, validate=luhn_valid)
@@ -467,7 +492,7 @@ def context_recognizers() -> list[EntityRecognizer]:
         r"(?i)\b(?:user ?name|handle|login|gamer ?tag)(?: is|:)[ \t]*(?P<v>@?[\w.-]*\w)",
     ], 0.6, validate=lambda v: len(v) > 2 and (v.startswith("@") or any(c.isdigit() or c in "_." for c in v)
                                                or not everyday(v.lower())))
-    return [age, date, phone, licence, card, obfuscated_email, url, post_code, handle,
+    return [age, date, phone, licence, labelled_id, card, obfuscated_email, url, post_code, handle,
             *organization_recognizers()]
 
 
