@@ -32,6 +32,7 @@ from tuneline.pii_recognizers import (
     labeled_name_recognizer,
     prefer_stated_identifiers,
     support_recognizers,
+    uk_national_insurance_recognizer,
 )
 
 PLACEHOLDERS: dict[str, str] = {
@@ -450,7 +451,6 @@ class PiiRedactor:
         import spacy.util
         from presidio_analyzer import AnalyzerEngine
         from presidio_analyzer.nlp_engine import NlpEngineProvider
-        from presidio_analyzer.predefined_recognizers import UkNinoRecognizer
 
         _disable_tldextract_network()
         model = spacy_model_path(self.spacy_model)
@@ -479,7 +479,7 @@ class PiiRedactor:
             engine.registry.remove_recognizer(name)
         # presidio ships these but leaves them off by default: a UK National Insurance number has its own
         # shape ("QQ 12 34 56 C"); a crypto wallet is checked by its checksum (on by default)
-        engine.registry.add_recognizer(UkNinoRecognizer())
+        engine.registry.add_recognizer(uk_national_insurance_recognizer())
         engine.registry.add_recognizer(digit_gated_phone_recognizer())
         for recognizer in [*support_recognizers(), *context_recognizers(), TitledNameRecognizer(),
                            PlaceNameRecognizer(), StatedPlaceRecognizer()]:

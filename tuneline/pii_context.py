@@ -54,8 +54,12 @@ STREET_PATTERNS = [
     re.compile(r"\b(?:USNS|USS|USCGC)\s+[^\W\d_][\w'-]+"),
     re.compile(r"\b(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b"),
     re.compile(r"(?i)\b(?:the )?corner of [^.!?\n{}]{3,80}?(?=[.!?\n]|$)"),  # an intersection is the address
-    # Japanese block addresses, block numbers first or last beside a ward, city or town ("-ku", "-shi", "-cho"):
-    # "3-14-2 Shibuya, Shibuya-ku", "〒150-0002 Tokyo, Shibuya-ku, Shibuya 3-14-2", "Shibuya 3-chome 14-2"
+]
+# Japanese block addresses, block numbers first or last beside a ward, city or town ("-ku", "-shi", "-cho"):
+# "3-14-2 Shibuya, Shibuya-ku", "〒150-0002 Tokyo, Shibuya-ku, Shibuya 3-14-2", "Shibuya 3-chome 14-2". Tried
+# only on a text with such a word: the patterns start at every word, a cost on every ticket
+_JAPANESE_AREA = re.compile(rf"[^\W\d_]-{_JP_AREA}")
+JAPANESE_STREET_PATTERNS = [
     re.compile(rf"(?<![\w.,-])\d{{1,4}}(?:-\d{{1,4}}){{1,2}},?[ \t]+(?:{_JP_WORD},?[ \t]+){{0,2}}"
                rf"{_JP_WORD}-{_JP_AREA}"),
     re.compile(rf"(?:〒[ \t]?\d{{3}}-\d{{4}},?[ \t]+)?(?:{_JP_WORD},[ \t]+)?{_JP_WORD}-{_JP_AREA},?[ \t]+"
@@ -186,6 +190,9 @@ def street_anchors(text: str) -> list[tuple[int, int]]:
     else:
         candidates = [(i, m.start(), m.end()) for i, p in enumerate(STREET_PATTERNS) for m in p.finditer(text)]
         candidates += [(-1, a, b) for a, b in _street_then_number(text)]
+        if _JAPANESE_AREA.search(text):  # block numbers are an address as they are
+            candidates += [(len(STREET_PATTERNS), m.start(), m.end()) for p in JAPANESE_STREET_PATTERNS
+                           for m in p.finditer(text)]
     spans = []
     for i, start, end in candidates:  # boxes and military mail (i >= 2) are addresses as they are
         if i >= 2 or _plausible_street(text, start, end, number_first=i >= 0):

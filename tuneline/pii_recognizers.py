@@ -165,6 +165,20 @@ class NameLexiconRecognizer(EntityRecognizer):
         return results
 
 
+def uk_national_insurance_recognizer() -> EntityRecognizer:
+    """presidio's UK National Insurance number recognizer (off in presidio's defaults), skipped on text with
+    fewer than 6 digits: every number it matches has six."""
+    from presidio_analyzer.predefined_recognizers import UkNinoRecognizer
+
+    class DigitGatedUkNinoRecognizer(UkNinoRecognizer):
+        def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+            if sum(c.isdigit() for c in text) < 6:
+                return []
+            return super().analyze(text, entities, nlp_artifacts, regex_flags)
+
+    return DigitGatedUkNinoRecognizer(name="UkNinoRecognizer")
+
+
 def digit_gated_phone_recognizer() -> EntityRecognizer:
     """presidio's phonenumbers-based recognizer, skipped on text with fewer than 7 digits.
 
@@ -357,21 +371,28 @@ def prefer_stated_identifiers(results: list) -> list:
             or not any(s.start <= r.start and r.end <= s.end for s in stated)]
 
 
+_ANY_DIGIT = re.compile(r"\d")
+
+
 class RegexValueRecognizer(EntityRecognizer):
     """Patterns whose named group `v` is the value and whose rest is the context that makes it PII
     ("my driver's license number is (v)", "(v) office"): Python's lookbehind cannot vary in width."""
 
-    def __init__(self, entity: str, name: str, patterns: list[str], score: float = 0.6, validate=None):
+    def __init__(self, entity: str, name: str, patterns: list[str], score: float = 0.6, validate=None,
+                 needs_digit: bool = False):
         super().__init__(supported_entities=[entity], name=name, supported_language="en")
         self.patterns = [re.compile(p) for p in patterns]
         self.score = score
         self.validate = validate
+        self.needs_digit = needs_digit  # every pattern's value has a digit: a text without one is skipped
 
     def load(self) -> None:
         pass
 
     def analyze(self, text, entities, nlp_artifacts=None):
         results = []
+        if self.needs_digit and not _ANY_DIGIT.search(text):
+            return results
         for pattern in self.patterns:
             for m in pattern.finditer(text):
                 start, end = m.span("v")
@@ -429,7 +450,7 @@ def context_recognizers() -> list[EntityRecognizer]:
         r"(?i),\s*who(?:\s+is|\s+was|\s+just\s+turned|\s+turned|'s)\s+(?P<v>\d{1,3})\b" + _AGE_END,
         r"(?i)\b(?:he|she)(?:\s+is|\s+was|'s|\s+just\s+turned|\s+turned)\s+(?P<v>\d{1,3})\b" + _AGE_END,
         r"(?i)\b(?:i|we)\s+(?:just\s+)?turned\s+(?P<v>\d{1,3})\b(?=\s+(?:last|this|in|on|today|yesterday|recently)\b)",
-    ], 0.6, validate=lambda v: all(0 < int(n) < 125 for n in re.findall(r"\d+", v)))
+    ], 0.6, validate=lambda v: all(0 < int(n) < 125 for n in re.findall(r"\d+", v)), needs_digit=True)
     date = PatternRecognizer(supported_entity="DATE_TIME", name="PersonalDateRecognizer", patterns=[
         # a whole calendar date in a customer's ticket is theirs: a birth, a purchase, a visit. A day and month
         # alone (a reply's schedule) and times of day stay readable.
@@ -451,7 +472,7 @@ def context_recognizers() -> list[EntityRecognizer]:
         r"(?i)\b(?:driver'?s?|driving)\s+licen[cs]e(?:\s+(?:number|no\.?|#))?\s*(?:is|:|#)?\s*(?P<v>[A-Z0-9][A-Z0-9-]{4,19})\b",
         r"(?i)\b(?:licen[cs]e|passport|dl|id|identity card|national id|tax id|member(?:ship)?|customer|policy|"
         r"loyalty|employee)\s*(?:number|no\.?|#|id)\s*(?:is|:|#)?\s*(?P<v>[A-Z0-9][A-Z0-9-]{4,19})\b",
-    ], 0.6, validate=lambda v: any(c.isdigit() for c in v))
+    ], 0.6, validate=lambda v: any(c.isdigit() for c in v), needs_digit=True)
     labelled_id = RegexValueRecognizer("US_DRIVER_LICENSE", "LabelledIdRecognizer", [
         # identifiers a label names on its own: "Tax ID: 12-3456789", "my SIN is 046 454 286", "license plate is
         # KA-01-HH-1234", "patient MRN 00482913", "NI number QQ 12 34 56 C" (the value in capitals and digits)
@@ -460,10 +481,11 @@ def context_recognizers() -> list[EntityRecognizer]:
         r"(?:vehicle )?registration(?: number| no\.?)?|reg(?: number| no\.?)|vin)\b\s*(?:is|:|#)?\s*"
         # groups of capitals and digits, joined by hyphens or by spaces before short groups ("AB12 CDE")
         r"(?P<v>(?-i:[A-Z0-9]{1,20}(?:-[A-Z0-9]{1,20})*(?: [A-Z0-9]{1,4}(?:-[A-Z0-9]{1,20})*){0,4}))(?![\w-])",
-    ], 0.6, validate=lambda v: sum(c.isdigit() for c in v) >= 2 and sum(c.isalnum() for c in v) >= 5)
+    ], 0.6, validate=lambda v: sum(c.isdigit() for c in v) >= 2 and sum(c.isalnum() for c in v) >= 5,
+       needs_digit=True)
     card = RegexValueRecognizer("CREDIT_CARD", "LuhnCardRecognizer", [
         r"(?<![\w-])(?P<v>\d(?:[ -]?\d){11,18})(?![\w-])",
-    ], 0.6, validate=luhn_valid)
+    ], 0.6, validate=luhn_valid, needs_digit=True)
     obfuscated_email = RegexValueRecognizer("EMAIL_ADDRESS", "ObfuscatedEmailRecognizer", [
         r"(?i)(?<![\w.])(?P<v>[a-z0-9_+-]+(?:(?:\s+dot\s+|\s*[\[({]dot[\])}]\s*|\.)[a-z0-9_+-]+)*"
         r"(?:\s+at\s+|\s*[\[({]at[\])}]\s*|\s*@\s*)[a-z0-9-]+(?:(?:\s+dot\s+|\s*[\[({]dot[\])}]\s*|\.)[a-z0-9-]+)*"
@@ -482,7 +504,7 @@ def context_recognizers() -> list[EntityRecognizer]:
     post_code = RegexValueRecognizer("STREET_ADDRESS", "PostCodeRecognizer", [
         r"(?i)\b(?:zip|postal|post|postcode)(?:\s*code)?\s*(?:is|was|:|#)?\s*(?P<v>\d{3,6}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s?"
         r"\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d|\d{2}-\d{3}|\d{4,5}-\d{3}|\d{3}\s\d{2})(?![\w-])",
-    ], 0.6)
+    ], 0.6, needs_digit=True)
     # a handle or user name the writer states as theirs: "my Twitter is @jane_doe88", "username: kdoe_77";
     # a value that is an everyday word ("my username is not working") is not one
     handle = RegexValueRecognizer("USERNAME", "UsernameRecognizer", [
