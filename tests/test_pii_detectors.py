@@ -229,6 +229,33 @@ def test_timestamps_are_dates_not_phone_numbers(redactor):
     assert redacted(redactor, "it is 20-45-67 now") == "it is [PHONE] now"
     assert redacted(redactor, "call me at 12-20-30 tonight") == "call me at [PHONE] tonight"
     assert redacted(redactor, "10-20-30 45 is the line") == "[PHONE] is the line"
+    # a time with seconds, fractions or a zone is part of the same moment, never a phone number
+    assert redacted(redactor, "When: 1982-07-05 20:23:04.555998\nWhere: the club") == "When: [DATE]\nWhere: the club"
+    assert redacted(redactor, "created 2021-03-04T10:22:05Z, again at 2021-03-04 10:22:05+01:00.") == \
+        "created [DATE], again at [DATE]."
+
+
+def test_a_persons_degrees_and_military_mail_are_part_of_them(redactor):
+    assert redacted(redactor, "Follow up with Ryan Bagy MD in 2 months.") == "Follow up with [PERSON] in 2 months."
+    assert redacted(redactor, "Signed, John Doe Jr.") == "Signed, [PERSON]"
+    assert redacted(redactor, "Please ship to PSC 1234, Box 5678\nAPO AE 09012 thanks") == \
+        "Please ship to [ADDRESS] thanks"
+    assert redacted(redactor, "I now live in USNS Okafor\nFPO AP 50442") == "I now live in [ADDRESS]"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Vera Lindqvist, the night shift supervisor, said it was fine",
+     "[PERSON], the [JOB_TITLE], said it was fine"),
+    ("Best regards,\nTom Okafor\nCustomer Success Manager", "Best regards,\n[PERSON]\n[JOB_TITLE]"),
+    ("Anne Krüger\n\nTransplant nurse\n\nPhone: 0151 2345 678", "[PERSON]\n\n[JOB_TITLE]\n\nPhone: [PHONE]"),
+    ("I used to work for them as a paediatric physiotherapist, until 2019.",
+     "I used to work for them as a [JOB_TITLE], until 2019."),
+    # not a person's role: no name beside it, a team, a plain sign-off
+    ("The manager said no, and we worked hard as a team.", "The manager said no, and we worked hard as a team."),
+    ("Thanks,\nJane Doe\nSent from my iPhone", "Thanks,\n[PERSON]\nSent from my iPhone"),
+])
+def test_a_persons_job_title_beside_their_name_is_masked(redactor, text, expected):
+    assert redacted(redactor, text) == expected
 
 
 def test_an_age_range_is_no_ones_age(redactor):

@@ -14,7 +14,7 @@ def test_scoring_counts_tp_fn_fp_and_pii_free_flags():
             {"entity_type": "PERSON", "start_position": 5, "end_position": 8},
             {"entity_type": "PHONE_NUMBER", "start_position": 12, "end_position": 15}]},
         {"full_text": "nothing here", "spans": []},
-        {"full_text": "Publicist", "spans": [{"entity_type": "TITLE", "start_position": 0,
+        {"full_text": "Norwegian", "spans": [{"entity_type": "NRP", "start_position": 0,
                                                "end_position": 9}]},
     ]
     detections = [
@@ -124,10 +124,11 @@ def test_figures_on_a_generated_set_never_tuned_on_hold(redactor):
 
     generated = PROJECT_ROOT / "tests" / "data" / "pii_generated_seed12.json"
     report = evaluate_records(redactor, load_presidio_json(generated))
-    assert report.overall().char_share >= 0.899, report.overall()  # README: 0.905 (a few NER ties either way)
-    # README: 0.972, 1.000, 0.989, 1.000, 1.000, 0.927, 0.914 (32 of 35), 0.941, 0.837, 0.945
-    minimum = {"ADDRESS": 0.965, "AGE": 0.98, "PHONE_NUMBER": 0.97, "CREDIT_CARD": 1.0, "EMAIL_ADDRESS": 1.0,
-               "PERSON": 0.915, "ZIP_CODE": 0.88, "DOMAIN_NAME": 0.94, "ORGANIZATION": 0.82, "LOCATION": 0.935}
+    assert report.overall().char_share >= 0.908, report.overall()  # README: 0.914 (a few NER ties either way)
+    # README: 0.821, 0.973, 1.000, 0.989, 1.000, 1.000, 0.927, 0.914 (32 of 35), 0.941, 0.837, 0.945
+    minimum = {"TITLE": 0.8, "ADDRESS": 0.965, "AGE": 0.98, "PHONE_NUMBER": 0.97, "CREDIT_CARD": 1.0,
+               "EMAIL_ADDRESS": 1.0, "PERSON": 0.915, "ZIP_CODE": 0.88, "DOMAIN_NAME": 0.94, "ORGANIZATION": 0.82,
+               "LOCATION": 0.935}
     for kind, least in minimum.items():
         assert report.by_type[kind].masked_recall >= least, (kind, report.by_type[kind])
     assert report.pii_free_flagged == 0

@@ -55,6 +55,7 @@ PLACEHOLDERS: dict[str, str] = {
     "US_DRIVER_LICENSE": "[ID_NUMBER]",
     "UK_NINO": "[ID_NUMBER]",
     "CRYPTO": "[CRYPTO_WALLET]",
+    "JOB_TITLE": "[JOB_TITLE]",
 }
 # Types whose presence after cleaning is a hard failure (pattern-based, near-certain detections).
 HIGH_CONFIDENCE_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN")
@@ -338,6 +339,79 @@ def _one_person(results: list, inside: list, start: int, end: int, bounds: tuple
     return [r for r in results if r not in inside] + [RecognizerResult("PERSON", start, end, score)]
 
 
+# degrees and generational suffixes written after a name: "Ryan Bagy MD", "Jonathan Talon, DDS", "John Doe Jr."
+_POST_NOMINAL = re.compile(r"(?:,?[ \t]+(?:M\.D\.|MD|DDS|DMD|DVM|Ph\.D\.|PhD|PharmD|Esq\.|Esq|RN|LPN|CPA|MBA|"
+                           r"Jr\.|Jr|Sr\.|Sr|II|III|IV))+(?![\w.]|\.\w)")
+
+
+def with_post_nominals(text: str, results: list) -> list:
+    """A PERSON is grown over the degrees or the generation written after it ("Franciska Bencsik DVM"):
+    left readable they narrow down who it is."""
+    from presidio_analyzer import RecognizerResult
+
+    out = []
+    for r in results:
+        tail = _POST_NOMINAL.match(text, r.end) if r.entity_type == "PERSON" else None
+        out.append(RecognizerResult("PERSON", r.start, tail.end(), r.score) if tail else r)
+    return out
+
+
+# the last word of a job title: "Staffing manager", "Trauma nurse", "Immigration and Naturalization Service (INS) agent"
+_JOB_HEADS = (
+    "manager|director|officer|executive|president|chief|head|lead|founder|owner|partner|associate|assistant|aide|"
+    "intern|apprentice|trainee|secretary|receptionist|clerk|administrator|coordinator|supervisor|superintendent|"
+    "foreman|inspector|auditor|accountant|bookkeeper|controller|treasurer|analyst|consultant|adviser|advisor|"
+    "counsel|counselor|counsellor|attorney|lawyer|solicitor|barrister|paralegal|notary|engineer|developer|"
+    "programmer|architect|designer|drafter|draftsman|scientist|researcher|technician|technologist|mechanic|"
+    "electrician|plumber|carpenter|welder|machinist|installer|repairer|fitter|operator|dispatcher|driver|pilot|"
+    "mariner|sailor|courier|porter|attendant|steward|stewardess|agent|representative|rep|broker|trader|banker|"
+    "teller|cashier|buyer|planner|scheduler|estimator|underwriter|actuary|surveyor|appraiser|assessor|"
+    "nurse|midwife|doctor|physician|surgeon|dentist|hygienist|pharmacist|paramedic|therapist|psychologist|"
+    "psychiatrist|optometrist|radiographer|sonographer|veterinarian|vet|carer|caregiver|worker|laborer|labourer|"
+    "teacher|lecturer|professor|tutor|instructor|trainer|coach|educator|librarian|curator|archivist|editor|"
+    "writer|author|journalist|reporter|translator|interpreter|photographer|illustrator|animator|producer|"
+    "artist|musician|chef|cook|baker|butcher|waiter|waitress|bartender|barista|housekeeper|cleaner|janitor|"
+    "caretaker|gardener|farmer|guard|warden|ranger|firefighter|detective|investigator|specialist|expert|"
+    "generalist|officer|lineman|linesman|tender|keeper|maker|smith|jeweler|jeweller|tailor|barber|stylist|"
+    "hairdresser|recruiter|strategist|marketer|salesperson|salesman|saleswoman|merchandiser|negotiator|"
+    "ceo|cto|cfo|coo|cio|vp")
+_JOB_TITLE = (r"(?P<title>(?:[A-Za-z][\w&/'’-]*[ \t]+|\([A-Z]{2,6}\)[ \t]+){0,5}"
+              rf"(?i:{_JOB_HEADS}|[a-z]{{3,}}(?:ist|ician|ographer))s?)(?![\w-])")
+# "Jaydee van der Rest, the Staffing manager, said": a role set beside a name
+_ROLE_APPOSITION = re.compile(rf",[ \t]+(?:(?:the|our|their|a|an)[ \t]+)?{_JOB_TITLE}(?=[ \t]*(?:[,.;:!?)]|$|"
+                              r"(?:at|of|for|with|in)\b))")
+# a contact card or signature: the name on its own line, the role on the next ("Anne Krüger\n\nTransplant nurse")
+_ROLE_LINE = re.compile(rf"[ \t]*\n(?:[ \t]*\n)?[ \t]*{_JOB_TITLE}[ \t]*(?=\n|$)")
+# "I used to work for Municode as Operational meteorologist": the writer's own job
+_ROLE_AT_WORK = re.compile(rf"(?i:\b(?:i|we)(?:'ve| have| had)?[ \t]+(?:used[ \t]+to[ \t]+)?(?:work(?:ed)?|"
+                           rf"started|am employed|was employed|was hired|got hired)\b)[^.!?\n]{{0,60}}?"
+                           rf"(?-i:\b(?i:as)[ \t]+(?:(?i:a|an|the)[ \t]+)?){_JOB_TITLE}")
+
+
+def with_job_titles(text: str, results: list) -> list:
+    """A person's job title beside their name (", the Staffing manager,", the line under a name in a card)
+    or the writer's own ("I worked there as a trauma nurse") is `JOB_TITLE`: with a name or a firm it points
+    at one person."""
+    from presidio_analyzer import RecognizerResult
+
+    titles = []
+    for r in results:
+        if r.entity_type != "PERSON":
+            continue
+        line_start = text.rfind("\n", 0, r.start) + 1
+        own_line = not text[line_start:r.start].strip(" \t,") and text[r.end:r.end + 1] in ("\n", "")
+        m = (_ROLE_LINE if own_line else _ROLE_APPOSITION).match(text, r.end)
+        if m:
+            titles.append(m.span("title"))
+    titles += [m.span("title") for m in _ROLE_AT_WORK.finditer(text)]
+    for start, end in dict.fromkeys(titles):
+        # a name, place or firm NER read inside the role ("Customer Success Manager") is the role
+        inside = [r for r in results if r.start < end and start < r.end]
+        if all(r.entity_type in NER_TYPES and start <= r.start and r.end <= end for r in inside):
+            results = [r for r in results if r not in inside] + [RecognizerResult("JOB_TITLE", start, end, 0.6)]
+    return results
+
+
 _LINE_PIECE = re.compile(r"[^\n]+")
 
 
@@ -533,7 +607,10 @@ class PiiRedactor:
         if self.name_filter is not None and any(kind in entities for kind in NER_TYPES):
             out = self.name_filter.keep(texts, out, self.analyzer.nlp_engine.nlp["en"].vocab, self.vouched_names)
         # last, so each line's piece keeps the decision made on the whole ("Drenka Ambroželi\nKOWA CO.LTD.")
-        out = [split_names_at_line_breaks(text, results) for text, results in zip(texts, out, strict=True)]
+        out = [split_names_at_line_breaks(text, with_post_nominals(text, results))
+               for text, results in zip(texts, out, strict=True)]
+        if "JOB_TITLE" in entities:
+            out = [with_job_titles(text, results) for text, results in zip(texts, out, strict=True)]
         if len(cache) + len(fresh) > self.cache_size:
             cache.clear()
         cache.update(list(fresh.items())[:self.cache_size])

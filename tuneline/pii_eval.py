@@ -42,6 +42,7 @@ GOLD_TO_PREDICTED: dict[str, tuple[str, ...]] = {
     "UK_NINO": ("UK_NINO", "US_DRIVER_LICENSE"),
     "CRYPTO": ("CRYPTO",),
     "ZIP_CODE": ("STREET_ADDRESS",),
+    "TITLE": ("JOB_TITLE",),
 }
 
 

@@ -28,6 +28,10 @@ def support_recognizers() -> list[EntityRecognizer]:
         Pattern("suite or apartment", r"(?i)\b(?:suite|apt|apartment|unit)\s+#?\d+[a-z]?\b", 0.45),
         Pattern("state and zip", rf"(?i)\b(?:{US_STATES}),?\s+\d{{5}}(?:-\d{{4}})?\b", 0.5),
         Pattern("po box", r"(?i)\bp\.?\s?o\.?\s+box\s+\d+\b", 0.6),
+        # US military mail: "USNS Brown\nFPO AP 96522", "PSC 1234, Box 5678\nAPO AE 09012", "Unit 8231 Box 40\nDPO AA"
+        Pattern("military mail", r"(?:\b(?:USNS|USNV|USS|USCGC)\s+[A-Z][\w'-]+(?:[ \t]+[A-Z][\w'-]+)?|"
+                r"\b(?i:PSC|CMR|Unit)\s+\d{1,5},?\s+(?i:Box)\s+\d{1,5})[\s,]+(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}"
+                r"(?:-\d{4})?\b|\b(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}(?:-\d{4})?\b", 0.6),
     ], context=["address", "street", "ship", "deliver", "live", "billing"])
     order = PatternRecognizer(supported_entity="ORDER_ID", name="OrderIdRecognizer", patterns=[
         Pattern("order id after keyword",
@@ -455,7 +459,10 @@ def context_recognizers() -> list[EntityRecognizer]:
         # a whole calendar date in a customer's ticket is theirs: a birth, a purchase, a visit. A day and month
         # alone (a reply's schedule) and times of day stay readable.
         Pattern("numeric date with year", r"(?<![\w/.:-])(?:\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)\d{2}|"
-                r"(?:19|20)\d{2}[/.-]\d{1,2}[/.-]\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?(?![\w/-]|\.\d)", 0.6),
+                r"(?:19|20)\d{2}[/.-]\d{1,2}[/.-]\d{1,2})"
+                # a time with it is part of the same moment: "2021-03-04 10:22:05.123456+01:00", "...T10:22Z"
+                r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:\s?(?:Z|UTC|GMT|[+-]\d{2}:?\d{2})(?![\w:]))?)?"
+                r"(?![\w/-]|[.:]\d)", 0.6),
         Pattern("month name date with year, of a birth",
                 r"(?i)(?<=\b(?:born|birth|dob|birthday|b\.)\W{1,4}(?:on|is|:)?\W{0,2})\b(?:\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|"
                 r"dec)[a-z]*\.?\s+(?:\d{1,2}(?:st|nd|rd|th)?,?\s+)?(?:19|20)\d{2}\b", 0.55),
