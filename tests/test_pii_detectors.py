@@ -30,7 +30,7 @@ def redacted(redactor, text: str) -> str:
     # a place a form's field states, in capitals or unknown
     ("Event: reunion\nWhere: SKÆLSKØR Golf Club\nCity: Vrbovsko", ["SKÆLSKØR", "Vrbovsko"]),
     # people: titles with their names, ages, dates of birth
-    ("Hello, this is Mrs. Teresa Okonkwo-Baptiste about my refund", ["Teresa", "Okonkwo"]),
+    ("Hello, this is Mrs. Teresa Okonkwo-Baptiste about my refund", ["Mrs.", "Teresa", "Okonkwo"]),
     ("Hi, I am Kalle Ruusunen and my card broke", ["Kalle", "Ruusunen"]),
     ("Hjalte R Hedegaard, the facilities coordinator, said the door was fixed", ["Hjalte", "Hedegaard"]),
     ("dr. hurst said my father is 64 years old", ["hurst", "64"]),
@@ -235,8 +235,9 @@ def test_timestamps_are_dates_not_phone_numbers(redactor):
         "created [DATE], again at [DATE]."
 
 
-def test_a_persons_degrees_and_military_mail_are_part_of_them(redactor):
+def test_a_persons_titles_degrees_and_military_mail_are_part_of_them(redactor):
     assert redacted(redactor, "Follow up with Ryan Bagy MD in 2 months.") == "Follow up with [PERSON] in 2 months."
+    assert redacted(redactor, "Dear Ms. Dr. Courtney Hobbs, thanks") == "Dear [PERSON], thanks"
     assert redacted(redactor, "Signed, John Doe Jr.") == "Signed, [PERSON]"
     assert redacted(redactor, "Please ship to PSC 1234, Box 5678\nAPO AE 09012 thanks") == \
         "Please ship to [ADDRESS] thanks"
@@ -256,6 +257,13 @@ def test_a_persons_degrees_and_military_mail_are_part_of_them(redactor):
 ])
 def test_a_persons_job_title_beside_their_name_is_masked(redactor, text, expected):
     assert redacted(redactor, text) == expected
+
+
+def test_a_dialogues_speakers_are_people_and_its_labels_are_not(redactor):
+    assert redacted(redactor, 'Brodie: "Who are you?"\nIngunn: "I\'m the new tenant."') == \
+        '[PERSON]: "Who are you?"\n[PERSON]: "I\'m the new tenant."'
+    assert redacted(redactor, "Customer: it is broken\nNote: urgent\nOrder: late\nsiobhan: any news?") == \
+        "Customer: it is broken\nNote: urgent\nOrder: late\n[PERSON]: any news?"
 
 
 def test_an_age_range_is_no_ones_age(redactor):

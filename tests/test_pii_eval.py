@@ -26,7 +26,7 @@ def test_scoring_counts_tp_fn_fp_and_pii_free_flags():
     assert (report.by_type["PERSON"].tp, report.by_type["PERSON"].fn, report.by_type["PERSON"].fp) == (1, 0, 1)
     assert (report.by_type["PHONE_NUMBER"].tp, report.by_type["PHONE_NUMBER"].fn) == (0, 1)
     assert report.by_type["LOCATION"].fp == 1
-    assert report.untargeted == {"TITLE": 1}
+    assert report.untargeted == {"NRP": 1}
     assert report.pii_free_texts == 1 and report.pii_free_flagged == 1
     assert report.overall().recall == pytest.approx(0.5)
     assert report.by_type["PERSON"].f2 == pytest.approx(5 * 0.5 * 1 / (4 * 0.5 + 1))
@@ -124,10 +124,10 @@ def test_figures_on_a_generated_set_never_tuned_on_hold(redactor):
 
     generated = PROJECT_ROOT / "tests" / "data" / "pii_generated_seed12.json"
     report = evaluate_records(redactor, load_presidio_json(generated))
-    assert report.overall().char_share >= 0.908, report.overall()  # README: 0.914 (a few NER ties either way)
-    # README: 0.821, 0.973, 1.000, 0.989, 1.000, 1.000, 0.927, 0.914 (32 of 35), 0.941, 0.837, 0.945
+    assert report.overall().char_share >= 0.908, report.overall()  # README: 0.915 (a few NER ties either way)
+    # README: 0.821, 0.973, 1.000, 0.989, 1.000, 1.000, 0.935, 0.914 (32 of 35), 0.941, 0.837, 0.945
     minimum = {"TITLE": 0.8, "ADDRESS": 0.965, "AGE": 0.98, "PHONE_NUMBER": 0.97, "CREDIT_CARD": 1.0,
-               "EMAIL_ADDRESS": 1.0, "PERSON": 0.915, "ZIP_CODE": 0.88, "DOMAIN_NAME": 0.94, "ORGANIZATION": 0.82,
+               "EMAIL_ADDRESS": 1.0, "PERSON": 0.925, "ZIP_CODE": 0.88, "DOMAIN_NAME": 0.94, "ORGANIZATION": 0.82,
                "LOCATION": 0.935}
     for kind, least in minimum.items():
         assert report.by_type[kind].masked_recall >= least, (kind, report.by_type[kind])

@@ -19,6 +19,7 @@ from tuneline.pii_context import (
     TitledNameRecognizer,
     extend_name_lists,
     merge_address_blocks,
+    with_dialogue_speakers,
 )
 from tuneline.pii_recognizers import (
     NER_SCORE,
@@ -344,15 +345,26 @@ _POST_NOMINAL = re.compile(r"(?:,?[ \t]+(?:M\.D\.|MD|DDS|DMD|DVM|Ph\.D\.|PhD|Pha
                            r"Jr\.|Jr|Sr\.|Sr|II|III|IV))+(?![\w.]|\.\w)")
 
 
-def with_post_nominals(text: str, results: list) -> list:
-    """A PERSON is grown over the degrees or the generation written after it ("Franciska Bencsik DVM"):
-    left readable they narrow down who it is."""
+# the titles before a name, stacked or not: "Mrs. Teresa", "Ms. Dr. Courtney Hobbs", "dr. hurst"
+_HONORIFICS = re.compile(r"(?:(?<![\w.])(?:[Mm]rs?|[Mm]s|[Mm]iss|[Mm]x|[Dd]r|[Pp]rof|Sir|Dame|Madam|Mme|Mlle|Herr|"
+                         r"Frau|Sra?|Srta)\.?[ \t]+)+$")
+
+
+def with_titles_and_post_nominals(text: str, results: list) -> list:
+    """A PERSON is grown over the titles before it ("Mrs. Teresa") and the degrees or generation after it
+    ("Franciska Bencsik DVM"): left readable they tell a gender or narrow down who it is."""
     from presidio_analyzer import RecognizerResult
 
     out = []
     for r in results:
-        tail = _POST_NOMINAL.match(text, r.end) if r.entity_type == "PERSON" else None
-        out.append(RecognizerResult("PERSON", r.start, tail.end(), r.score) if tail else r)
+        if r.entity_type != "PERSON":
+            out.append(r)
+            continue
+        line_start = text.rfind("\n", 0, r.start) + 1
+        title = _HONORIFICS.search(text, max(line_start, r.start - 30), r.start)
+        tail = _POST_NOMINAL.match(text, r.end)
+        start, end = title.start() if title else r.start, tail.end() if tail else r.end
+        out.append(RecognizerResult("PERSON", start, end, r.score) if (start, end) != (r.start, r.end) else r)
     return out
 
 
@@ -601,13 +613,14 @@ class PiiRedactor:
                                                                    vocabulary))
             if "PERSON" in entities:
                 results = drop_company_names(  # a sign-off's name may be the company's own ("Best,\nFreemium Team")
-                    text, with_signed_names(text, with_initialed_names(text, extend_name_lists(text, results))),
+                    text, with_signed_names(text, with_initialed_names(text, extend_name_lists(
+                        text, with_dialogue_speakers(text, results)))),
                     vocabulary)
             out.append(merge_address_blocks(text, results) if "STREET_ADDRESS" in entities else results)
         if self.name_filter is not None and any(kind in entities for kind in NER_TYPES):
             out = self.name_filter.keep(texts, out, self.analyzer.nlp_engine.nlp["en"].vocab, self.vouched_names)
         # last, so each line's piece keeps the decision made on the whole ("Drenka Ambroželi\nKOWA CO.LTD.")
-        out = [split_names_at_line_breaks(text, with_post_nominals(text, results))
+        out = [split_names_at_line_breaks(text, with_titles_and_post_nominals(text, results))
                for text, results in zip(texts, out, strict=True)]
         if "JOB_TITLE" in entities:
             out = [with_job_titles(text, results) for text, results in zip(texts, out, strict=True)]

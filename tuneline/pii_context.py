@@ -370,6 +370,29 @@ def extend_name_lists(text: str, results: list) -> list:
     return results + added
 
 
+# a dialogue's speaker at the start of a line: 'Ingunn: "Who are you?"', "emma: hi, my order is late"
+SPEAKER = re.compile(r"(?m)^[ \t]*[\"'“]?([^\W\d_][\w'’-]*)(?:[ \t]([^\W\d_][\w'’-]*))?[ \t]*:[ \t]*"
+                     r"(?=\\?([\"“])|[^\W\d])")
+
+
+def with_dialogue_speakers(text: str, results: list) -> list:
+    """A transcript's speaker label is a person when it is not an everyday word and either a first name, a
+    name NER found there, or followed by a quotation ('Brodie: "Who are you?"'); labels ("Note:", "Customer:",
+    "Order:") are words. NER's reading of the label as a firm or place, or across the colon, gives way."""
+    from tuneline.pii_recognizers import NER_TYPES, everyday, name_lexicon
+
+    first_names = name_lexicon()[0]
+    for m in SPEAKER.finditer(text):
+        words = [w for w in m.groups()[:2] if w]
+        start, end = m.start(1), m.end(len(words))
+        inside = [r for r in results if r.start < end and start < r.end]
+        if any(everyday(w.lower()) for w in words) or any(r.entity_type not in NER_TYPES for r in inside):
+            continue
+        if inside or words[0].lower() in first_names or m.group(3):
+            results = [r for r in results if r not in inside] + [RecognizerResult("PERSON", start, end, 0.6)]
+    return results
+
+
 def _heading_lines(text: str, block_start: int, results: list) -> list[tuple[int, int]]:
     """The lines an address block in a list of lines starts under: up to two short lines of names that no
     detection covers yet ("Jane Roe | Acme Holdings | Payroll clerk | 12 Oak St ..."): the company and the
