@@ -266,6 +266,50 @@ def test_a_dialogues_speakers_are_people_and_its_labels_are_not(redactor):
         "Customer: it is broken\nNote: urgent\nOrder: late\n[PERSON]: any news?"
 
 
+@pytest.mark.parametrize("text, expected", [
+    # a name the sentence says is someone's, even an everyday word or a name the census lists do not know
+    ("Contact my assistant Lars at home", "Contact my assistant [PERSON] at home"),
+    ("my boss Mark approved it", "my boss [PERSON] approved it"),
+    ("for my father I'd like to open it", "for my father I'd like to open it"),
+    # chat users introduce themselves in lowercase; a listed first name that is not a word is one
+    ("hi im tyler my email is below", "hi im [PERSON] my email is below"),
+    ("Hi it's jake again, order late", "Hi it's [PERSON] again, order late"),
+    ("im fine thanks, it's me again", "im fine thanks, it's me again"),
+    # self-introductions in other languages: the whole name; "ich bin Kunde" is a customer, not a name
+    ("Hola, me llamo María de la Cruz y vivo en Sevilla", "Hola, me llamo [PERSON] y vivo en Sevilla"),
+    ("Bonjour, je m'appelle Claire Dubois et ma commande est en retard",
+     "Bonjour, je m'appelle [PERSON] et ma commande est en retard"),
+    ("Hallo, ich bin Jonas Weber und warte", "Hallo, ich bin [PERSON] und warte"),
+    ("Hallo, ich bin Kunde seit 2019 und warte", "Hallo, ich bin Kunde seit 2019 und warte"),
+    # handles, user names and web addresses the writer states as theirs
+    ("My Venmo is @Sam-Riley-42", "My Venmo is [USERNAME]"),
+    ("My username on the portal is wanderlust_kate", "My username on the portal is [USERNAME]"),
+    ("My username for the app is not working", "My username for the app is not working"),
+    ("You can reach me at my personal site https://janedoe.dev/contact", "You can reach me at my personal site [URL]"),
+    # identifiers a label names; a role over a department; a Japanese district written with a hyphen
+    ("my insurance ID is MBI 1EG4-TE5-MK73", "my insurance ID is [ID_NUMBER]"),
+    ("Passport: 533380006, DOB 1979-11-02", "Passport: [ID_NUMBER], DOB [DATE]"),
+    ("Dr. Amara Nwosu-Eze, head of procurement at Lagos Textiles Ltd., wrote",
+     "[PERSON], [JOB_TITLE] at [ORGANIZATION], wrote"),
+    ("Ship to: 4-12-7 Nishi-Shinjuku, Shinjuku-ku, Tokyo 160-0023", "Ship to: [ADDRESS]"),
+])
+def test_names_handles_and_ids_their_context_states(redactor, text, expected):
+    assert redacted(redactor, text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("my password is Summer2024! please reset", "my password is [SECRET] please reset"),
+    ('password: "tr0ub4dor" fails', 'password: "[SECRET]" fails'),
+    ("I forgot my PIN 4821.", "I forgot my PIN [SECRET]."),
+    ("Your one-time code is 583201.", "Your one-time code is [SECRET]."),
+    # a state of the secret is not one, nor a template's slot
+    ("my password is not working and my PIN is blocked.", "my password is not working and my PIN is blocked."),
+    ("What is my PIN? The verification code: {{Code}}", "What is my PIN? The verification code: {{Code}}"),
+])
+def test_a_secret_the_writer_pastes_is_masked(redactor, text, expected):
+    assert redacted(redactor, text) == expected
+
+
 def test_an_age_range_is_no_ones_age(redactor):
     for text in ("places left in our class for 3-5 year olds", "a camp for kids 8 to 12 years old"):
         assert redacted(redactor, text) == text

@@ -5,7 +5,7 @@ import pytest
 from tests.conftest import PROJECT_ROOT
 from tuneline.pii_eval import load_conll_as_records, score_detections
 
-FLAGGED_WNUT_DEV = 48  # README: 46 of 527 (8.7%); +2 for NER ties that fall the other way on another CPU
+FLAGGED_WNUT_DEV = 49  # README: 47 of 527 (8.9%); +2 for NER ties that fall the other way on another CPU
 
 
 def test_scoring_counts_tp_fn_fp_and_pii_free_flags():
@@ -110,8 +110,8 @@ def test_figures_on_the_untuned_presidio_set_hold(redactor, shared_data):
     for kind in ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IP_ADDRESS", "US_SSN"):
         assert report.by_type[kind].masked_recall >= 0.95, kind
     overall = report.overall()
-    assert overall.char_share >= 0.915, overall.char_share  # README: 0.923 of all gold PII characters masked
-    assert report.by_type["PERSON"].masked >= 49, report.by_type["PERSON"]  # README: 50 of 55 names (1 for ties)
+    assert overall.char_share >= 0.915, overall.char_share  # README: 0.926 of all gold PII characters masked
+    assert report.by_type["PERSON"].masked >= 50, report.by_type["PERSON"]  # README: 51 of 55 names (1 for ties)
     assert report.by_type["ADDRESS"].masked >= 43, report.by_type["ADDRESS"]  # README: 44 of 46 addresses
     assert report.pii_free_flagged == 0
 
@@ -140,6 +140,7 @@ def test_false_positive_rate_on_pii_free_social_media(redactor, shared_data):
     report = evaluate_records(redactor, load_conll_as_records(shared_data / "wnut17" / "emerging.dev.conll"))
     assert report.pii_free_texts == 527
     assert report.pii_free_flagged <= FLAGGED_WNUT_DEV, report.pii_free_flagged  # the README's figure
+    assert report.pii_free_flagged_by["CREDENTIAL"] == 1  # "the password was thepassionatecerealkiller": a secret
 
 
 def test_support_conversations_without_pii_stay_unflagged(redactor, shared_data):

@@ -6,6 +6,7 @@ pointed at its bundled suffix list so nothing reaches for the network at run tim
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections import Counter
@@ -20,6 +21,8 @@ from tuneline.pii_context import (
     extend_name_lists,
     merge_address_blocks,
     with_dialogue_speakers,
+    with_introduced_first_names,
+    with_names_introduced_abroad,
 )
 from tuneline.pii_recognizers import (
     NER_SCORE,
@@ -57,6 +60,7 @@ PLACEHOLDERS: dict[str, str] = {
     "UK_NINO": "[ID_NUMBER]",
     "CRYPTO": "[CRYPTO_WALLET]",
     "JOB_TITLE": "[JOB_TITLE]",
+    "CREDENTIAL": "[SECRET]",
 }
 # Types whose presence after cleaning is a hard failure (pattern-based, near-certain detections).
 HIGH_CONFIDENCE_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN")
@@ -163,6 +167,7 @@ _NAMED_SPEAKER = re.compile(r"\b([A-Z][\w'’-]+(?:[ \t][A-Z][\w'’.-]*){1,3}),
 _INITIALED_NAME = re.compile(r"(?<![\w.])([A-Z][^\W\d_]+)[ \t][A-Z]\.?[ \t]"
                              r"([A-Z][^\W\d_]+(?:[-'’][^\W\d_]+)?)(?![\w-])")
 # person-context patterns (pii_recognizers.support_recognizers) that say outright that a name follows
+_NAMING_WORD = re.compile(r"(?i)\b(?:my|his|her|our|their|name)\b")
 VOUCHING_PATTERNS = ("honorific", "introduced name", "introduced name, any case", "agent introduction", "signed",
                      "relative")
 MIN_TEXTS_PER_PROCESS = 200  # below this a second process costs more than it saves
@@ -388,7 +393,10 @@ _JOB_HEADS = (
     "hairdresser|recruiter|strategist|marketer|salesperson|salesman|saleswoman|merchandiser|negotiator|"
     "ceo|cto|cfo|coo|cio|vp")
 _JOB_TITLE = (r"(?P<title>(?:[A-Za-z][\w&/'’-]*[ \t]+|\([A-Z]{2,6}\)[ \t]+){0,5}"
-              rf"(?i:{_JOB_HEADS}|[a-z]{{3,}}(?:ist|ician|ographer))s?)(?![\w-])")
+              rf"(?i:{_JOB_HEADS}|[a-z]{{3,}}(?:ist|ician|ographer))s?"
+              # what the role is over: "head of procurement", "VP of Sales and Marketing"
+              r"(?:[ \t]+of[ \t]+(?:the[ \t]+)?[A-Za-z][\w&/'’-]*(?:[ \t]+(?:and|&)[ \t]+[A-Za-z][\w&/'’-]*)?)?)"
+              r"(?![\w-])")
 # "Jaydee van der Rest, the Staffing manager, said": a role set beside a name
 _ROLE_APPOSITION = re.compile(rf",[ \t]+(?:(?:the|our|their|a|an)[ \t]+)?{_JOB_TITLE}(?=[ \t]*(?:[,.;:!?)]|$|"
                               r"(?:at|of|for|with|in)\b))")
@@ -504,6 +512,14 @@ class PiiRedactor:
     def _person_context(self):
         return next(r for r in self.analyzer.registry.recognizers if r.name == "PersonContextRecognizer")
 
+    def named_by_context(self, text: str) -> list[tuple[int, int]]:
+        """Where the sentence itself says a word is someone's name, whatever else the word means: "my friend
+        Will", "my name is Mark". A text with no such word is skipped before the patterns run."""
+        if not _NAMING_WORD.search(text):
+            return []
+        return [(r.start, r.end) for r in self._person_context.analyze(text, ["PERSON"])
+                if r.analysis_explanation.pattern_name in ("relative", "introduced name")]
+
     @cached_property
     def _labeled_names(self):
         return labeled_name_recognizer()
@@ -609,12 +625,14 @@ class PiiRedactor:
                        for kind, start, end, score in found(text[a:b])]
             if "PERSON" in entities:  # a label and its answer may be two sentences: read on the whole text
                 results += self.labeled_names(text)
-            results = prefer_stated_identifiers(drop_company_names(text, drop_implausible_names(text, results),
-                                                                   vocabulary))
+            vouched = functools.cache(functools.partial(self.named_by_context, text))
+            results = prefer_stated_identifiers(drop_company_names(
+                text, drop_implausible_names(text, results, vouched), vocabulary))
             if "PERSON" in entities:
                 results = drop_company_names(  # a sign-off's name may be the company's own ("Best,\nFreemium Team")
                     text, with_signed_names(text, with_initialed_names(text, extend_name_lists(
-                        text, with_dialogue_speakers(text, results)))),
+                        text, with_introduced_first_names(text, with_names_introduced_abroad(
+                            text, with_dialogue_speakers(text, results)))))),
                     vocabulary)
             out.append(merge_address_blocks(text, results) if "STREET_ADDRESS" in entities else results)
         if self.name_filter is not None and any(kind in entities for kind in NER_TYPES):

@@ -45,6 +45,7 @@ PREFIX_STREET_WORDS = ("rue|place|avenue|av|boulevard|bd|chemin|allée|impasse|q
 _NAME_RUN = r"(?:[^\W\d_][\w'’.-]*)(?:\s+(?:[^\W\d_][\w'’.-]*)){0,4}"
 _JP_WORD = r"[^\W\d_][\w'’]*"
 _JP_AREA = r"(?i:ku|shi|cho|chō|machi|mura|gun|ken|chome)\b"
+_JP_PLACE = rf"{_JP_WORD}(?:-{_JP_WORD})?"  # a district may be hyphenated: "Nishi-Shinjuku"
 STREET_PATTERNS = [
     re.compile(rf"(?<![\w.,-])(?:{_NUM}\s+){{1,2}}(?i:{PREFIX_STREET_WORDS})\.?\s+{_NAME_RUN}(?:\s+{_NUM})?(?![\w-])"),
     # number, up to five words, a house number or a street word: "64 Rua Papoula 1998", "12 Oak St"
@@ -60,10 +61,10 @@ STREET_PATTERNS = [
 # only on a text with such a word: the patterns start at every word, a cost on every ticket
 _JAPANESE_AREA = re.compile(rf"[^\W\d_]-{_JP_AREA}")
 JAPANESE_STREET_PATTERNS = [
-    re.compile(rf"(?<![\w.,-])\d{{1,4}}(?:-\d{{1,4}}){{1,2}},?[ \t]+(?:{_JP_WORD},?[ \t]+){{0,2}}"
+    re.compile(rf"(?<![\w.,-])\d{{1,4}}(?:-\d{{1,4}}){{1,2}},?[ \t]+(?:{_JP_PLACE},?[ \t]+){{0,2}}"
                rf"{_JP_WORD}-{_JP_AREA}"),
     re.compile(rf"(?:〒[ \t]?\d{{3}}-\d{{4}},?[ \t]+)?(?:{_JP_WORD},[ \t]+)?{_JP_WORD}-{_JP_AREA},?[ \t]+"
-               rf"(?:{_JP_WORD}-?,?[ \t]+){{0,2}}\d{{1,4}}(?:-\d{{1,4}}){{1,2}}(?![\w-])"),
+               rf"(?:{_JP_PLACE}-?,?[ \t]+){{0,2}}\d{{1,4}}(?:-\d{{1,4}}){{1,2}}(?![\w-])"),
     re.compile(rf"(?:{_JP_WORD}[ \t]+)?\d{{1,2}}-chome,?[ \t]+\d{{1,4}}(?:-\d{{1,4}})?(?![\w-])"),
 ]
 # between the parts of an address: a comma, a line break (with a list bullet), or spaces
@@ -375,6 +376,11 @@ SPEAKER = re.compile(r"(?m)^[ \t]*[\"'“]?([^\W\d_][\w'’-]*)(?:[ \t]([^\W\d_]
                      r"(?=\\?([\"“])|[^\W\d])")
 
 
+# a form's field labels that English word lists rank rare: 'Password: "..."' is a value, not a speaker
+FIELD_LABELS = frozenset("password passcode passphrase passwd pwd pin username login userid otp cvv cvc iban swift "
+                         "bic sku ref tel fax mob dob ssn vin url tracking invoice fwd fw ps nb eta".split())
+
+
 def with_dialogue_speakers(text: str, results: list) -> list:
     """A transcript's speaker label is a person when it is not an everyday word and either a first name, a
     name NER found there, or followed by a quotation ('Brodie: "Who are you?"'); labels ("Note:", "Customer:",
@@ -388,8 +394,74 @@ def with_dialogue_speakers(text: str, results: list) -> list:
         inside = [r for r in results if r.start < end and start < r.end]
         if any(everyday(w.lower()) for w in words) or any(r.entity_type not in NER_TYPES for r in inside):
             continue
+        if words[0].lower() in FIELD_LABELS:
+            continue
         if inside or words[0].lower() in first_names or m.group(3):
             results = [r for r in results if r not in inside] + [RecognizerResult("PERSON", start, end, 0.6)]
+    return results
+
+
+# "hi im tyler my email is ...": chat users introduce themselves in lowercase
+SELF_INTRODUCED_ANY_CASE = re.compile(r"(?i)\b(?:i am|i'm|i’m|im|this is|it's|it’s)[ \t]+([a-z][\w'’-]+)"
+                                      r"(?=[ \t]*(?:[,.!;:\n]|$)|[ \t]+(?:and|from|here|again|my|i|with|at)\b)")
+
+
+# self-introductions in the languages support tickets arrive in besides English: the phrase says outright that a
+# name follows ("me llamo", "je m'appelle"); a bare "I am" ("soy", "ich bin") only when a first name follows
+_INTRODUCED_ABROAD = re.compile(
+    r"(?i:\b(?:(me llamo|mi nombre es|je m'appelle|je m’appelle|mon nom est|ich heiße|ich heisse|mein name ist|"
+    r"mi chiamo|il mio nome è|me chamo|meu nome é|chamo-me|mijn naam is|ik heet)|(soy|sono|je suis|ich bin|eu sou|"
+    r"ik ben))[ \t]+)([^\W\d_][\w'’-]*(?:[ \t]+[^\W\d_][\w'’-]*){0,4})")
+_NAME_PARTICLES = frozenset("de da do dos das del della di van von der den la le du y e".split())
+
+
+def _leading_name(words: list[str]) -> list[str]:
+    """The capitalised words a name starts with, particles between them ("María de la Cruz", not "Jonas
+    Weber und")."""
+    kept: list[str] = []
+    for i, word in enumerate(words):
+        if word[0].isupper():
+            kept = words[:i + 1]
+        elif word.lower() not in _NAME_PARTICLES:
+            break
+    return kept
+
+
+def with_names_introduced_abroad(text: str, results: list) -> list:
+    """"Me llamo Ana Belén Ruiz", "mi chiamo Giulia Rossi", "ich bin Jonas Weber": the introduced name is one
+    person (NER's pieces of it and its readings as a place or firm give way). After "soy", "sono", "ich bin"
+    the first word must be a listed first name: "ich bin Kunde" is a customer."""
+    from tuneline.pii_recognizers import CONFIDENT_NAME_SCORE, NER_TYPES, name_lexicon
+
+    first_names = name_lexicon()[0]
+    for m in _INTRODUCED_ABROAD.finditer(text):
+        words = _leading_name(m.group(3).split())
+        if not words or (m.group(2) and words[0].lower() not in first_names):
+            continue
+        start = m.start(3)
+        end = start + len(" ".join(words)) if " ".join(words) == text[start:start + len(" ".join(words))] else None
+        if end is None:  # tabs or double spaces between the words: find the last word's end
+            end = start + text[start:].index(words[-1]) + len(words[-1])
+        inside = [r for r in results if r.start < end and start < r.end]
+        if any(r.entity_type not in NER_TYPES for r in inside):
+            continue
+        results = [r for r in results if r not in inside] + [
+            RecognizerResult("PERSON", start, end, CONFIDENT_NAME_SCORE)]
+    return results
+
+
+def with_introduced_first_names(text: str, results: list) -> list:
+    """A first name the writer introduces themselves by in any case ("im tyler", "it's jake again") is a
+    person when the first-name list knows it and it is not an everyday word ("im fine", "it's me", "im
+    sorry" are words)."""
+    from tuneline.pii_recognizers import everyday, name_lexicon
+
+    first_names = name_lexicon()[0]
+    for m in SELF_INTRODUCED_ANY_CASE.finditer(text):
+        word = m.group(1).lower()
+        if word in first_names and not everyday(word) and not any(
+                r.start < m.end(1) and m.start(1) < r.end for r in results):
+            results = results + [RecognizerResult("PERSON", m.start(1), m.end(1), 0.6)]
     return results
 
 

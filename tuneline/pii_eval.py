@@ -43,6 +43,8 @@ GOLD_TO_PREDICTED: dict[str, tuple[str, ...]] = {
     "CRYPTO": ("CRYPTO",),
     "ZIP_CODE": ("STREET_ADDRESS",),
     "TITLE": ("JOB_TITLE",),
+    "CREDENTIAL": ("CREDENTIAL",),
+    "PASSWORD": ("CREDENTIAL",),
 }
 
 

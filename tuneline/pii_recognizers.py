@@ -82,7 +82,10 @@ def support_recognizers() -> list[EntityRecognizer]:
                 r"name|profile)\b)", 0.55),
         Pattern("resident", r"\b[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?(?=\s(?:lives|lived|moved|works|worked)\b)", 0.55),
         Pattern("relative", r"(?<=\b(?:my|his|her|our|their)\s(?:kid|son|daughter|wife|husband|partner|mother|"
-                r"father|mom|dad|brother|sister|boss|manager|colleague|friend)\s)[A-Z][\w'-]+", 0.6),
+                r"father|mom|dad|brother|sister|boss|manager|colleague|friend|assistant|coworker|co-worker|"
+                r"neighbou?r|fianc[ée]e?|girlfriend|boyfriend|roommate|flatmate|landlord|landlady|tenant|nanny|"
+                r"carer|caregiver|supervisor|grandson|granddaughter|niece|nephew|cousin|uncle|aunt)\s)"
+                r"(?!I['’])[A-Z][\w'-]+", 0.6),
         Pattern("credited", r"(?<=\b(?:directed by|written by|starring|produced by|signed by)\s)"
                 r"[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.55),
     ], global_regex_flags=re.DOTALL | re.MULTILINE)  # case-sensitive: the capital letter is the signal
@@ -254,13 +257,15 @@ def mostly_english(text: str) -> bool:
     return sum(w in common for w in lowercase) / len(lowercase) >= 0.7
 
 
-def drop_implausible_names(text: str, results: list) -> list:
+def drop_implausible_names(text: str, results: list, vouched=None) -> list:
     """Precision filter for NER hits (PERSON, LOCATION, ORGANIZATION) on informal text.
 
     Drops: shouting (one all-caps word: "LMAOO"); @handles, #tags and retweet marks (trimmed off);
     one ordinary English word ("Dude", "Wisdom", "Devil") that is not a first/last name (PERSON) or a
     known place (LOCATION); lowercase words in a text that uses capitals, unless they are names or places;
     organisations made only of everyday words. Streets named after someone stay inside the address.
+    `vouched()`, asked only when needed, gives the spans a context says are names ("my friend Lars", "Lars" being
+    common in English text): there a single word is kept.
     """
     if not results:
         return results
@@ -314,7 +319,9 @@ def drop_implausible_names(text: str, results: list) -> list:
                 continue  # "Thu Jan", "Sunday Sept", "Merry Christmas"
             by_context = r.entity_type == "ORGANIZATION" and (  # "the X office", "X Ltd."
                 r.score != NER_SCORE or bool(ENDS_WITH_COMPANY_SUFFIX.search(span)))
-            if len(words) == 1 and words[0] in common and words[0] not in known and not by_context:
+            if len(words) == 1 and words[0] in common and words[0] not in known and not by_context and not (
+                    r.entity_type == "PERSON" and vouched is not None
+                    and any(a <= start and end <= b for a, b in vouched())):
                 continue
             if mixed_case and span.islower() and not any(w in known for w in words) \
                     and span.lower() not in known:
@@ -485,6 +492,8 @@ def context_recognizers() -> list[EntityRecognizer]:
         # KA-01-HH-1234", "patient MRN 00482913", "NI number QQ 12 34 56 C" (the value in capitals and digits)
         r"(?i)\b(?:tax id|tin|ein|sin|nin|ni number|national insurance(?: number)?|aadhaar|pan|nhs number|"
         r"mrn|medical record(?: number)?|patient id|licen[cs]e plate|number plate|plate number|"
+        r"(?:insurance|medicare|medicaid|subscriber|member|health card|health plan|benefits)(?: id| number| no\.?)|"
+        r"passport(?: number| no\.?| #)?|"
         r"(?:vehicle )?registration(?: number| no\.?)?|reg(?: number| no\.?)|vin)\b\s*(?:is|:|#)?\s*"
         # groups of capitals and digits, joined by hyphens or by spaces before short groups ("AB12 CDE")
         r"(?P<v>(?-i:[A-Z0-9]{1,20}(?:-[A-Z0-9]{1,20})*(?: [A-Z0-9]{1,4}(?:-[A-Z0-9]{1,20})*){0,4}))(?![\w-])",
@@ -503,6 +512,10 @@ def context_recognizers() -> list[EntityRecognizer]:
         # "Website:\nhttps://...", "files shared with you https://..."
         r"(?i)\bmy (?:website|site|blog|page|homepage|portfolio|shop|store|profile) (?:is|at|on)[ \t:]+"
         r"(?P<v>(?:https?://)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:" + _TLDS + r")\b(?:" + _URL_TAIL + ")?)",
+        # "my personal site https://janedoe.dev/contact": a full address right after it needs no verb
+        r"(?i)\bmy (?:(?:personal|own|new|old|private|art|photography|band's|business) )?(?:website|web site|site|"
+        r"blog|page|homepage|portfolio|shop|store|profile|linktree)(?: (?:is|at|on|here))?[ \t:]+"
+        r"(?P<v>(?:https?://|www\.)" + _URL_TAIL + ")",
         r"(?i)\bposted a (?:photo|picture|video) (?P<v>https?://" + _URL_TAIL + ")",
         r"(?i)\b(?:website|web site|homepage|home page|blog|portfolio)[ \t]*:[ \t]*(?:\n[ \t]*)?"
         r"(?P<v>(?:https?://|www\.)" + _URL_TAIL + ")",
@@ -516,12 +529,23 @@ def context_recognizers() -> list[EntityRecognizer]:
     # a value that is an everyday word ("my username is not working") is not one
     handle = RegexValueRecognizer("USERNAME", "UsernameRecognizer", [
         r"(?i)\bmy (?:twitter|instagram|insta|ig|tiktok|snapchat|snap|telegram|discord|github|gitlab|reddit|"
-        r"skype|twitch|youtube|mastodon|threads|steam|xbox|psn|gamer ?tag)(?: (?:handle|username|user name|"
-        r"account|name|id|tag))? is:? (?P<v>@?[\w.-]*\w)",
-        r"(?i)\b(?:user ?name|handle|login|gamer ?tag)(?: is|:)[ \t]*(?P<v>@?[\w.-]*\w)",
-    ], 0.6, validate=lambda v: len(v) > 2 and (v.startswith("@") or any(c.isdigit() or c in "_." for c in v)
+        r"skype|twitch|youtube|mastodon|threads|steam|xbox|psn|gamer ?tag|venmo|cash ?app|paypal\.me|linkedin|"
+        r"facebook|fb|pinterest|bluesky|roblox|minecraft|spotify|soundcloud|behance|dribbble|patreon|kik|wechat)"
+        r"(?: (?:handle|username|user name|account|name|id|tag|cashtag))? is:? (?P<v>[@$]?[\w.-]*\w)",
+        # "my username on the portal is wanderlust_kate": where the name is used may stand between
+        r"(?i)\b(?:user ?name|handle|login|gamer ?tag)(?:[ \t]+(?:on|for|at|in)(?:[ \t]+[\w.-]+){1,3}?)?"
+        r"(?: is|:)[ \t]*(?P<v>@?[\w.-]*\w)",
+    ], 0.6, validate=lambda v: len(v) > 2 and (v[0] in "@$" or any(c.isdigit() or c in "_." for c in v)
                                                or not everyday(v.lower())))
-    return [age, date, phone, licence, labelled_id, card, obfuscated_email, url, post_code, handle,
+    # a secret the writer pastes ("my password is Summer2024!", "PIN 4821", "the code was 583 201"): whoever reads
+    # the ticket could sign in as them. A state of it ("my password is not working", "PIN is wrong") is not one
+    secret = RegexValueRecognizer("CREDENTIAL", "CredentialRecognizer", [
+        r"(?i)\b(?:password|passcode|pass code|passphrase|passwd|pwd|pin(?: code| number)?|security code|cvv2?|cvc|"
+        r"otp|one[- ]time (?:code|password)|verification code|security answer|memorable word)"
+        r"[ \t]*(?:is|was|=|:|(?:is|was)[ \t]+set[ \t]+to)[ \t]*[\"'“‘]?(?P<v>[^\s\"'”’{}]{2,63}[^\s\"'”’{}.,;:])",
+        r"(?i)\b(?:pin|cvv2?|cvc|otp|security code|verification code)(?: code| number)?[ \t]+(?P<v>\d{3,8})\b",
+    ], 0.95, validate=lambda v: any(not c.isalpha() for c in v) or v.lower() not in common_english_words())
+    return [age, date, phone, licence, labelled_id, card, obfuscated_email, url, post_code, handle, secret,
             *organization_recognizers()]
 
 
