@@ -281,7 +281,19 @@ def test_a_dialogues_speakers_are_people_and_its_labels_are_not(redactor):
      "Bonjour, je m'appelle [PERSON] et ma commande est en retard"),
     ("Hallo, ich bin Jonas Weber und warte", "Hallo, ich bin [PERSON] und warte"),
     ("Hallo, ich bin Kunde seit 2019 und warte", "Hallo, ich bin Kunde seit 2019 und warte"),
+    # a form's person field and an email's display name, in a ticket that is not mostly English too
+    ("Client: Oumaima Benkirane\nTéléphone: 06 12 34 56 78", "Client: [PERSON]\nTéléphone: [PHONE]"),
+    ("Customer: Thank You\nAgent: Sure Thing", "Customer: Thank You\nAgent: Sure Thing"),
+    ('From: "Wojciech Szczęsny" <w.szczesny@onet.pl>\nSubject: refund', 'From: "[PERSON]" <[EMAIL]>\nSubject: refund'),
+    # names in scripts without capitals, where the English around them says a name stands
+    ("Hello, my name is 王小明 and my phone is 138 0013 8000", "Hello, my name is [PERSON] and my phone is [PHONE]"),
+    ("Thanks,\n李娜", "Thanks,\n[PERSON]"),
+    ("Name: محمد عبد الله", "Name: [PERSON]"),
+    ("I am Yuki Tanaka (田中由紀), please help", "I am [PERSON] ([PERSON]), please help"),
+    ("I am 很好 today", "I am 很好 today"),
     # handles, user names and web addresses the writer states as theirs
+    ("My GitHub is github.com/akira-tanaka.", "My GitHub is [USERNAME]."),
+    ("The tracking number 1Z999AA10123456784 hasn't moved", "The tracking number [ORDER_ID] hasn't moved"),
     ("My Venmo is @Sam-Riley-42", "My Venmo is [USERNAME]"),
     ("My username on the portal is wanderlust_kate", "My username on the portal is [USERNAME]"),
     ("My username for the app is not working", "My username for the app is not working"),

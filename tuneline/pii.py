@@ -20,6 +20,7 @@ from tuneline.pii_context import (
     TitledNameRecognizer,
     extend_name_lists,
     merge_address_blocks,
+    with_caseless_script_names,
     with_dialogue_speakers,
     with_introduced_first_names,
     with_names_introduced_abroad,
@@ -514,21 +515,24 @@ class PiiRedactor:
 
     def named_by_context(self, text: str) -> list[tuple[int, int]]:
         """Where the sentence itself says a word is someone's name, whatever else the word means: "my friend
-        Will", "my name is Mark". A text with no such word is skipped before the patterns run."""
+        Will", "my name is Mark", a form's "Customer: ..." (the labels, labeled_names). A text with no "my",
+        "name" or the like skips the sentence patterns."""
         if not _NAMING_WORD.search(text):
-            return []
+            return [(r.start, r.end) for r in self.labeled_names(text)]
         return [(r.start, r.end) for r in self._person_context.analyze(text, ["PERSON"])
-                if r.analysis_explanation.pattern_name in ("relative", "introduced name")]
+                if r.analysis_explanation.pattern_name in ("relative", "introduced name")] + \
+            [(r.start, r.end) for r in self.labeled_names(text)]
 
     @cached_property
     def _labeled_names(self):
         return labeled_name_recognizer()
 
     def labeled_names(self, text: str) -> list:
-        """The names a label states in `text` (labeled_name_recognizer). Every label contains the word "name",
-        so a text without it is skipped before any regex runs: this pass reads whole texts in the parent
-        process, for detection and again to vouch for what the name filter would drop."""
-        return self._labeled_names.analyze(text, ["PERSON"]) if "name" in text.lower() else []
+        """The names a label states in `text` (labeled_name_recognizer). Every label holds the word "name", a
+        colon or an email's "<", so a text without them is skipped before any regex runs: this pass reads whole
+        texts in the parent process, for detection and again to vouch for what the name filter would drop."""
+        return self._labeled_names.analyze(text, ["PERSON"]) if ":" in text or "<" in text or \
+            "name" in text.lower() else []
 
     def vouched_names(self, text: str) -> list[tuple[int, int]]:
         """Spans where the context says outright that a name stands: a title, a self-introduction, a form's
@@ -631,8 +635,8 @@ class PiiRedactor:
             if "PERSON" in entities:
                 results = drop_company_names(  # a sign-off's name may be the company's own ("Best,\nFreemium Team")
                     text, with_signed_names(text, with_initialed_names(text, extend_name_lists(
-                        text, with_introduced_first_names(text, with_names_introduced_abroad(
-                            text, with_dialogue_speakers(text, results)))))),
+                        text, with_introduced_first_names(text, with_caseless_script_names(
+                            text, with_names_introduced_abroad(text, with_dialogue_speakers(text, results))))))),
                     vocabulary)
             out.append(merge_address_blocks(text, results) if "STREET_ADDRESS" in entities else results)
         if self.name_filter is not None and any(kind in entities for kind in NER_TYPES):

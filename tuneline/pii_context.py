@@ -450,6 +450,48 @@ def with_names_introduced_abroad(text: str, results: list) -> list:
     return results
 
 
+# a name in a script without capitals (Chinese, Japanese, Arabic, Hebrew, Thai, Korean) where English context says
+# a name stands: after an introduction or a form's name label, alone on the line under a sign-off, or in brackets
+# right after a name ("Yuki Tanaka (田中由紀)"); which words qualify is checked per character (_caseless)
+_CASELESS_RUN = r"([^\W\d_]{1,12}(?:[ \t][^\W\d_]{1,12}){0,3})"
+CASELESS_NAME_PLACES = [
+    re.compile(r"(?i:\b(?:(?:my name is|name is|call me)[ \t]*:?|(?:(?<!product )(?<!company )name|customer|"
+               r"contact)[ \t]*:)[ \t]*)" + _CASELESS_RUN),
+    re.compile(r"(?im:^[ \t]*(?:thanks|thank you|many thanks|regards|best regards|kind regards|best|cheers|"
+               r"sincerely|yours|yours sincerely)[ \t]*[,!.]?[ \t]*\n\s*)" + _CASELESS_RUN + r"[ \t]*(?=\n|$)"),
+]
+_BRACKETED_AFTER = re.compile(r"[ \t]*[(（]" + _CASELESS_RUN + r"[)）]")
+
+
+def _caseless(word: str) -> bool:
+    return all(c.isalpha() and not c.isupper() and not c.islower() for c in word)
+
+
+def _caseless_words_end(match: re.Match) -> int | None:
+    """Where the run of caseless words at the start of group 1 ends, or None if its first word is not one."""
+    end = None
+    for word in re.finditer(r"\S+", match.group(1)):
+        if not _caseless(word.group()):
+            break
+        end = match.start(1) + word.end()
+    return end
+
+
+def with_caseless_script_names(text: str, results: list) -> list:
+    """Names written in a script without capitals, which the English NER and the name patterns cannot see, where
+    the English around them says a name stands ("my name is 王小明", "Thanks,\n李娜", "Name: محمد عبد الله")."""
+    if text.isascii():
+        return results
+    added = []
+    spans = [m for pattern in CASELESS_NAME_PLACES for m in pattern.finditer(text)]
+    spans += [m for r in results if r.entity_type == "PERSON" and (m := _BRACKETED_AFTER.match(text, r.end))]
+    for m in spans:
+        end = _caseless_words_end(m)
+        if end is not None and not any(r.start < end and m.start(1) < r.end for r in results + added):
+            added.append(RecognizerResult("PERSON", m.start(1), end, 0.9))
+    return results + added
+
+
 def with_introduced_first_names(text: str, results: list) -> list:
     """A first name the writer introduces themselves by in any case ("im tyler", "it's jake again") is a
     person when the first-name list knows it and it is not an everyday word ("im fine", "it's me", "im

@@ -35,7 +35,9 @@ def support_recognizers() -> list[EntityRecognizer]:
     ], context=["address", "street", "ship", "deliver", "live", "billing"])
     order = PatternRecognizer(supported_entity="ORDER_ID", name="OrderIdRecognizer", patterns=[
         Pattern("order id after keyword",
-                r"(?i)(?<=\b(?:order|purchase)(?:\s+(?:id|number|no\.?))?(?:\s+is)?\s*[:#]?\s*)(?=[A-Z-]*\d)[A-Z0-9][A-Z0-9-]{5,}\b",
+                # a parcel's tracking number leads to the customer's door as surely as their order's
+                r"(?i)(?<=\b(?:order|purchase|tracking|shipment|parcel|consignment|waybill)(?:\s+(?:id|number|no\.?|code))?"
+                r"(?:\s+is)?\s*[:#]?\s*)(?=[A-Z-]*\d)[A-Z0-9][A-Z0-9-]{5,}\b",
                 0.6),
     ])
     account = PatternRecognizer(supported_entity="ACCOUNT_NUMBER", name="AccountNumberRecognizer", patterns=[
@@ -265,7 +267,8 @@ def drop_implausible_names(text: str, results: list, vouched=None) -> list:
     known place (LOCATION); lowercase words in a text that uses capitals, unless they are names or places;
     organisations made only of everyday words. Streets named after someone stay inside the address.
     `vouched()`, asked only when needed, gives the spans a context says are names ("my friend Lars", "Lars" being
-    common in English text): there a single word is kept.
+    common in English text; "Customer: Fatima Zahra El Idrissi" in a French-speaking ticket): there a name
+    is kept.
     """
     if not results:
         return results
@@ -297,9 +300,11 @@ def drop_implausible_names(text: str, results: list, vouched=None) -> list:
             if not words or end <= start or "://" in span or "/" in span:
                 continue
             known = {"PERSON": names, "LOCATION": places, "ORGANIZATION": frozenset()}[r.entity_type]
-            if foreign and not all(w in known for w in words):
+            said = r.entity_type == "PERSON" and vouched is not None and any(  # "Customer: Fatima El Idrissi"
+                a <= start and end <= b for a, b in vouched())
+            if foreign and not said and not all(w in known for w in words):
                 continue
-            if foreign and len(words) == 1 and r.score < NER_SCORE:
+            if foreign and not said and len(words) == 1 and r.score < NER_SCORE:
                 continue  # a lone listed name or place in another language is mostly a word ("Na", "Anak")
             if len(words) == 1 and words[0] in CALENDAR_WORDS:
                 continue  # "March", "May": months, not the towns of that name
@@ -319,9 +324,7 @@ def drop_implausible_names(text: str, results: list, vouched=None) -> list:
                 continue  # "Thu Jan", "Sunday Sept", "Merry Christmas"
             by_context = r.entity_type == "ORGANIZATION" and (  # "the X office", "X Ltd."
                 r.score != NER_SCORE or bool(ENDS_WITH_COMPANY_SUFFIX.search(span)))
-            if len(words) == 1 and words[0] in common and words[0] not in known and not by_context and not (
-                    r.entity_type == "PERSON" and vouched is not None
-                    and any(a <= start and end <= b for a, b in vouched())):
+            if len(words) == 1 and words[0] in common and words[0] not in known and not by_context and not said:
                 continue
             if mixed_case and span.islower() and not any(w in known for w in words) \
                     and span.lower() not in known:
@@ -531,10 +534,10 @@ def context_recognizers() -> list[EntityRecognizer]:
         r"(?i)\bmy (?:twitter|instagram|insta|ig|tiktok|snapchat|snap|telegram|discord|github|gitlab|reddit|"
         r"skype|twitch|youtube|mastodon|threads|steam|xbox|psn|gamer ?tag|venmo|cash ?app|paypal\.me|linkedin|"
         r"facebook|fb|pinterest|bluesky|roblox|minecraft|spotify|soundcloud|behance|dribbble|patreon|kik|wechat)"
-        r"(?: (?:handle|username|user name|account|name|id|tag|cashtag))? is:? (?P<v>[@$]?[\w.-]*\w)",
+        r"(?: (?:handle|username|user name|account|name|id|tag|cashtag))? is:? (?P<v>[@$]?[\w.-]*\w(?:/[\w.-]*\w)*)",
         # "my username on the portal is wanderlust_kate": where the name is used may stand between
         r"(?i)\b(?:user ?name|handle|login|gamer ?tag)(?:[ \t]+(?:on|for|at|in)(?:[ \t]+[\w.-]+){1,3}?)?"
-        r"(?: is|:)[ \t]*(?P<v>@?[\w.-]*\w)",
+        r"(?: is|:)[ \t]*(?P<v>@?[\w.-]*\w(?:/[\w.-]*\w)*)",
     ], 0.6, validate=lambda v: len(v) > 2 and (v[0] in "@$" or any(c.isdigit() or c in "_." for c in v)
                                                or not everyday(v.lower())))
     # a secret the writer pastes ("my password is Summer2024!", "PIN 4821", "the code was 583 201"): whoever reads
@@ -555,6 +558,12 @@ _NAME_LABEL = (r"(?:(?m:^)[ \t]*|(?<=[^\w\s][ \t])|(?i:\b(?:your|my|the|his|her|
                r"(?i:(?:full |first |last |sur)?name(?: on (?:the|your|my) (?:account|card|order))?)")
 
 
+def _a_name_first(value: str) -> bool:
+    """A labelled value whose first word is not an everyday word: "Customer: Thank You" is a reply, "Customer:
+    Fatima El Idrissi" a person."""
+    return not everyday(value.split()[0].lower())
+
+
 def labeled_name_recognizer() -> RegexValueRecognizer:
     """The name a label states: "Name:    Klaudia Wiśniewska", "What's your last name? Trevisan", "name: john
     smith" (chat users type in lowercase: then at most two words). A label says outright that a name follows,
@@ -564,7 +573,15 @@ def labeled_name_recognizer() -> RegexValueRecognizer:
         _NAME_LABEL + r"[ \t]*[:?][ \t]*(?:\n[ \t]*)?(?i:user:[ \t]*)?"
         r"(?P<v>[A-Z][\w'’-]+(?:[ \t]+[A-Z][\w'’.-]*){0,3})",
         _NAME_LABEL + r"[ \t]*:[ \t]*(?P<v>[a-z][\w'’-]+(?:[ \t][a-z][\w'’-]+)?)(?![\w'’-])",
-    ], 0.6)
+        # a form's person field: "Customer: Fatima Zahra El Idrissi", "Account holder: Mr J Okoro" (a whole line
+        # of capitalised words, the first a name, not "Customer: Thank You")
+        r"(?m:^)[ \t]*(?i:customer|client|contact(?: person)?|account holder|account owner|card ?holder|recipient|"
+        r"sender|patient|guest|passenger|attn\.?|attention|requester|requested by|reported by|submitted by|"
+        r"caller|tenant|beneficiary|applicant|employee)[ \t]*:[ \t]*"
+        r"(?P<v>[A-Z][\w'’-]+(?:[ \t]+[A-Z][\w'’.-]*){1,4})[ \t]*(?=\n|$|,|\|)",
+        # an email's display name: 'From: "Wojciech Szczęsny" <w.szczesny@onet.pl>', "Ana Ruiz <ana@x.es>"
+        r"(?P<v>(?-i:[A-Z][\w'’-]+(?:[ \t]+[A-Z][\w'’.-]*){1,4}))[\"”]?[ \t]*<[^<>@\s]+@",
+    ], 0.6, validate=_a_name_first)
 
 
 _ORG_SUFFIX = (r"co\.\s?ltd|p\.l\.c|s\.a|l\.p|n\.v|"  # the dotted forms first: "CO.LTD." is one suffix, not "CO."
