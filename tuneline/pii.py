@@ -35,6 +35,7 @@ from tuneline.pii_recognizers import (
     drop_implausible_names,
     everyday,
     labeled_name_recognizer,
+    person_field_recognizer,
     prefer_stated_identifiers,
     support_recognizers,
     uk_national_insurance_recognizer,
@@ -527,12 +528,17 @@ class PiiRedactor:
     def _labeled_names(self):
         return labeled_name_recognizer()
 
+    @cached_property
+    def _person_fields(self):
+        return person_field_recognizer()
+
     def labeled_names(self, text: str) -> list:
-        """The names a label states in `text` (labeled_name_recognizer). Every label holds the word "name", a
-        colon or an email's "<", so a text without them is skipped before any regex runs: this pass reads whole
-        texts in the parent process, for detection and again to vouch for what the name filter would drop."""
-        return self._labeled_names.analyze(text, ["PERSON"]) if ":" in text or "<" in text or \
-            "name" in text.lower() else []
+        """The names a label states in `text` (labeled_name_recognizer, person_field_recognizer). Their labels
+        hold the word "name", a colon or an email's "<", so a text without them is skipped before any regex
+        runs: this pass reads whole texts in the parent process, for detection and again to vouch for what the
+        name filter would drop."""
+        found = self._labeled_names.analyze(text, ["PERSON"]) if "name" in text.lower() else []
+        return found + self._person_fields.analyze(text, ["PERSON"]) if ":" in text or "<" in text else found
 
     def vouched_names(self, text: str) -> list[tuple[int, int]]:
         """Spans where the context says outright that a name stands: a title, a self-introduction, a form's

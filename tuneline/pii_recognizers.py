@@ -573,6 +573,13 @@ def labeled_name_recognizer() -> RegexValueRecognizer:
         _NAME_LABEL + r"[ \t]*[:?][ \t]*(?:\n[ \t]*)?(?i:user:[ \t]*)?"
         r"(?P<v>[A-Z][\w'’-]+(?:[ \t]+[A-Z][\w'’.-]*){0,3})",
         _NAME_LABEL + r"[ \t]*:[ \t]*(?P<v>[a-z][\w'’-]+(?:[ \t][a-z][\w'’-]+)?)(?![\w'’-])",
+    ], 0.6)
+
+
+def person_field_recognizer() -> RegexValueRecognizer:
+    """A person a form's field or an email header names without the word "name"; read with the name labels
+    (PiiRedactor.labeled_names) and vouched for like them."""
+    return RegexValueRecognizer("PERSON", "PersonFieldRecognizer", [
         # a form's person field: "Customer: Fatima Zahra El Idrissi", "Account holder: Mr J Okoro" (a whole line
         # of capitalised words, the first a name, not "Customer: Thank You")
         r"(?m:^)[ \t]*(?i:customer|client|contact(?: person)?|account holder|account owner|card ?holder|recipient|"
