@@ -27,6 +27,9 @@ def test_text_metrics():
     assert leaks("Thanks [PERSON], the bill from [EMAIL] is ready.", prompt="bill from [PERSON]?")
     assert leaks("write to help@corp.example", prompt="my mail is me@home.example")
     assert echoes("the bill from [PERSON]", "bill from [PERSON]?") and not echoes("the bill", "from [PERSON]")
+    # every placeholder the redactor writes counts, not a hand-kept subset
+    assert leaks("we moved it to [DATE] in [LOCATION]") and leaks("your [SECRET] was reset")
+    assert not leaks("press [Enter] to continue")
 
 
 def test_paired_bootstrap_interval_excludes_zero_only_for_a_real_gain():

@@ -19,10 +19,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from tuneline.decoding import GREEDY, Decoding, mbr_row, recorded_decoding, search_settings
+from tuneline.placeholders import PLACEHOLDER
 from tuneline.training import read_chat_jsonl
 
-PLACEHOLDER = re.compile(r"\[(EMAIL|PHONE|PERSON|CREDIT_CARD|IBAN|IP_ADDRESS|SSN|ADDRESS|ORDER_ID|ACCOUNT_NUMBER|"
-                         r"USERNAME)\]")
 RAW_PII = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|\b(?:\d[ -]?){13,16}\b|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")
 PRIMARY_METRICS = ("rougeL", "token_f1", "semantic_similarity")
 TEMPLATE_SLOT = re.compile(r"\{\{[^{}\[\]]+\}\}")  # the source's own placeholders: {{Order Number}}

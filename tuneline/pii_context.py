@@ -412,6 +412,8 @@ _INTRODUCED_ABROAD = re.compile(
     r"(?i:\b(?:(me llamo|mi nombre es|je m'appelle|je m’appelle|mon nom est|ich heiße|ich heisse|mein name ist|"
     r"mi chiamo|il mio nome è|me chamo|meu nome é|chamo-me|mijn naam is|ik heet)|(soy|sono|je suis|ich bin|eu sou|"
     r"ik ben))[ \t]+)([^\W\d_][\w'’-]*(?:[ \t]+[^\W\d_][\w'’-]*){0,4})")
+_ABROAD_VERB_HINTS = ("llamo", "nombre es", "appelle", "nom est", "heiße", "heisse", "name ist", "chiamo", "nome ",
+                      "chamo", "naam is", "heet", "soy ", "sono ", "suis ", "bin ", "sou ", "ben ")
 _NAME_PARTICLES = frozenset("de da do dos das del della di van von der den la le du y e".split())
 
 
@@ -433,6 +435,9 @@ def with_names_introduced_abroad(text: str, results: list) -> list:
     the first word must be a listed first name: "ich bin Kunde" is a customer."""
     from tuneline.pii_recognizers import CONFIDENT_NAME_SCORE, NER_TYPES, name_lexicon
 
+    lowered = text.lower()
+    if not any(verb in lowered for verb in _ABROAD_VERB_HINTS):
+        return results  # most texts: a substring test is far cheaper than the pattern at every word
     first_names = name_lexicon()[0]
     for m in _INTRODUCED_ABROAD.finditer(text):
         words = _leading_name(m.group(3).split())
