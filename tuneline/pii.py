@@ -492,14 +492,14 @@ class PiiRedactor:
     def _person_context(self):
         return next(r for r in self.analyzer.registry.recognizers if r.name == "PersonContextRecognizer")
 
-    def named_by_context(self, text: str) -> list[tuple[int, int]]:
+    def named_by_context(self, text: str, labeled: list) -> list[tuple[int, int]]:
         """Where the sentence itself says a word is someone's name, whatever else the word means: "my friend
-        Will", "my name is Mark", a form's "Customer: ..." (the labels, labeled_names). A text with no "my",
-        "name" or the like skips the sentence patterns."""
-        labeled = [(r.start, r.end) for r in self.labeled_names(text)]
+        Will", "my name is Mark", a form's "Customer: ..." (`labeled`, the text's labeled_names, already read).
+        A text with no "my", "name" or the like skips the sentence patterns."""
+        stated = [(r.start, r.end) for r in labeled]
         if not _NAMING_WORD.search(text):
-            return labeled
-        return [(r.start, r.end) for r in self._naming_patterns.analyze(text, ["PERSON"])] + labeled
+            return stated
+        return [(r.start, r.end) for r in self._naming_patterns.analyze(text, ["PERSON"])] + stated
 
     @cached_property
     def _naming_patterns(self):
@@ -621,9 +621,10 @@ class PiiRedactor:
         for text, segs in zip(texts, spans, strict=True):
             results = [RecognizerResult(kind, a + start, a + end, score) for a, b in segs
                        for kind, start, end, score in found(text[a:b])]
-            if "PERSON" in entities:  # a label and its answer may be two sentences: read on the whole text
-                results += self.labeled_names(text)
-            vouched = functools.cache(functools.partial(self.named_by_context, text))
+            # a label and its answer may be two sentences: read on the whole text
+            labeled = self.labeled_names(text) if "PERSON" in entities else []
+            results += labeled
+            vouched = functools.cache(functools.partial(self.named_by_context, text, labeled))
             results = prefer_stated_identifiers(drop_company_names(
                 text, drop_implausible_names(text, results, vouched), vocabulary))
             if "PERSON" in entities:

@@ -417,16 +417,16 @@ _ABROAD_VERB_HINTS = ("llamo", "nombre es", "appelle", "nom est", "heiße", "hei
 _NAME_PARTICLES = frozenset("de da do dos das del della di van von der den la le du y e".split())
 
 
-def _leading_name(words: list[str]) -> list[str]:
-    """The capitalised words a name starts with, particles between them ("María de la Cruz", not "Jonas
-    Weber und")."""
-    kept: list[str] = []
-    for i, word in enumerate(words):
-        if word[0].isupper():
-            kept = words[:i + 1]
-        elif word.lower() not in _NAME_PARTICLES:
+def _leading_name_end(match: re.Match) -> int | None:
+    """Where the capitalised words a name starts with end in group 3, particles between them ("María de la
+    Cruz", not "Jonas Weber und"); None when no word is capitalised."""
+    end = None
+    for word in re.finditer(r"\S+", match.group(3)):
+        if word.group()[0].isupper():
+            end = match.start(3) + word.end()
+        elif word.group().lower() not in _NAME_PARTICLES:
             break
-    return kept
+    return end
 
 
 def with_names_introduced_abroad(text: str, results: list) -> list:
@@ -440,13 +440,9 @@ def with_names_introduced_abroad(text: str, results: list) -> list:
         return results  # most texts: a substring test is far cheaper than the pattern at every word
     first_names = name_lexicon()[0]
     for m in _INTRODUCED_ABROAD.finditer(text):
-        words = _leading_name(m.group(3).split())
-        if not words or (m.group(2) and words[0].lower() not in first_names):
+        start, end = m.start(3), _leading_name_end(m)
+        if end is None or (m.group(2) and m.group(3).split()[0].lower() not in first_names):
             continue
-        start = m.start(3)
-        end = start + len(" ".join(words)) if " ".join(words) == text[start:start + len(" ".join(words))] else None
-        if end is None:  # tabs or double spaces between the words: find the last word's end
-            end = start + text[start:].index(words[-1]) + len(words[-1])
         inside = [r for r in results if r.start < end and start < r.end]
         if any(r.entity_type not in NER_TYPES for r in inside):
             continue
