@@ -172,9 +172,32 @@ def test_line_breaks_escaped_by_an_export_are_read_as_line_breaks(redactor):
     "He is 5 minutes away; my son was 2 hours late and she was 3 in the queue. The kids are 3 hours in.",
     "The frying pan is 28 cm, the tin is 400 g and registration is open until March 2025.",
     "Set it to 21° and rotate it 90° left. Step 2-3-1 of the guide; the score is 3-1. My order is 100 dollars.",
+    # a numbered list's items are not house numbers, a screen's corner is no intersection
+    "1. To close your free account, log in.\n2. Open the settings.\n3. Order or account number\n4. Pay close "
+    "attention to the fees.\n5. In the message box, say why.",
+    "The chat button is in the bottom right corner of the website. Click the top corner of the page.",
+    # a sentence's words before "company" are no company's name; "miss" in lowercase is the verb
+    "wanna filr a complaint against ur company",
+    "i'll miss yooouuu my aunty. RT : miss A said to be preparing for a comeback",
+    # an agent's list: an adverb opening an item, an item's heading
+    "4. Fill in your name and email address.\n5. Optionally, you may choose your preferences.",
+    "You can request a refund.\n\n2. Non-Delivery: If the product is not delivered in time, ask for a refund.",
 ])
 def test_ordinary_sentences_stay_as_they_are(redactor, text):
     assert redacted(redactor, text) == text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Please send it to:\n1. 12 Oak Street, Springfield, IL 62704", "Please send it to:\n1. [ADDRESS]"),
+    ("We met at the corner of Main St and 5th Ave.", "We met at [ADDRESS]."),
+    ("i live on the corner of main and elm", "i live on [ADDRESS]"),
+    ("i work at nationwide mutual insurance company", "i work at [ORGANIZATION]"),
+    ("Thanks, miss Lopez, for your help.", "Thanks, [PERSON], for your help."),
+    ("Tilly, can you call me back?\n1. Maria Lopez: manager", "[PERSON], can you call me back?\n1. [PERSON]: manager"),
+    ("dr. hurst is on leave, ask mrs. jones my neighbour", "[PERSON] is on leave, ask [PERSON] my neighbour"),
+])
+def test_addresses_in_lists_intersections_lowercase_firms_and_titles(redactor, text, expected):
+    assert redacted(redactor, text) == expected
 
 
 def test_a_web_address_ends_before_the_sentences_punctuation(redactor):

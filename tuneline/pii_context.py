@@ -13,6 +13,7 @@ import itertools
 import re
 
 from presidio_analyzer import EntityRecognizer, RecognizerResult
+from spacy.lang.en.stop_words import STOP_WORDS
 
 # street-type words of many countries, whole words ("Rue de Libya", "Grote Baan") ...
 STREET_WORDS = ("street|st|road|rd|avenue|ave|av|boulevard|blvd|drive|dr|lane|ln|way|court|ct|place|pl|terrace|ter|"
@@ -54,7 +55,9 @@ STREET_PATTERNS = [
     re.compile(r"(?i)(?<![\w.])p\.?\s?o\.?\s*box\s+\d+\b|\bunit\s+\d+\s+box\s+\d+\b|\bpsc\s+\d+,?\s+box\s+\d+\b"),
     re.compile(r"\b(?:USNS|USS|USCGC)\s+[^\W\d_][\w'-]+"),
     re.compile(r"\b(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b"),
-    re.compile(r"(?i)\b(?:the )?corner of [^.!?\n{}]{3,80}?(?=[.!?\n]|$)"),  # an intersection is the address
+    # an intersection is the address: "the corner of Main St and 5th Ave", not "the corner of the page"
+    re.compile(r"(?i)\b(?:the )?corner of (?=(?:the )?(?-i:[A-Z\d])|[^.!?\n{}]{0,30}?\b(?:and|&)\b)[^.!?\n{}]{3,80}?"
+               r"(?=[.!?\n]|$)"),
 ]
 # Japanese block addresses, block numbers first or last beside a ward, city or town ("-ku", "-shi", "-cho"):
 # "3-14-2 Shibuya, Shibuya-ku", "〒150-0002 Tokyo, Shibuya-ku, Shibuya 3-14-2", "Shibuya 3-chome 14-2". Tried
@@ -196,9 +199,25 @@ def street_anchors(text: str) -> list[tuple[int, int]]:
                            for m in p.finditer(text)]
     spans = []
     for i, start, end in candidates:  # boxes and military mail (i >= 2) are addresses as they are
+        if i in (0, 1):
+            start = _after_list_marker(text, start)
+            if not text[start].isdigit():
+                continue  # "1. To close your account", "4. In the message box": a list, not a house number
         if i >= 2 or _plausible_street(text, start, end, number_first=i >= 0):
             spans.append((start, end))
     return spans
+
+
+_LIST_MARKER = re.compile(r"\d{1,2}[.)][ \t]+")
+
+
+def _after_list_marker(text: str, start: int) -> int:
+    """Where a number-first street begins once a numbered list's marker at the start of its line is left out
+    ("2. 12 Oak Street" is the street "12 Oak Street")."""
+    marker = _LIST_MARKER.match(text, start)
+    if marker is None or text[text.rfind("\n", 0, start) + 1:start].strip():
+        return start
+    return marker.end()
 
 
 def _grow(text: str, start: int, end: int, locations: list[tuple[int, int]], line_based: bool) -> int:
@@ -560,14 +579,21 @@ def titled_names(text: str) -> list[tuple[int, int]]:
     for m in re.finditer(rf"(?<![\w])(?i:{TITLES})\.?\s+", text):
         if m.group().strip().lower() in ("fr", "col", "gen", "lord", "lady", "dame") and "." not in m.group():
             continue
+        # "miss" in lowercase is mostly the verb: "i'll miss yooouuu my aunty", "miss A said"
+        verb_like = m.group().strip() == "miss"
         pos, words_end = m.end(), None
         for _ in range(3):
             w = re.match(_NAME_WORD, text[pos:])
             if not w:
                 break
             word = w.group()
-            ok = word[0].isupper() or (lowercase_text and (word in names or word not in common))
-            if not ok or (word.lower() in common and word.lower() not in names and words_end is not None):
+            if verb_like and words_end is None:
+                ok = len(word) > 1 and (word[0].isupper() or (lowercase_text and word in names))
+            else:
+                ok = word[0].isupper() or (lowercase_text and (word in names or word not in common))
+            small_word = lowercase_text and words_end is not None and word in STOP_WORDS  # "dr. hurst is"
+            if not ok or small_word or (word.lower() in common and word.lower() not in names
+                                        and words_end is not None):
                 break
             words_end = pos + w.end()
             nxt = re.match(r"\s+", text[words_end:])

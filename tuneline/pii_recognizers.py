@@ -235,6 +235,19 @@ CALENDAR_WORDS = frozenset(
 _ELONGATED = re.compile(r"([a-z])\1\1|^(?:so|to|yes|no)o+$")
 
 
+def _adverb(word: str) -> bool:
+    """An English adjective with "-ly" ("optionally", "finally"); not a name like "Tilly", "Beverly", "Bailey"."""
+    from wordfreq import zipf_frequency
+
+    stem = word[:-2]
+    return word.endswith("ly") and len(stem) >= 5 and zipf_frequency(stem, "en") >= 3.5
+
+
+# a numbered list item's heading: "2. Non-Delivery: If the product ..." (the span starts after the marker)
+_LIST_HEADING_BEFORE = re.compile(r"(?:^|\n)[ \t]*\d{1,2}[.)][ \t]+$")
+_LIST_HEADING_AFTER = re.compile(r"[ \t]*:")
+
+
 def _inside_handle_or_link(text: str, start: int, end: int) -> bool:
     """Whether [start, end) lies inside an @handle, a #tag or a web address."""
     token_start = max(text.rfind(" ", 0, start), text.rfind("\n", 0, start)) + 1
@@ -322,6 +335,11 @@ def drop_implausible_names(text: str, results: list, vouched=None) -> list:
                 continue  # an acronym alone ("VMA", "HSM", "XPS") names a brand, show or product, not a customer
             if r.entity_type == "PERSON" and any(w in CALENDAR_WORDS for w in words):
                 continue  # "Thu Jan", "Sunday Sept", "Merry Christmas"
+            if r.entity_type == "PERSON" and len(words) == 1 and _adverb(words[0]) and words[0] not in names:
+                continue  # an adverb opening a sentence: "Optionally, you may ...", "Alternatively, we"
+            if not said and not all(w in names for w in words) and _LIST_HEADING_AFTER.match(text, end) \
+                    and _LIST_HEADING_BEFORE.search(text, max(0, start - 8), start):
+                continue  # "2. Non-Delivery: If ...": a list item's heading; not "1. Maria Lopez: manager"
             by_context = r.entity_type == "ORGANIZATION" and (  # "the X office", "X Ltd."
                 r.score != NER_SCORE or bool(ENDS_WITH_COMPANY_SUFFIX.search(span)))
             if len(words) == 1 and words[0] in common and words[0] not in known and not by_context and not said:
@@ -595,6 +613,9 @@ _ORG_SUFFIX = (r"co\.\s?ltd|p\.l\.c|s\.a|l\.p|n\.v|"  # the dotted forms first: 
                r"inc|llc|ltd|plc|gmbh|corp|corporation|company|co|group|partners|consulting|technologies|"
                r"labs|holdings|bank|insurance|associates|ag|sa|sas|bv|nv|ab|oy|pty|llp|foundation|university|"
                r"limited|incorporated")
+# a sentence's small words are not a lowercase company's name: "a complaint against ur company"
+_NOT_A_NAME_WORD = (r"(?!(?:against|about|for|from|with|to|of|in|on|at|by|your|ur|yor|yr|my|our|their|his|her|its|"
+                    r"the|a|an|this|that|these|those|and|or)\b)")
 # a name that ends in a company's legal form is an organisation by its form, whatever its words
 ENDS_WITH_COMPANY_SUFFIX = re.compile(rf"(?i)\s(?:{_ORG_SUFFIX})\.?$")
 # the registered legal forms alone (not "group", "bank", "company"), written as registries write them: in any case
@@ -626,7 +647,7 @@ def organization_recognizers() -> list[EntityRecognizer]:
     suffixed = PatternRecognizer(supported_entity="ORGANIZATION", name="CompanySuffixRecognizer", patterns=[
         Pattern("words and a company suffix", rf"\b{_CAPS_RUN},?\s+(?i:{_ORG_SUFFIX})\b\.?", 0.6),
         Pattern("lowercase words and a company suffix",
-                rf"(?<![\w])(?:[a-z][\w'-]*\s+){{1,3}}(?i:{_ORG_SUFFIX})\b\.?(?=\s+(?:is|was|has|invested|office)\b|"
+                rf"(?<![\w])(?:{_NOT_A_NAME_WORD}[a-z][\w'-]*\s+){{1,3}}(?i:{_ORG_SUFFIX})\b\.?(?=\s+(?:is|was|has|invested|office)\b|"
                 rf"\s*(?:\n|\||$))", 0.5),
     ], global_regex_flags=re.DOTALL | re.MULTILINE)  # case-sensitive: the capitals mark where the name begins
     firm = RegexValueRecognizer("ORGANIZATION", "FirmNameRecognizer", [
