@@ -200,6 +200,16 @@ def test_addresses_in_lists_intersections_lowercase_firms_and_titles(redactor, t
     assert redacted(redactor, text) == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("Hola, me llamo Omar ibn Said y tengo un problema con mi pedido.",
+     "Hola, me llamo [PERSON] y tengo un problema con mi pedido."),
+    ("Thanks for the quick fix.\nBest,\nNur binti Hassan", "Thanks for the quick fix.\nBest,\n[PERSON]"),
+])
+def test_a_surnames_particles_are_part_of_the_name_wherever_it_is_found(redactor, text, expected):
+    """One list of particles ("de la", "bin", "binti", "ibn") for every rule that reads a name."""
+    assert redacted(redactor, text) == expected
+
+
 def test_a_web_address_ends_before_the_sentences_punctuation(redactor):
     assert redacted(redactor, "Check my portfolio at www.lenaphotos.de, my email is lena at lenaphotos dot de") \
         == "Check my portfolio at [URL], my email is [EMAIL]"

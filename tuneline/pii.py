@@ -28,6 +28,7 @@ from tuneline.pii_context import (
 from tuneline.pii_recognizers import (
     NER_SCORE,
     NER_TYPES,
+    SURNAME_PARTICLES,
     company_vocabulary,
     context_recognizers,
     digit_gated_phone_recognizer,
@@ -131,7 +132,7 @@ def line_joined_variants(text: str) -> list[str]:
 _SIGN_OFF_WORDS = "regards|sincerely|cheers|thanks|thank you|best|yours|warmly|respectfully"
 # ("Thanks,\nSiobhán Ní Bhriain", "Best, Juan de la Cruz"): up to four capitalised words, with the
 # lowercase particles of surnames between them
-_SURNAME_PARTICLES = "de|del|della|der|den|di|da|das|do|dos|du|la|le|van|von|ter|ten|bin|ibn|al|el|y"
+_SURNAME_PARTICLES = "|".join(map(re.escape, sorted(SURNAME_PARTICLES, key=len, reverse=True)))
 _SIGNED_OFF = re.compile(rf"\b(?i:{_SIGN_OFF_WORDS})(?:,?\s+|[!.][ \t]*\n\s*)(?!(?i:{_SIGN_OFF_WORDS})\b)"
                          rf"([A-Z][\w'’-]+(?:[ \t](?:(?:{_SURNAME_PARTICLES})[ \t])*[A-Z][\w'’-]+){{0,3}})"
                          r"(?=[ \t]*(?:[,\n]|$))")

@@ -15,6 +15,8 @@ import re
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from spacy.lang.en.stop_words import STOP_WORDS
 
+from tuneline.pii_recognizers import SURNAME_PARTICLES
+
 # street-type words of many countries, whole words ("Rue de Libya", "Grote Baan") ...
 STREET_WORDS = ("street|st|road|rd|avenue|ave|av|boulevard|blvd|drive|dr|lane|ln|way|court|ct|place|pl|terrace|ter|"
                 "parkway|pkwy|highway|hwy|circle|cir|square|sq|close|crescent|row|walk|alley|mews|grove|gardens|"
@@ -433,7 +435,6 @@ _INTRODUCED_ABROAD = re.compile(
     r"ik ben))[ \t]+)([^\W\d_][\w'’-]*(?:[ \t]+[^\W\d_][\w'’-]*){0,4})")
 _ABROAD_VERB_HINTS = ("llamo", "nombre es", "appelle", "nom est", "heiße", "heisse", "name ist", "chiamo", "nome ",
                       "chamo", "naam is", "heet", "soy ", "sono ", "suis ", "bin ", "sou ", "ben ")
-_NAME_PARTICLES = frozenset("de da do dos das del della di van von der den la le du y e".split())
 
 
 def _leading_name_end(match: re.Match) -> int | None:
@@ -443,7 +444,7 @@ def _leading_name_end(match: re.Match) -> int | None:
     for word in re.finditer(r"\S+", match.group(3)):
         if word.group()[0].isupper():
             end = match.start(3) + word.end()
-        elif word.group().lower() not in _NAME_PARTICLES:
+        elif word.group().lower() not in SURNAME_PARTICLES:
             break
     return end
 

@@ -225,9 +225,12 @@ def trim_social_noise(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-NAME_PARTICLES = frozenset({"of", "the", "and", "upon", "on",
-                            "de", "la", "del", "da", "do", "dos", "das", "di", "van", "von", "der", "den", "ter", "ten",
-                            "bin", "binti", "ibn", "al", "el", "le", "du", "y", "e", "mc", "o'"})
+# the lowercase words between a person's names ("Juan de la Cruz", "Siobhán Ní Bhriain", "Ahmad bin Ali"): one
+# list for sign-offs, self-introductions abroad and the NER's names
+SURNAME_PARTICLES = frozenset("de del della da das do dos di du la le van von der den ter ten bin binti ibn al el y "
+                              "e mc o'".split())
+# ... and of an organisation's or a place's ("Bank of the West", "Stratford-upon-Avon")
+NAME_PARTICLES = SURNAME_PARTICLES | {"of", "the", "and", "upon", "on"}
 CALENDAR_WORDS = frozenset(
     "mon tue tues wed thu thur thurs fri sat sun monday tuesday wednesday thursday friday saturday sunday jan feb "
     "mar apr jun jul aug sep sept oct nov dec january february march july august september october november "
