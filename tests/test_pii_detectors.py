@@ -332,6 +332,8 @@ def test_a_dialogues_speakers_are_people_and_its_labels_are_not(redactor):
     ("My username for the app is not working", "My username for the app is not working"),
     ("You can reach me at my personal site https://janedoe.dev/contact", "You can reach me at my personal site [URL]"),
     # identifiers a label names; a role over a department; a Japanese district written with a hyphen
+    # a relative named the way the age patterns know them (one list): grandma, mum, daddy ...
+    ("I opened it for my grandma Rose last week.", "I opened it for my grandma [PERSON] last week."),
     ("my insurance ID is MBI 1EG4-TE5-MK73", "my insurance ID is [ID_NUMBER]"),
     ("Passport: 533380006, DOB 1979-11-02", "Passport: [ID_NUMBER], DOB [DATE]"),
     ("Dr. Amara Nwosu-Eze, head of procurement at Lagos Textiles Ltd., wrote",

@@ -21,6 +21,15 @@ US_STATES = ("AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|
              "NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC")
 
 
+# a writer's family, whose name ("my mum Sarah") and age ("my son is 6") are personal ...
+_RELATIVES = ("daughter|son|kid|child|children|baby|boy|girl|mother|mom|mum|mommy|father|dad|daddy|parent|"
+              "husband|wife|partner|grandson|granddaughter|grandchild|grandchildren|grandmother|grandma|granny|"
+              "grandfather|grandpa|brother|sister|sibling|niece|nephew|aunt|uncle|cousin|toddler|teen|teenager")
+# ... and the other people around them, named the same way ("my assistant Lars", "our landlord Mr. Okafor")
+_PEOPLE_AROUND = ("boss|manager|colleague|friend|assistant|coworker|co-worker|neighbou?r|fianc[ée]e?|girlfriend|"
+                  "boyfriend|roommate|flatmate|landlord|landlady|tenant|nanny|carer|caregiver|supervisor")
+
+
 def support_recognizers() -> list[EntityRecognizer]:
     street = PatternRecognizer(supported_entity="STREET_ADDRESS", name="StreetAddressRecognizer", patterns=[
         Pattern("number street suffix", rf"(?i)\b\d{{1,6}}\s+(?:[a-z0-9'.-]+\s+){{0,3}}(?:{STREET_SUFFIXES})\b\.?"
@@ -83,10 +92,7 @@ def support_recognizers() -> list[EntityRecognizer]:
                 r"father|mom|dad|account|email|phone|number|order|card|birthday|boss|friend|brother|sister|partner|"
                 r"name|profile)\b)", 0.55),
         Pattern("resident", r"\b[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?(?=\s(?:lives|lived|moved|works|worked)\b)", 0.55),
-        Pattern("relative", r"(?<=\b(?:my|his|her|our|their)\s(?:kid|son|daughter|wife|husband|partner|mother|"
-                r"father|mom|dad|brother|sister|boss|manager|colleague|friend|assistant|coworker|co-worker|"
-                r"neighbou?r|fianc[ée]e?|girlfriend|boyfriend|roommate|flatmate|landlord|landlady|tenant|nanny|"
-                r"carer|caregiver|supervisor|grandson|granddaughter|niece|nephew|cousin|uncle|aunt)\s)"
+        Pattern("relative", rf"(?<=\b(?:my|his|her|our|their)\s(?:{_RELATIVES}|{_PEOPLE_AROUND})\s)"
                 r"(?!I['’])[A-Z][\w'-]+", 0.6),
         Pattern("credited", r"(?<=\b(?:directed by|written by|starring|produced by|signed by)\s)"
                 r"[A-Z][\w'-]+(?:\s[A-Z][\w'-]+)?", 0.55),
@@ -458,9 +464,6 @@ _TLDS = (r"com|net|org|edu|gov|io|co|uk|de|fr|es|it|nl|be|ch|at|se|no|dk|fi|pl|c
 _URL_TAIL = r"[^\s<>\"'|]*[^\s<>\"'|.,;:!?)]"
 
 
-_RELATIVES = ("daughter|son|kid|child|children|baby|boy|girl|mother|mom|mum|mommy|father|dad|daddy|parent|"
-              "husband|wife|partner|grandson|granddaughter|grandchild|grandchildren|grandmother|grandma|granny|"
-              "grandfather|grandpa|brother|sister|sibling|niece|nephew|aunt|uncle|cousin|toddler|teen|teenager")
 # an age ends its clause or is followed by years: not "he is 5 minutes away", "my son was 2 hours late"
 _AGE_END = r"(?=\s*(?:years?|yrs?|$|[.!;)]|,\s|and\b|but\b|so\b|now\b|next\b|this\b|last\b))"
 
