@@ -15,7 +15,7 @@ import re
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from spacy.lang.en.stop_words import STOP_WORDS
 
-from tuneline.pii_recognizers import SURNAME_PARTICLES
+from tuneline.pii_recognizers import LIST_MARKER, SURNAME_PARTICLES
 
 # street-type words of many countries, whole words ("Rue de Libya", "Grote Baan") ...
 STREET_WORDS = ("street|st|road|rd|avenue|ave|av|boulevard|blvd|drive|dr|lane|ln|way|court|ct|place|pl|terrace|ter|"
@@ -210,7 +210,7 @@ def street_anchors(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-_LIST_MARKER = re.compile(r"\d{1,2}[.)][ \t]+")
+_LIST_MARKER = re.compile(LIST_MARKER)
 
 
 def _after_list_marker(text: str, start: int) -> int:

@@ -252,8 +252,10 @@ def _adverb(word: str) -> bool:
     return word.endswith("ly") and len(stem) >= 5 and zipf_frequency(stem, "en") >= 3.5
 
 
+# a numbered list item's marker ("2. ", "4) "), read by the street rules and for a list item's heading
+LIST_MARKER = r"\d{1,2}[.)][ \t]+"
 # a numbered list item's heading: "2. Non-Delivery: If the product ..." (the span starts after the marker)
-_LIST_HEADING_BEFORE = re.compile(r"(?:^|\n)[ \t]*\d{1,2}[.)][ \t]+$")
+_LIST_HEADING_BEFORE = re.compile(rf"(?:^|\n)[ \t]*{LIST_MARKER}$")
 _LIST_HEADING_AFTER = re.compile(r"[ \t]*:")
 
 
