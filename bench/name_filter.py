@@ -3,7 +3,7 @@
 `python -m bench.name_filter` reads presidio-research generated_large and WNUT'17 train from
 ../shared/data, runs the redactor without the filter, labels each PERSON/LOCATION/ORGANIZATION detection
 scored below 0.9 as true (it overlaps a gold PII span) or false, and cross-validates (5 folds grouped by
-text). The threshold is the highest of the grid that keeps >= 99% of the synthetic set's true detections
+text). The threshold is the highest of the grid that keeps >= 98.5% of the synthetic set's true detections
 out of fold; the table shows what each threshold does. The classifier is then fitted on every row and
 written beside the module with its sha256. The held-out sets are not read here.
 """
@@ -17,14 +17,18 @@ import numpy as np
 
 DEV_FILES = ("presidio/generated_large.json", "wnut17/emerging.train.conll")
 SYNTHETIC = DEV_FILES[0]
-THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-KEEP_SYNTHETIC = 0.99
+THRESHOLDS = tuple(round(0.2 + 0.05 * k, 2) for k in range(16))  # 0.2 .. 0.95
+KEEP_SYNTHETIC = 0.985
 
 
 def classifier():
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, class_weight="balanced", random_state=0)
+    # shallow trees with large leaves: 600 of the 624 features are word vectors and only ~370 rows are false, so
+    # the unregularised model (31 leaves of >= 20 rows) fitted the synthetic set's names; out of fold, at the
+    # same share of true detections kept, these trees flag ~10% fewer of WNUT train's PII-free texts
+    return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, max_leaf_nodes=7, min_samples_leaf=80,
+                                          l2_regularization=1.0, class_weight="balanced", random_state=0)
 
 
 def candidate_rows(data: Path):
@@ -90,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
             if name == SYNTHETIC and threshold and kept >= KEEP_SYNTHETIC * len(true):
                 chosen = threshold
         print(f"{threshold:.2f} | " + " | ".join(cells))
-    print(f"chosen threshold: {chosen} (highest keeping >= {KEEP_SYNTHETIC:.0%} of {SYNTHETIC}'s true detections)")
+    print(f"chosen threshold: {chosen} (highest keeping >= {KEEP_SYNTHETIC:.1%} of {SYNTHETIC}'s true detections)")
     if args.dry_run:
         return
     width = redactor.analyzer.nlp_engine.nlp["en"].vocab.vectors.shape[1]

@@ -5,7 +5,7 @@ import pytest
 from tests.conftest import PROJECT_ROOT
 from tuneline.pii_eval import load_conll_as_records, score_detections
 
-FLAGGED_WNUT_DEV = 49  # README: 47 of 527 (8.9%); +2 for NER ties that fall the other way on another CPU
+FLAGGED_WNUT_DEV = 43  # README: 41 of 527 (7.8%); +2 for NER ties that fall the other way on another CPU
 
 
 def test_scoring_counts_tp_fn_fp_and_pii_free_flags():
@@ -124,10 +124,10 @@ def test_figures_on_a_generated_set_never_tuned_on_hold(redactor):
 
     generated = PROJECT_ROOT / "tests" / "data" / "pii_generated_seed12.json"
     report = evaluate_records(redactor, load_presidio_json(generated))
-    assert report.overall().char_share >= 0.908, report.overall()  # README: 0.915 (a few NER ties either way)
-    # README: 0.821, 0.973, 1.000, 0.989, 1.000, 1.000, 0.935, 0.914 (32 of 35), 0.941, 0.837, 0.945
+    assert report.overall().char_share >= 0.903, report.overall()  # README: 0.910 (a few NER ties either way)
+    # README: 0.821, 0.973, 1.000, 0.989, 1.000, 1.000, 0.923, 0.914 (32 of 35), 0.941, 0.833, 0.945
     minimum = {"TITLE": 0.8, "ADDRESS": 0.965, "AGE": 0.98, "PHONE_NUMBER": 0.97, "CREDIT_CARD": 1.0,
-               "EMAIL_ADDRESS": 1.0, "PERSON": 0.925, "ZIP_CODE": 0.88, "DOMAIN_NAME": 0.94, "ORGANIZATION": 0.82,
+               "EMAIL_ADDRESS": 1.0, "PERSON": 0.915, "ZIP_CODE": 0.88, "DOMAIN_NAME": 0.94, "ORGANIZATION": 0.82,
                "LOCATION": 0.935}
     for kind, least in minimum.items():
         assert report.by_type[kind].masked_recall >= least, (kind, report.by_type[kind])
