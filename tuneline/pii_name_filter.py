@@ -80,6 +80,14 @@ def _foreign_share(words: list[str]) -> float:
     return sum(foreign_margin(w) > FOREIGN_MARGIN for w in words) / max(1, len(words))
 
 
+@lru_cache(maxsize=1024)
+def _text_shares(text: str) -> tuple[float, float]:
+    """The shares of a text's words that are capitalised and that lean to another language: once per text, not
+    once per judged span in it."""
+    words = _WORD.findall(text)
+    return sum(w[0].isupper() for w in words) / max(1, len(words)), _foreign_share([w.lower() for w in words])
+
+
 def span_features(text: str, start: int, end: int, entity_type: str, score: float, vocab) -> np.ndarray:
     """One row: 24 scalar features, the span's mean word vector, the mean vector of two words either side."""
     from wordfreq import zipf_frequency
@@ -94,9 +102,8 @@ def span_features(text: str, start: int, end: int, entity_type: str, score: floa
     low = [w.lower() for w in words]
     before = _WORD.findall(text[max(0, start - 40):start])[-2:]
     after = _WORD.findall(text[end:end + 40])[:2]
-    in_text = _WORD.findall(text)
     context_low = [w.lower() for w in before + after]
-    capitalised_share = sum(w[0].isupper() for w in in_text) / max(1, len(in_text))
+    capitalised_share, text_foreign_share = _text_shares(text)
     span_vector, with_vector = _mean_vector(vocab, low, width)
     context_vector, _ = _mean_vector(vocab, context_low, width)
     zipfs = [zipf_frequency(w, "en") for w in low] or [0.0]
@@ -107,8 +114,7 @@ def span_features(text: str, start: int, end: int, entity_type: str, score: floa
                any(w in common for w in low), max(zipfs), min(zipfs), with_vector, capitalised_share, score,
                entity_type == "PERSON", entity_type == "LOCATION", entity_type == "ORGANIZATION",
                mark in ("@", "#"), text == text.lower(), bool(before) and before[-1][0].isupper(),
-               span == span.lower(), _foreign_share(low), _foreign_share(context_low),
-               _foreign_share([w.lower() for w in in_text]),
+               span == span.lower(), _foreign_share(low), _foreign_share(context_low), text_foreign_share,
                any(w in CALENDAR_WORDS for w in low + context_low)]
     return np.concatenate([np.asarray(scalars, dtype=np.float32), span_vector, context_vector])
 
