@@ -356,6 +356,11 @@ def decoding_side_by_side(home: Path, products: list[str], split: str, decoding,
     return rows
 
 
+def customer_words(record: dict) -> str:
+    """A chat's customer turns as one text: what similar tickets are found by."""
+    return " ".join(m["content"] for m in record["messages"] if m["role"] == "user")
+
+
 def nearest_reply_rouge(home: Path, eval_examples: int) -> dict[str, dict]:
     """Two yardsticks that need no model, on the same first `eval_examples` test tickets and the same ROUGE-L:
     each ticket answered with the reply of the training ticket whose words overlap it most (Jaccard), and with
@@ -369,9 +374,6 @@ def nearest_reply_rouge(home: Path, eval_examples: int) -> dict[str, dict]:
     def words(text: str) -> set[str]:
         return set(text.lower().split())
 
-    def user_text(record: dict) -> str:
-        return " ".join(m["content"] for m in record["messages"] if m["role"] == "user")
-
     def reply(record: dict) -> str:
         return record["messages"][-1]["content"]
 
@@ -379,14 +381,14 @@ def nearest_reply_rouge(home: Path, eval_examples: int) -> dict[str, dict]:
     for product in _products(home):
         train = read_chat_jsonl(home / "exports" / product / "train.jsonl")
         test = read_chat_jsonl(home / "exports" / product / "test.jsonl")[:eval_examples]
-        train_words = [words(user_text(r)) for r in train]
+        train_words = [words(customer_words(r)) for r in train]
         by_type: dict[str, list[str]] = {}
         for record in train:
             by_type.setdefault(record["metadata"].get("topic") or "", []).append(reply(record))
         typical = {kind: replies[mbr_choice(replies)] for kind, replies in by_type.items()}
         nearest_replies, typical_replies = [], []
         for record in test:
-            asked = words(user_text(record))
+            asked = words(customer_words(record))
             nearest = train[max(range(len(train)),
                                 key=lambda i: len(asked & train_words[i]) / (len(asked | train_words[i]) or 1))]
             nearest_replies.append(reply(nearest))

@@ -20,14 +20,11 @@ import json
 import time
 from pathlib import Path
 
-from bench.bitext_quality import _pooled, _resources
+from bench.bitext_quality import _pooled, _resources, _trained, customer_words
 from tuneline.names import product_key
+from tuneline.storage import atomic_write_jsonl
 
 ROUTES = ("plain", "exemplar")
-
-
-def customer_words(record: dict) -> str:
-    return " ".join(m["content"] for m in record["messages"] if m["role"] == "user")
 
 
 def with_exemplar(record: dict, exemplar: dict) -> dict:
@@ -69,20 +66,14 @@ def first_per_product(records: list[dict], limit: int) -> list[dict]:
 
 
 def _write(path: Path, records: list[dict]) -> str:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return str(path)
+    return str(atomic_write_jsonl(path, records))
 
 
 def _train(config) -> dict:
-    from tuneline.training import main as train
-
-    done = Path(config.output_dir)
-    if not (done / "metadata.json").exists():
-        started = time.perf_counter()
-        train(config)
-        (done / "bench_seconds.txt").write_text(f"{time.perf_counter() - started:.0f}\n")
-    seconds = done / "bench_seconds.txt"
-    return {"dir": str(done), "train_seconds": int(seconds.read_text()) if seconds.exists() else None}
+    """The run's folder and its training seconds (training's own summary): trained once, then reused."""
+    done = _trained(config)
+    summary = json.loads((done / "metadata.json").read_text())["summary"]
+    return {"dir": str(done), "train_seconds": round(summary["train_seconds"])}
 
 
 def _scored(base: str, adapter: str, records: list[dict]) -> tuple[list[float], int, int]:
