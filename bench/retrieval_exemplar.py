@@ -10,7 +10,7 @@ similar training ticket's. Both routes train the same way for the same examples 
 the pooled training splits, then per product a continuation on the product's own split (as `lora_adapter`
 continues the shared adapter). Greedy replies on the validation tickets are scored by ROUGE-L, the routes'
 difference gets a paired interval, and the exemplar reply alone is the yardstick the routes must beat.
-Adapters are kept under `<home>/exemplar/` and reused; rows land in `<home>/exemplar/rows.json`.
+Adapters are kept under `<home>/exemplar/` and reused; rows land in `<home>/exemplar/rows_<route>.json`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.bitext_quality import _pooled, _resources, _trained, customer_words
 from tuneline.names import product_key
 from tuneline.storage import atomic_write_jsonl
-
-ROUTES = ("plain", "exemplar")
 
 
 def with_exemplar(record: dict, exemplar: dict) -> dict:
@@ -87,65 +87,93 @@ def _scored(base: str, adapter: str, records: list[dict]) -> tuple[list[float], 
     return per, budget, sum(replies["candidate"]["finished"])
 
 
+@dataclass
+class Route:
+    """A way of prompting set beside plain fine-tuning: how the pooled training records and the evaluation records
+    look under it, and optionally a yardstick reply per evaluation record (scored alone)."""
+
+    name: str
+    train: Callable[[list[dict]], list[dict]]
+    prompt: Callable[[list[dict]], list[dict]]
+    yardstick: Callable[[list[dict]], list[str]] | None = None
+
+
+def exemplar_route(train: list[dict]) -> Route:
+    bank = ExemplarBank(train)
+
+    def trained(records: list[dict]) -> list[dict]:
+        exemplars = bank.nearest(records, bank_positions=list(range(len(records))))
+        return [with_exemplar(r, e) for r, e in zip(records, exemplars, strict=True)]
+
+    def prompted(records: list[dict]) -> list[dict]:
+        return [with_exemplar(r, e) for r, e in zip(records, bank.nearest(records), strict=True)]
+
+    def alone(records: list[dict]) -> list[str]:
+        return [e["messages"][-1]["content"] for e in bank.nearest(records)]
+
+    return Route("exemplar", trained, prompted, alone)
+
+
 def side_by_side(home: Path, products: list[str], shared_examples: int, product_examples: int,
-                 shared_val_per_product: int, product_val: int, learning_rate: float, lora_r: int) -> list[dict]:
+                 shared_val_per_product: int, product_val: int, learning_rate: float, lora_r: int,
+                 make_route: Callable[[list[dict]], Route] = exemplar_route) -> list[dict]:
+    """Plain fine-tuning and `make_route(train)`'s, both stages, compared on the same validation tickets."""
     from tuneline.evaluation import paired_bootstrap, rouge_per_example
     from tuneline.training import TrainConfig
 
-    out = home / "exemplar"
+    out = home / "exemplar"  # every route's adapters live here, so the plain ones are trained once for all
     out.mkdir(exist_ok=True)
     resources = _resources(home)
     base = resources["base_model"].resolve(resources["storage"].model_cache)
     train = _pooled(home, "train")
     val = _pooled(home, "val")
-    bank = ExemplarBank(train)
-    train_exemplars = bank.nearest(train, bank_positions=list(range(len(train))))
-    data = {"plain": train, "exemplar": [with_exemplar(r, e) for r, e in zip(train, train_exemplars, strict=True)]}
+    route = make_route(train)
+    names = ("plain", route.name)
+    data = {"plain": train, route.name: route.train(train)}
     loss_val = first_per_product(val, 16)
-    loss_val_data = {"plain": loss_val,
-                     "exemplar": [with_exemplar(r, e) for r, e in zip(loss_val, bank.nearest(loss_val), strict=True)]}
+    loss_val_data = {"plain": loss_val, route.name: route.prompt(loss_val)}
     common = {"learning_rate": learning_rate, "lora_r": lora_r, "lora_alpha": 2 * lora_r, "max_length": 1024,
               "keep": "last"}
     rows = []
 
     def compare(label: str, records: list[dict], adapters: dict[str, dict]) -> dict:
-        exemplars = bank.nearest(records)
-        prompts = {"plain": records, "exemplar": [with_exemplar(r, e) for r, e in zip(records, exemplars,
-                                                                                         strict=True)]}
-        references = [r["messages"][-1]["content"] for r in records]
-        alone = rouge_per_example([e["messages"][-1]["content"] for e in exemplars], references)["rougeL"]
-        row: dict = {"scope": label, "val_tickets": len(records), "rougeL_exemplar_reply_alone": _mean(alone)}
+        prompts = {"plain": records, route.name: route.prompt(records)}
+        row: dict = {"scope": label, "val_tickets": len(records)}
+        if route.yardstick is not None:
+            references = [r["messages"][-1]["content"] for r in records]
+            alone = rouge_per_example(route.yardstick(records), references)["rougeL"]
+            row[f"rougeL_{route.name}_reply_alone"] = _mean(alone)
         per = {}
-        for route in ROUTES:
+        for name in names:
             started = time.perf_counter()
-            per[route], row["max_new_tokens"], ended = _scored(base, adapters[route]["dir"], prompts[route])
-            row[f"rougeL_{route}"] = _mean(per[route])
-            row[f"ended_{route}"] = ended
-            row[f"train_seconds_{route}"] = adapters[route]["train_seconds"]
-            row[f"generate_seconds_{route}"] = round(time.perf_counter() - started)
-        interval = paired_bootstrap(per["exemplar"], per["plain"])
-        row["exemplar_minus_plain"] = (f"{interval['delta']:+.3f} "
-                                       f"[{interval['ci_low']:+.3f}, {interval['ci_high']:+.3f}]")
+            per[name], row["max_new_tokens"], ended = _scored(base, adapters[name]["dir"], prompts[name])
+            row[f"rougeL_{name}"] = _mean(per[name])
+            row[f"ended_{name}"] = ended
+            row[f"train_seconds_{name}"] = adapters[name]["train_seconds"]
+            row[f"generate_seconds_{name}"] = round(time.perf_counter() - started)
+        interval = paired_bootstrap(per[route.name], per["plain"])
+        row[f"{route.name}_minus_plain"] = (f"{interval['delta']:+.3f} "
+                                            f"[{interval['ci_low']:+.3f}, {interval['ci_high']:+.3f}]")
         print(json.dumps(row), flush=True)
         rows.append(row)
-        (out / "rows.json").write_text(json.dumps(rows, indent=1))
+        (out / f"rows_{route.name}.json").write_text(json.dumps(rows, indent=1))
         return row
 
     shared = {}
-    for route in ROUTES:
-        shared[route] = _train(TrainConfig(
-            model=base, train_file=_write(out / f"train_{route}.jsonl", data[route]),
-            val_file=_write(out / f"val_{route}.jsonl", loss_val_data[route]),
-            output_dir=str(out / f"shared_{route}_{shared_examples}"), examples_seen=shared_examples, **common))
+    for name in names:
+        shared[name] = _train(TrainConfig(
+            model=base, train_file=_write(out / f"train_{name}.jsonl", data[name]),
+            val_file=_write(out / f"val_{name}.jsonl", loss_val_data[name]),
+            output_dir=str(out / f"shared_{name}_{shared_examples}"), examples_seen=shared_examples, **common))
     compare("shared adapter as is, every product", first_per_product(val, shared_val_per_product), shared)
     for product in products:
         mine = [k for k, r in enumerate(train) if r["metadata"]["product"] == product]
         continued = {}
-        for route in ROUTES:
-            continued[route] = _train(TrainConfig(
-                model=base, init_adapter=shared[route]["dir"],
-                train_file=_write(out / f"train_{route}_{product}.jsonl", [data[route][k] for k in mine]),
-                output_dir=str(out / product / f"{route}_{product_examples}"), examples_seen=product_examples,
+        for name in names:
+            continued[name] = _train(TrainConfig(
+                model=base, init_adapter=shared[name]["dir"],
+                train_file=_write(out / f"train_{name}_{product}.jsonl", [data[name][k] for k in mine]),
+                output_dir=str(out / product / f"{name}_{product_examples}"), examples_seen=product_examples,
                 **common))
         compare(product, [r for r in val if r["metadata"]["product"] == product][:product_val], continued)
     return rows
@@ -155,8 +183,8 @@ def _mean(values: list[float]) -> float:
     return round(sum(values) / max(1, len(values)), 4)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(make_route: Callable[[list[dict]], Route] = exemplar_route, description: str = __doc__) -> None:
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--products", nargs="*", type=product_key, default=[])  # the one gate for names
     parser.add_argument("--shared-examples", type=int, default=960)
@@ -167,7 +195,7 @@ def main() -> None:
     parser.add_argument("--lora-r", type=int, default=16)
     args = parser.parse_args()
     side_by_side(args.home, args.products, args.shared_examples, args.product_examples,
-                 args.shared_val_per_product, args.product_val, args.learning_rate, args.lora_r)
+                 args.shared_val_per_product, args.product_val, args.learning_rate, args.lora_r, make_route)
 
 
 if __name__ == "__main__":
