@@ -23,9 +23,9 @@ import random
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-WNUT_TRAIN = "wnut17/emerging.train.conll"
-SYNTHETIC = "presidio/generated_large.json"
+from bench.name_filter import DATA, DEV_FILES, SYNTHETIC
+
+WNUT_TRAIN = DEV_FILES[1]
 # the NER labels a name-like gold span decides; any other entity the NER finds is kept as it found it
 NAME_LABELS = frozenset({"PERSON", "GPE", "LOC", "FAC", "ORG", "NORP", "PRODUCT", "WORK_OF_ART", "EVENT"})
 GOLD_TO_NER = {"PERSON": "PERSON", "LOCATION": "GPE", "ORGANIZATION": "ORG",
@@ -42,15 +42,19 @@ def training_entities(nlp, text: str, gold_spans: list[dict]) -> list[tuple[int,
     tokens), then the NER's own entities of other kinds that overlap none of them; never overlapping."""
     doc = nlp.make_doc(text)
     chosen: list[tuple[int, int, str]] = []
-    for span in gold_spans:
-        label = GOLD_TO_NER.get(span["entity_type"])
-        found = doc.char_span(span["start_position"], span["end_position"], alignment_mode="expand") if label else None
-        if found is not None and not any(found.start_char < b and a < found.end_char for a, b, _ in chosen):
-            chosen.append((found.start_char, found.end_char, label))
+
+    def add(span, label: str) -> None:
+        if not any(span.start_char < b and a < span.end_char for a, b, _ in chosen):
+            chosen.append((span.start_char, span.end_char, label))
+
+    for gold in gold_spans:
+        label = GOLD_TO_NER.get(gold["entity_type"])
+        found = doc.char_span(gold["start_position"], gold["end_position"], alignment_mode="expand") if label else None
+        if found is not None:
+            add(found, label)
     for entity in nlp(text).ents:
-        if entity.label_ not in NAME_LABELS and not any(
-                entity.start_char < b and a < entity.end_char for a, b, _ in chosen):
-            chosen.append((entity.start_char, entity.end_char, entity.label_))
+        if entity.label_ not in NAME_LABELS:
+            add(entity, entity.label_)
     return sorted(chosen)
 
 
@@ -97,8 +101,10 @@ def measure(spacy_model: str, data: Path, eval_files: list[Path], with_filter: b
     redactor = PiiRedactor(spacy_model=spacy_model, name_filter=False)
     if with_filter:
         name_filter = fitted_filter(redactor, lambda name, i: name != WNUT_TRAIN or not held_out(i), data)
+        # a fresh redactor, since the first one keeps its unfiltered results in its cache; its cached
+        # property is set to this NER's own filter
         redactor = PiiRedactor(spacy_model=spacy_model)
-        redactor.__dict__["name_filter"] = name_filter  # the cached property, set to this NER's own filter
+        redactor.__dict__["name_filter"] = name_filter
     sets = {"WNUT train, held fifth": [r for i, r in enumerate(load_labeled(data / WNUT_TRAIN)) if held_out(i)]}
     sets.update({f.name: load_labeled(f) for f in eval_files})
     rows = []
