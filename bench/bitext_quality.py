@@ -5,7 +5,7 @@
     python -m bench.bitext_quality evaluate --home /tmp/bitext --learning-rate 3e-4 --lora-r 16 \
         --examples-seen 2400 --product-examples-seen 320 --eval-examples 24
     python -m bench.bitext_quality table    --home /tmp/bitext    # the markdown table of the evaluate rows
-    python -m bench.bitext_quality nearest  --home /tmp/bitext    # yardsticks: nearest reply, typical reply of its type
+    python -m bench.bitext_quality nearest  --home /tmp/bitext    # yardsticks: nearest, typical, random and best reply of its type
     python -m bench.bitext_quality decoding --home /tmp/bitext --products contact --split val  # greedy vs MBR
     python -m bench.bitext_quality decoding --home /tmp/bitext --products refund --split val --beams 4  # vs beam
     python -m bench.bitext_quality shared-start --home /tmp/bitext --learning-rate 1e-3 --products contact
@@ -366,7 +366,11 @@ def nearest_reply_rouge(home: Path, eval_examples: int) -> dict[str, dict]:
     each ticket answered with the reply of the training ticket whose words overlap it most (Jaccard), and with
     the most typical training reply of that ticket's request type (bitext's intent, `metadata.topic`): the one
     with the highest summed ROUGE-L against the type's other training replies. The second shows how far a
-    reply that is typical, not tailored, goes on this metric."""
+    reply that is typical, not tailored, goes on this metric. Two more bound what any reply can gain by
+    choosing among what was written before, from the ticket's own (recorded) type: the average ROUGE-L of
+    that type's training replies against the reference (a reply of the right type, drawn at random), and the
+    best of them (an oracle that has read the reference). When the nearest reply scores no better than a
+    random one of its type, the customer's wording says nothing about the reference's wording beyond its type."""
     from tuneline.decoding import mbr_choice
     from tuneline.evaluation import rouge_per_example
     from tuneline.training import read_chat_jsonl
@@ -386,8 +390,12 @@ def nearest_reply_rouge(home: Path, eval_examples: int) -> dict[str, dict]:
         for record in train:
             by_type.setdefault(record["metadata"].get("topic") or "", []).append(reply(record))
         typical = {kind: replies[mbr_choice(replies)] for kind, replies in by_type.items()}
-        nearest_replies, typical_replies = [], []
+        nearest_replies, typical_replies, same_type_mean, same_type_best = [], [], [], []
         for record in test:
+            same_type = by_type.get(record["metadata"].get("topic") or "", [])
+            scores = rouge_per_example(same_type, [reply(record)] * len(same_type))["rougeL"] or [0.0]
+            same_type_mean.append(sum(scores) / len(scores))
+            same_type_best.append(max(scores))
             asked = words(customer_words(record))
             nearest = train[max(range(len(train)),
                                 key=lambda i: len(asked & train_words[i]) / (len(asked | train_words[i]) or 1))]
@@ -397,7 +405,9 @@ def nearest_reply_rouge(home: Path, eval_examples: int) -> dict[str, dict]:
         near = rouge_per_example(nearest_replies, references)["rougeL"]
         medoid = rouge_per_example(typical_replies, references)["rougeL"]
         rows[product] = {"test": len(test), "rougeL_nearest_reply": round(sum(near) / len(near), 4),
-                         "rougeL_typical_reply": round(sum(medoid) / len(medoid), 4)}
+                         "rougeL_typical_reply": round(sum(medoid) / len(medoid), 4),
+                         "rougeL_same_type_random": round(sum(same_type_mean) / len(test), 4),
+                         "rougeL_same_type_oracle": round(sum(same_type_best) / len(test), 4)}
     return rows
 
 

@@ -33,7 +33,10 @@ _SENTENCE_END = ".!?:"
 # Cegah", "como saben que"); wordfreq says how much likelier a word is in one of them than in English
 OTHER_LANGUAGES = ("es", "pt", "fr", "de", "it", "nl", "id", "ms", "fil", "tr", "pl", "sv")
 FOREIGN_MARGIN = 1.5  # Zipf points: "como" pt 6.8 vs en 3.2 is foreign; "sabrina" pt 3.8 vs en 3.4 is not
-CALENDAR_WORDS = frozenset(
+# words of time for the filter's calendar feature: wider than pii_recognizers.CALENDAR_WORDS, which drops a name
+# outright and so leaves out months that are also first names ("May", "April", "June") and "today"-like words;
+# a feature only weighs them, so here they all count
+TIME_WORDS = frozenset(
     "monday tuesday wednesday thursday friday saturday sunday today tonight tomorrow yesterday weekend "
     "morning evening night day days week january february march april may june july august september "
     "october november december jan feb mar apr jun jul aug sep sept oct nov dec spring summer autumn "
@@ -115,7 +118,7 @@ def span_features(text: str, start: int, end: int, entity_type: str, score: floa
                entity_type == "PERSON", entity_type == "LOCATION", entity_type == "ORGANIZATION",
                mark in ("@", "#"), text == text.lower(), bool(before) and before[-1][0].isupper(),
                span == span.lower(), _foreign_share(low), _foreign_share(context_low), text_foreign_share,
-               any(w in CALENDAR_WORDS for w in low + context_low)]
+               any(w in TIME_WORDS for w in low + context_low)]
     return np.concatenate([np.asarray(scalars, dtype=np.float32), span_vector, context_vector])
 
 
