@@ -5,7 +5,7 @@
     python -m bench.bitext_quality evaluate --home /tmp/bitext --learning-rate 3e-4 --lora-r 16 \
         --examples-seen 2400 --product-examples-seen 320 --eval-examples 24
     python -m bench.bitext_quality table    --home /tmp/bitext    # the markdown table of the evaluate rows
-    python -m bench.bitext_quality nearest  --home /tmp/bitext    # yardsticks: nearest, typical, random and best reply of its type
+    python -m bench.bitext_quality nearest  --home /tmp/bitext    # yardsticks: nearest, typical, random, best reply
     python -m bench.bitext_quality decoding --home /tmp/bitext --products contact --split val  # greedy vs MBR
     python -m bench.bitext_quality decoding --home /tmp/bitext --products refund --split val --beams 4  # vs beam
     python -m bench.bitext_quality shared-start --home /tmp/bitext --learning-rate 1e-3 --products contact
